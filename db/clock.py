@@ -1,0 +1,22 @@
+"""Timestamps: timezone-aware UTC, stored as ISO 8601 text."""
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: timestamps must be timezone-aware")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def utcnow_iso() -> str:
+    return to_iso(utcnow())
+
+
+def from_epoch(seconds: float) -> str:
+    return to_iso(datetime.fromtimestamp(seconds, timezone.utc))

@@ -1,0 +1,21 @@
+"""The data layer's own exceptions: nothing from sqlite3 leaks past the repository."""
+
+
+class RepositoryError(Exception):
+    """Base class for every error the data layer raises on purpose."""
+
+
+class NotADatabase(RepositoryError):
+    """The file is missing, is not SQLite, or belongs to another application."""
+
+
+class SchemaTooNew(RepositoryError):
+    """The database was written by a newer version of the product."""
+
+
+class DatabaseUnavailable(RepositoryError):
+    """A write could not be made (locked past the retry bound, read-only, disk full)."""
+
+
+class NotFound(RepositoryError):
+    """A row that was asked for by key does not exist."""

@@ -1,0 +1,184 @@
+"""Versioned schema migrations: a short ordered list, each applied once in its own transaction.
+
+Applied versions are recorded in ``schema_migrations``. A migration is never edited after it
+ships; a change to the schema is a new entry at the end of ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from db.clock import utcnow_iso
+from db.errors import NotADatabase, SchemaTooNew
+
+# PRAGMA application_id marks a file as this product's database ("MEMA").
+APPLICATION_ID = 0x4D454D41
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_INITIAL = """
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    participant_identity TEXT NOT NULL UNIQUE,
+    name TEXT,
+    email TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    call_count INTEGER NOT NULL DEFAULT 0,
+    order_count INTEGER NOT NULL DEFAULT 0,
+    lifetime_spend_cents INTEGER NOT NULL DEFAULT 0,
+    last_order_id INTEGER REFERENCES orders(id),
+    last_rating INTEGER CHECK (last_rating BETWEEN 1 AND 5),
+    last_feedback_comment TEXT
+);
+CREATE INDEX ix_customers_last_order_id ON customers(last_order_id);
+
+CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    customer_id INTEGER REFERENCES customers(id),
+    caller_name TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    end_reason TEXT
+);
+CREATE INDEX ix_calls_customer_id ON calls(customer_id);
+CREATE INDEX ix_calls_open ON calls(started_at) WHERE ended_at IS NULL;
+
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL UNIQUE REFERENCES calls(id),
+    customer_id INTEGER REFERENCES customers(id),
+    status TEXT NOT NULL CHECK (status IN ('in_progress', 'placed', 'abandoned')),
+    subtotal_cents INTEGER NOT NULL CHECK (subtotal_cents >= 0),
+    tip_cents INTEGER NOT NULL DEFAULT 0 CHECK (tip_cents >= 0),
+    total_cents INTEGER NOT NULL CHECK (total_cents >= 0),
+    payment_method TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    placed_at TEXT
+);
+CREATE INDEX ix_orders_customer_id ON orders(customer_id, created_at);
+CREATE INDEX ix_orders_created_at ON orders(created_at);
+
+CREATE TABLE order_items (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    menu_item TEXT NOT NULL,
+    name TEXT NOT NULL,
+    quantity INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 20),
+    unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
+    modifications TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(modifications)),
+    UNIQUE (order_id, position)
+);
+
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL UNIQUE REFERENCES calls(id),
+    customer_id INTEGER REFERENCES customers(id),
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    comment TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX ix_feedback_customer_id ON feedback(customer_id);
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    agent TEXT,
+    content TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (call_id, seq)
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The highest applied migration, 0 for an empty file; refuses files that are not ours."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabase(f"not a SQLite database ({exc})") from None
+    if app_id == 0 and not tables:
+        return 0
+    if app_id != APPLICATION_ID or "schema_migrations" not in tables:
+        raise NotADatabase("a SQLite database, but not a memory-agent database")
+    version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"database schema version {version} is newer than this code supports "
+            f"({LATEST_VERSION}); upgrade memory-agent"
+        )
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration, each in one IMMEDIATE transaction; returns the version."""
+    version = schema_version(conn)
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if migration.version <= _applied_version(conn):
+                conn.execute("ROLLBACK")
+                continue
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(_BOOKKEEPING)
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utcnow_iso()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return LATEST_VERSION
+
+
+def _applied_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (triggers contain semicolons)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

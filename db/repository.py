@@ -1,0 +1,346 @@
+"""The repository: every read and write the product makes, over one aiosqlite connection.
+
+Hot paths (the caller lookup, the end-of-call write) are hand-written SQL: one statement for
+the lookup, one short IMMEDIATE transaction for each write. The SQLModel models in
+``db.models`` describe the same schema for tools and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from db import migrations
+from db.clock import utcnow_iso
+from db.errors import DatabaseUnavailable, NotADatabase
+from db.records import (
+    CallRecord,
+    CustomerMemory,
+    FeedbackRecord,
+    MessageRecord,
+    OrderRecord,
+    PastItem,
+)
+
+log = logging.getLogger("memory_agent.db")
+
+BUSY_TIMEOUT_MS = 5_000
+WRITE_ATTEMPTS = 3
+
+_RECALL_SQL = """
+SELECT c.id, c.name, c.email, c.call_count, c.order_count, c.lifetime_spend_cents,
+       c.last_rating, c.last_feedback_comment,
+       o.created_at, o.total_cents, i.menu_item, i.name, i.quantity, i.modifications
+FROM customers AS c
+LEFT JOIN orders AS o ON o.id = c.last_order_id
+LEFT JOIN order_items AS i ON i.order_id = o.id
+WHERE c.participant_identity = ?
+ORDER BY i.position
+"""
+
+
+def database_path(url_or_path: str | Path) -> str:
+    """Accept a plain path or a ``sqlite://`` URL and return the file path."""
+    text = str(url_or_path)
+    for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    if "://" in text:
+        raise NotADatabase(f"unsupported database URL {text!r}: use a path or sqlite:///path")
+    return text
+
+
+class Repository:
+    """Reads and writes of customers, calls, orders, feedback and messages."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    # -- reads ------------------------------------------------------------------
+
+    async def recall(self, identity: str) -> CustomerMemory | None:
+        """What we know of a caller: one indexed statement, whatever their history."""
+        rows = await self._conn.execute_fetchall(_RECALL_SQL, (identity,))
+        if not rows:
+            return None
+        first = rows[0]
+        items = tuple(
+            PastItem(
+                menu_item_id=row[10], name=row[11], quantity=row[12], modifications=json.loads(row[13])
+            )
+            for row in rows
+            if row[10] is not None
+        )
+        return CustomerMemory(
+            customer_id=first[0],
+            name=first[1],
+            email=first[2],
+            call_count=first[3],
+            order_count=first[4],
+            lifetime_spend_cents=first[5],
+            last_rating=first[6],
+            last_feedback_comment=first[7],
+            last_order_at=first[8],
+            last_order_total_cents=first[9],
+            last_order_items=items,
+        )
+
+    async def fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Run a read-only query (reports, the demo's row listing)."""
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    # -- writes -----------------------------------------------------------------
+
+    async def open_call(self, *, call_id: str, identity: str | None, started_at: str) -> int | None:
+        """Record that a call began; returns the caller's customer id (None when anonymous)."""
+        async with self._write() as conn:
+            customer_id = None
+            if identity is not None:
+                cursor = await conn.execute(
+                    "INSERT INTO customers (participant_identity, created_at, last_seen_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (participant_identity)"
+                    " DO UPDATE SET last_seen_at = excluded.last_seen_at RETURNING id",
+                    (identity, started_at, started_at),
+                )
+                customer_id = (await cursor.fetchone())[0]
+            cursor = await conn.execute(
+                "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                (call_id, customer_id, started_at),
+            )
+            if cursor.rowcount == 1 and customer_id is not None:
+                await conn.execute(
+                    "UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,)
+                )
+            return customer_id
+
+    async def save_caller_name(self, *, call_id: str, customer_id: int | None, name: str) -> None:
+        async with self._write() as conn:
+            await _save_name(conn, call_id, customer_id, name)
+
+    async def save_email(self, *, customer_id: int | None, email: str) -> None:
+        if customer_id is None:
+            return
+        async with self._write() as conn:
+            await conn.execute("UPDATE customers SET email = ? WHERE id = ?", (email, customer_id))
+
+    async def save_order(self, *, call_id: str, customer_id: int | None, order: OrderRecord) -> int | None:
+        """Write the call's order as it is now; a placed order is final."""
+        async with self._write() as conn:
+            return await _save_order(conn, call_id, customer_id, order)
+
+    async def save_feedback(
+        self, *, call_id: str, customer_id: int | None, feedback: FeedbackRecord
+    ) -> None:
+        async with self._write() as conn:
+            await _save_feedback(conn, call_id, customer_id, feedback)
+
+    async def finalize_call(self, record: CallRecord) -> None:
+        """Write everything a finished call leaves, in one transaction; safe to repeat."""
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                (record.call_id, record.customer_id, record.ended_at),
+            )
+            if record.caller_name:
+                await _save_name(conn, record.call_id, record.customer_id, record.caller_name)
+            if record.email and record.customer_id is not None:
+                await conn.execute(
+                    "UPDATE customers SET email = ? WHERE id = ?", (record.email, record.customer_id)
+                )
+            if record.order is not None:
+                await _save_order(conn, record.call_id, record.customer_id, record.order)
+            if record.feedback is not None:
+                await _save_feedback(conn, record.call_id, record.customer_id, record.feedback)
+            await _save_messages(conn, record.call_id, record.messages)
+            await conn.execute(
+                "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?)"
+                " WHERE id = ?",
+                (record.ended_at, record.end_reason, record.call_id),
+            )
+            if record.customer_id is not None:
+                await conn.execute(
+                    "UPDATE customers SET last_seen_at = max(last_seen_at, ?) WHERE id = ?",
+                    (record.ended_at, record.customer_id),
+                )
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A short write transaction that takes the write lock up front, retried within a bound."""
+        async with self._write_lock:
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    await self._conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if attempt == WRITE_ATTEMPTS or not _is_busy(exc):
+                        raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                    await asyncio.sleep(0.05 * attempt)
+            try:
+                yield self._conn
+                await self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                raise
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+async def _save_name(conn: aiosqlite.Connection, call_id: str, customer_id: int | None, name: str) -> None:
+    await conn.execute("UPDATE calls SET caller_name = ? WHERE id = ?", (name, call_id))
+    if customer_id is not None:
+        await conn.execute("UPDATE customers SET name = ? WHERE id = ?", (name, customer_id))
+
+
+async def _save_order(
+    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, order: OrderRecord
+) -> int | None:
+    existing = await (
+        await conn.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,))
+    ).fetchone()
+    if existing is not None and existing[1] == "placed":
+        return int(existing[0])
+    if existing is None and not order.items:
+        return None
+    now = utcnow_iso()
+    placed_at = now if order.status == "placed" else None
+    cursor = await conn.execute(
+        "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
+        " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
+        " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
+        " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
+        " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
+        (
+            call_id,
+            customer_id,
+            order.status,
+            order.subtotal_cents,
+            order.tip_cents,
+            order.total_cents,
+            order.payment_method,
+            now,
+            now,
+            placed_at,
+        ),
+    )
+    order_id = int((await cursor.fetchone())[0])
+    await conn.execute("DELETE FROM order_items WHERE order_id = ?", (order_id,))
+    await conn.executemany(
+        "INSERT INTO order_items (order_id, position, menu_item, name, quantity, unit_price_cents,"
+        " modifications) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                order_id,
+                position,
+                item.menu_item_id,
+                item.name,
+                item.quantity,
+                item.unit_price_cents,
+                json.dumps(item.modifications, ensure_ascii=False),
+            )
+            for position, item in enumerate(order.items, start=1)
+        ],
+    )
+    if order.status == "placed" and customer_id is not None:
+        await conn.execute(
+            "UPDATE customers SET order_count = order_count + 1,"
+            " lifetime_spend_cents = lifetime_spend_cents + ?, last_order_id = ? WHERE id = ?",
+            (order.total_cents, order_id, customer_id),
+        )
+    return order_id
+
+
+async def _save_feedback(
+    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
+) -> None:
+    await conn.execute(
+        "INSERT INTO feedback (call_id, customer_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment",
+        (call_id, customer_id, feedback.rating, feedback.comment, utcnow_iso()),
+    )
+    if customer_id is not None:
+        await conn.execute(
+            "UPDATE customers SET last_rating = ?, last_feedback_comment = ? WHERE id = ?",
+            (feedback.rating, feedback.comment, customer_id),
+        )
+
+
+async def _save_messages(
+    conn: aiosqlite.Connection, call_id: str, messages: Sequence[MessageRecord]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO messages (call_id, seq, role, agent, content, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (call_id, seq) DO UPDATE SET role = excluded.role, agent = excluded.agent,"
+        " content = excluded.content, created_at = excluded.created_at"
+        " WHERE messages.content IS NOT excluded.content OR messages.role IS NOT excluded.role",
+        [
+            (call_id, seq, m.role, m.agent, m.content, m.created_at)
+            for seq, m in enumerate(messages, start=1)
+        ],
+    )
+
+
+def _prepare(path: str, *, create: bool) -> None:
+    """Check the file is ours (or new), then switch on WAL and migrate; never touches foreign files."""
+    file = Path(path)
+    if not create and not file.is_file():
+        raise NotADatabase(f"database {path} does not exist")
+    if file.exists() and file.is_dir():
+        raise NotADatabase(f"database path {path} is a directory")
+    if create and not file.parent.is_dir():
+        raise NotADatabase(f"folder {file.parent} does not exist")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        migrations.schema_version(conn)
+        if create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            migrations.migrate(conn)
+        elif migrations.schema_version(conn) < migrations.LATEST_VERSION:
+            raise NotADatabase(f"database {path} has an older schema; open it with memory-agent once")
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabase(f"{path} is not a usable database ({exc})") from None
+    finally:
+        conn.close()
+
+
+@asynccontextmanager
+async def open_repository(
+    url_or_path: str | Path, *, read_only: bool = False
+) -> AsyncIterator[Repository]:
+    """Open the database (creating and migrating it unless read-only) and yield the repository."""
+    path = database_path(url_or_path)
+    await asyncio.to_thread(_prepare, path, create=not read_only)
+    target = f"file:{Path(path).resolve().as_posix()}?mode=ro" if read_only else path
+    conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = FULL")
+        conn.row_factory = sqlite3.Row
+        repo = Repository(conn, path)
+        yield repo
+    finally:
+        await conn.close()

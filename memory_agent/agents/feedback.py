@@ -1,0 +1,65 @@
+"""The Feedback agent: a 1-5 rating, a comment, optionally an email for the receipt; then goodbye."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from livekit.agents import RunContext, ToolError, function_tool, llm
+
+from memory_agent import checkpoint
+from memory_agent.agents.base import BellaVistaAgent, caller_context
+from memory_agent.state import Userdata
+
+MAX_COMMENT = 1000
+
+INSTRUCTIONS = """\
+The order is done. Ask the caller to rate their experience from 1 to 5 and for any comment, \
+and save it with record_feedback. Offer to email the receipt; if they give an address, save it \
+with save_email (skip this if we already have their email). Then thank them and say goodbye."""
+
+
+class Feedback(BellaVistaAgent):
+    def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
+        super().__init__(instructions=caller_context(ud) + "\n\n" + INSTRUCTIONS, chat_ctx=chat_ctx)
+
+    async def on_enter(self) -> None:
+        self.session.generate_reply()
+
+    async def on_exit(self) -> None:
+        await checkpoint.save_feedback(self.userdata)
+
+    @function_tool
+    async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:
+        """Save the caller's rating of their experience, once they have given one.
+
+        Args:
+            rating: A whole number from 1 (bad) to 5 (excellent).
+            comment: What the caller said about their experience, in their words; empty if nothing.
+        """
+        if not 1 <= rating <= 5:
+            raise ToolError("The rating must be a whole number from 1 to 5; ask the caller again.")
+        text = " ".join("".join(ch for ch in comment if unicodedata.category(ch)[0] != "C" or ch == "\n").split())
+        if len(text) > MAX_COMMENT:
+            raise ToolError(f"Summarize the comment in at most {MAX_COMMENT} characters.")
+        ud = context.userdata
+        ud.order.feedback_rating = rating
+        ud.order.feedback_comment = text
+        await checkpoint.save_feedback(ud)
+        return "Feedback saved." + (" Apologize sincerely." if rating <= 2 else " Thank them.")
+
+    @function_tool
+    async def save_email(self, context: RunContext[Userdata], email: str) -> str:
+        """Save the caller's email address for the receipt, after they spell it out.
+
+        Args:
+            email: The address, e.g. "maria@example.com".
+        """
+        try:
+            normalized = validate_email(email.strip(), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ToolError(f"That is not a valid email address ({exc}); ask the caller to spell it again.") from None
+        ud = context.userdata
+        ud.order.email = normalized
+        await checkpoint.save_feedback(ud)
+        return f"Saved {normalized}; the receipt will go there."

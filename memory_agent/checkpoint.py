@@ -1,0 +1,41 @@
+"""Write-through of the call's state as it changes; a failed write never interrupts the caller.
+
+Whatever a write here misses, the end-of-call finalize writes (or spools) from the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from db import RepositoryError
+from memory_agent.state import Userdata
+
+log = logging.getLogger("memory_agent")
+
+
+async def save_order(ud: Userdata) -> None:
+    try:
+        await ud.repo.save_order(
+            call_id=ud.call_id, customer_id=ud.customer_id, order=ud.order.to_record(final=False)
+        )
+    except RepositoryError as exc:
+        log.warning("order write-through failed for call %s: %s", ud.call_id, exc)
+
+
+async def save_name(ud: Userdata) -> None:
+    if not ud.caller_name:
+        return
+    try:
+        await ud.repo.save_caller_name(call_id=ud.call_id, customer_id=ud.customer_id, name=ud.caller_name)
+    except RepositoryError as exc:
+        log.warning("name write-through failed for call %s: %s", ud.call_id, exc)
+
+
+async def save_feedback(ud: Userdata) -> None:
+    try:
+        if (feedback := ud.order.feedback_record()) is not None:
+            await ud.repo.save_feedback(call_id=ud.call_id, customer_id=ud.customer_id, feedback=feedback)
+        if ud.order.email:
+            await ud.repo.save_email(customer_id=ud.customer_id, email=ud.order.email)
+    except RepositoryError as exc:
+        log.warning("feedback write-through failed for call %s: %s", ud.call_id, exc)

@@ -1,0 +1,53 @@
+"""Fixtures: a migrated SQLite file in a temporary folder and scripted calls through the real agents."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+
+import pytest
+
+from db import Repository, open_repository
+from memory_agent import Call, start_call
+from memory_agent.scripted_llm import ScriptedLLM, Step
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+async def repo(db_path: Path) -> AsyncIterator[Repository]:
+    async with open_repository(db_path) as repository:
+        yield repository
+
+
+def rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    """Read the database the way an owner would: a separate plain sqlite3 connection."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def scripted_call(
+    repo: Repository,
+    identity: str | None,
+    steps: Iterable[Step],
+    user_lines: Iterable[str] = (),
+    *,
+    finish: bool = True,
+) -> tuple[Call, ScriptedLLM]:
+    """Run one call: the greeting, then each user line as a turn; finish it unless told not to."""
+    llm = ScriptedLLM(steps)
+    call = await start_call(identity=identity, repo=repo, llm=llm)
+    assert call.greeting is not None
+    await call.greeting
+    for line in user_lines:
+        await call.session.run(user_input=line)
+    if finish:
+        await call.finish()
+    return call, llm
