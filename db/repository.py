@@ -19,7 +19,7 @@ import aiosqlite
 
 from db import migrations
 from db.clock import utcnow_iso
-from db.errors import DatabaseUnavailable, NotADatabase
+from db.errors import DatabaseUnavailable, NotADatabase, NotFound
 from db.records import (
     CallRecord,
     CustomerMemory,
@@ -94,9 +94,27 @@ class Repository:
             last_order_items=items,
         )
 
-    async def fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        """Run a read-only query (reports, the demo's row listing)."""
-        return list(await self._conn.execute_fetchall(sql, params))
+    async def customer(self, identity: str) -> dict[str, object] | None:
+        """The customer row for an identity, as a dict."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM customers WHERE participant_identity = ?", (identity,)
+        )
+        return dict(rows[0]) if rows else None
+
+    async def call_summary(self, call_id: str) -> dict[str, object]:
+        """One call at a glance: its order, items, feedback and transcript size."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,"
+            " (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM"
+            "   (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,"
+            " (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,"
+            " (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages"
+            " FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?",
+            (call_id,),
+        )
+        if not rows:
+            raise NotFound(f"no call {call_id!r}")
+        return dict(rows[0])
 
     # -- writes -----------------------------------------------------------------
 
@@ -314,7 +332,7 @@ def _prepare(path: str, *, create: bool) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        migrations.schema_version(conn)
+        _check_ours(conn, path)
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
             migrations.migrate(conn)
@@ -324,6 +342,13 @@ def _prepare(path: str, *, create: bool) -> None:
         raise NotADatabase(f"{path} is not a usable database ({exc})") from None
     finally:
         conn.close()
+
+
+def _check_ours(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        migrations.schema_version(conn)
+    except NotADatabase as exc:
+        raise NotADatabase(f"{path}: {exc}") from None
 
 
 @asynccontextmanager

@@ -36,10 +36,9 @@ def memory_text(memory: CustomerMemory | None) -> str:
     if memory is None:
         return "This is a new caller: we have no memory of them."
     name = f'"{clip(memory.name, MAX_NAME)}"' if memory.name else "a caller whose name we never learned"
-    previous_calls = max(memory.call_count - 1, 0)
     lines = [
-        f"Returning caller: {name}. They called {previous_calls} time(s) before and placed "
-        f"{memory.order_count} order(s), {format_cents(memory.lifetime_spend_cents)} in total."
+        f"Returning caller: {name}. They have placed {memory.order_count} order(s) with us, "
+        f"{format_cents(memory.lifetime_spend_cents)} in total."
     ]
     if memory.name:
         lines.append("You already know their name: never ask for it again.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import rows, scripted_call
-from scripts import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
 
 async def test_first_call_writes_customer_order_feedback_and_transcript(repo, db_path):
@@ -18,7 +18,7 @@ async def test_first_call_writes_customer_order_feedback_and_transcript(repo, db
         ("margherita_pizza", 2, 1450, '["extra basil"]'),
         ("tiramisu", 1, 750, "[]"),
     ]
-    assert rows(db_path, "SELECT rating, comment FROM feedback") == [(2, "the pizza was cold last week")]
+    assert rows(db_path, "SELECT rating, comment FROM feedback") == [(2, "the pizza arrived cold")]
     said = [r[0] for r in rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY seq")]
     assert said == FIRST_CALL_LINES
     assert rows(db_path, "SELECT end_reason IS NOT NULL, ended_at IS NOT NULL FROM calls") == [(1, 1)]
@@ -33,7 +33,7 @@ async def test_returning_caller_is_greeted_by_name_with_last_order(repo, db_path
     assert '"Maria"' in greeting
     assert "2x Margherita Pizza (extra basil) and 1x Tiramisu" in greeting
     assert "Apologize" in greeting
-    assert "pizza was cold" in greeting
+    assert "the pizza arrived cold" in greeting
     # the OrderTaker knows the name too, and is never told to ask for it
     order_taker_turn = llm.requests[2].instructions
     assert "reorder_last_order" in llm.requests[2].tool_names

@@ -1,0 +1,37 @@
+"""`memory-agent chat`: the real agent chain in a terminal, one line of standard input per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from livekit.plugins import openai
+
+from db import open_repository
+from memory_agent.call import start_call
+from memory_agent.demo import print_events
+from memory_agent.settings import Settings
+
+
+async def run_chat(settings: Settings, identity: str) -> None:
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+    llm = openai.LLM(model=settings.llm_model, api_key=api_key, base_url=settings.openai_base_url)
+    interactive = sys.stdin.isatty()
+    async with open_repository(settings.db) as repo:
+        call = await start_call(
+            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s
+        )
+        try:
+            assert call.greeting is not None
+            print_events(await call.greeting, print)
+            while True:
+                if interactive:
+                    print("you> ", end="", flush=True)
+                line = await asyncio.to_thread(sys.stdin.readline)
+                if not line:
+                    break
+                if line.strip():
+                    print_events(await call.session.run(user_input=line.strip()), print)
+        finally:
+            await call.finish("caller_hung_up")
+    print(f"(call saved to {settings.db})")

@@ -1,0 +1,146 @@
+"""The `memory-agent` command: demo, chat, inspect, and the LiveKit worker (start/dev)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from db import RepositoryError
+from memory_agent.settings import Settings
+
+app = typer.Typer(
+    help="Bella Vista's phone ordering agent that remembers every caller.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite database file (default: $MEMORY_AGENT_DB or ./memory.db)."),
+]
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def _settings(db: Path | None = None) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if db is not None:
+        settings.db = db
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+@app.command()
+def demo(db: DbOption = None) -> None:
+    """Replay two scripted calls of one caller offline (no keys) and show what was remembered."""
+    from memory_agent.demo import run_demo
+
+    settings = _settings(db)
+    logging.getLogger().setLevel(logging.WARNING)
+    asyncio.run(run_demo(settings.db))
+
+
+@app.command()
+def chat(
+    identity: Annotated[str, typer.Option("--identity", help="Who is calling (their participant identity).")],
+    db: DbOption = None,
+) -> None:
+    """Talk to the agent chain in the terminal, one line per turn (reads standard input)."""
+    from memory_agent.chat import run_chat
+
+    settings = _settings(db)
+    if settings.openai_api_key is None and settings.openai_base_url is None:
+        raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat")
+    logging.getLogger().setLevel(logging.WARNING)
+    asyncio.run(run_chat(settings, identity))
+
+
+@app.command()
+def inspect(db: DbOption = None) -> None:
+    """Browse the database in Datasette, read-only (needs the 'inspect' extra)."""
+    from memory_agent.inspect import inspect_database
+
+    settings = _settings(db)
+    raise typer.Exit(inspect_database(settings.db))
+
+
+def _run_worker(mode: str, extra: list[str]) -> None:
+    settings = _settings()
+    missing = [
+        name
+        for name, value in (
+            ("LIVEKIT_URL", settings.livekit_url),
+            ("LIVEKIT_API_KEY", settings.livekit_api_key),
+            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise UsageError(f"set {', '.join(missing)} to run the worker (see .env.example)")
+    if settings.openai_api_key is None and settings.openai_base_url is None:
+        raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL) for the worker's LLM and TTS")
+    if settings.deepgram_api_key is None:
+        raise UsageError("set DEEPGRAM_API_KEY for the worker's speech recognition")
+    from livekit.agents import cli
+
+    from memory_agent.worker import server
+
+    sys.argv = ["memory-agent", mode, *extra]
+    cli.run_app(server)
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def start(ctx: typer.Context) -> None:
+    """Run the LiveKit worker in production mode (needs LIVEKIT_* and provider keys)."""
+    _run_worker("start", ctx.args)
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def dev(ctx: typer.Context) -> None:
+    """Run the LiveKit worker in development mode, reloading on change."""
+    _run_worker("dev", ctx.args)
+
+
+@app.command("download-files")
+def download_files() -> None:
+    """Fetch the plugins' model files ahead of time (Silero ships inside its wheel)."""
+    from livekit.agents import cli
+
+    from memory_agent.worker import server
+
+    sys.argv = ["memory-agent", "download-files"]
+    cli.run_app(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the installed script; every user mistake is one line on stderr."""
+    try:
+        app(args=argv, prog_name="memory-agent")
+    except UsageError as exc:
+        print(f"memory-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except RepositoryError as exc:
+        print(f"memory-agent: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("memory-agent: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

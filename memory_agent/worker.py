@@ -1,0 +1,61 @@
+"""The LiveKit worker: one job per call, wired from Settings to start_call and finish()."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from livekit import rtc
+from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.plugins import deepgram, openai, silero
+
+from db import open_repository
+from memory_agent.call import start_call
+from memory_agent.identity import caller_key, redact
+from memory_agent.settings import Settings
+
+log = logging.getLogger("memory_agent")
+
+server = AgentServer()
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the VAD once per worker process (the model ships inside the silero wheel)."""
+    proc.userdata["vad"] = silero.VAD.load()
+
+
+server.setup_fnc = prewarm
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    settings = Settings()
+    await ctx.connect()
+    participant = await ctx.wait_for_participant()
+    key = caller_key(
+        participant.identity,
+        is_sip=participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
+        attributes=participant.attributes,
+    )
+    stack = AsyncExitStack()
+    repo = await stack.enter_async_context(open_repository(settings.db))
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    call = await start_call(
+        identity=key,
+        repo=repo,
+        llm=openai.LLM(model=settings.llm_model, api_key=api_key, base_url=settings.openai_base_url),
+        stt=deepgram.STT(),
+        tts=openai.TTS(voice=settings.tts_voice, api_key=api_key, base_url=settings.openai_base_url),
+        vad=ctx.proc.userdata.get("vad") or silero.VAD.load(),
+        room=ctx.room,
+        recall_budget_s=settings.recall_budget_s,
+    )
+    log.info("serving %s in room %s", redact(key), ctx.room.name)
+
+    async def finish_and_close() -> None:
+        try:
+            await call.finish("job_shutdown")
+        finally:
+            await stack.aclose()
+
+    ctx.add_shutdown_callback(finish_and_close)
