@@ -1,17 +1,17 @@
 """Timestamps: timezone-aware UTC, stored as ISO 8601 text."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_iso(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds, so text order is time order."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware")
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def utcnow_iso() -> str:
@@ -19,4 +19,4 @@ def utcnow_iso() -> str:
 
 
 def from_epoch(seconds: float) -> str:
-    return to_iso(datetime.fromtimestamp(seconds, timezone.utc))
+    return to_iso(datetime.fromtimestamp(seconds, UTC))

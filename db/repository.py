@@ -358,7 +358,7 @@ async def open_repository(
     """Open the database (creating and migrating it unless read-only) and yield the repository."""
     path = database_path(url_or_path)
     await asyncio.to_thread(_prepare, path, create=not read_only)
-    target = f"file:{Path(path).resolve().as_posix()}?mode=ro" if read_only else path
+    target = f"file:{Path(path).absolute().as_posix()}?mode=ro" if read_only else path  # noqa: ASYNC240
     conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -88,9 +88,7 @@ async def start_call(
     ud.customer_id = await repo.open_call(call_id=ud.call_id, identity=key, started_at=utcnow_iso())
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
-    session: AgentSession[Userdata] = AgentSession(
-        userdata=ud, llm=llm, stt=stt, tts=tts, vad=vad, turn_handling=turns
-    )
+    session: AgentSession[Userdata] = AgentSession(userdata=ud, llm=llm, stt=stt, tts=tts, vad=vad, turn_handling=turns)
     call = Call(session=session, userdata=ud)
     session.on("close", call._on_close)
     log.info("call %s started for %s", ud.call_id, redact(key))

@@ -18,9 +18,7 @@ async def run_chat(settings: Settings, identity: str) -> None:
     llm = openai.LLM(model=settings.llm_model, api_key=api_key, base_url=settings.openai_base_url)
     interactive = sys.stdin.isatty()
     async with open_repository(settings.db) as repo:
-        call = await start_call(
-            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s
-        )
+        call = await start_call(identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s)
         try:
             assert call.greeting is not None
             print_events(await call.greeting, print)

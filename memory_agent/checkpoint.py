@@ -15,9 +15,7 @@ log = logging.getLogger("memory_agent")
 
 async def save_order(ud: Userdata) -> None:
     try:
-        await ud.repo.save_order(
-            call_id=ud.call_id, customer_id=ud.customer_id, order=ud.order.to_record(final=False)
-        )
+        await ud.repo.save_order(call_id=ud.call_id, customer_id=ud.customer_id, order=ud.order.to_record(final=False))
     except RepositoryError as exc:
         log.warning("order write-through failed for call %s: %s", ud.call_id, exc)
 

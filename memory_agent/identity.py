@@ -25,9 +25,7 @@ def normalize_phone(raw: str, default_region: str = "US") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def caller_key(
-    identity: object, *, is_sip: bool = False, attributes: Mapping[str, object] | None = None
-) -> str | None:
+def caller_key(identity: object, *, is_sip: bool = False, attributes: Mapping[str, object] | None = None) -> str | None:
     """The customer key for a participant; None means serve without memory."""
     if is_sip and attributes is not None:
         phone = attributes.get("sip.phoneNumber")

@@ -62,9 +62,7 @@ class Request:
     @property
     def text(self) -> str:
         """Every message's text, for 'was the LLM told X' assertions."""
-        return "\n".join(
-            item.text_content or "" for item in self.chat_ctx.items if item.type == "message"
-        )
+        return "\n".join(item.text_content or "" for item in self.chat_ctx.items if item.type == "message")
 
 
 class ScriptedLLM(llm.LLM):
@@ -106,8 +104,7 @@ class ScriptedLLM(llm.LLM):
         names = tuple(sorted(getattr(t, "id", getattr(t, "name", "")) for t in tools))
         self.requests.append(Request(chat_ctx.copy(), names, tool_choice))
         step: Step = self._steps.popleft() if self._steps else Say(self._exhausted)
-        return _ScriptedStream(self, step, next(self._ids), chat_ctx=chat_ctx, tools=tools,
-                               conn_options=conn_options)
+        return _ScriptedStream(self, step, next(self._ids), chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
 
 
 class _ScriptedStream(llm.LLMStream):
@@ -128,9 +125,7 @@ class _ScriptedStream(llm.LLMStream):
             delta = llm.ChoiceDelta(
                 role="assistant",
                 tool_calls=[
-                    llm.FunctionToolCall(
-                        name=c.name, arguments=json.dumps(c.arguments), call_id=f"call_{self._n}_{i}"
-                    )
+                    llm.FunctionToolCall(name=c.name, arguments=json.dumps(c.arguments), call_id=f"call_{self._n}_{i}")
                     for i, c in enumerate(calls)
                 ],
             )

@@ -26,9 +26,7 @@ def caller_context(ud: Userdata) -> str:
     """The part of every agent's instructions that says who is calling."""
     parts = [PERSONA.format(restaurant=ud.menu.restaurant)]
     if ud.caller_name:
-        parts.append(
-            f'The caller\'s name is "{clip(ud.caller_name, 60)}". Use it; never ask for it again.'
-        )
+        parts.append(f'The caller\'s name is "{clip(ud.caller_name, 60)}". Use it; never ask for it again.')
     if ud.memory is not None:
         parts.append("What we remember about this caller:\n" + memory_text(ud.memory))
     return "\n\n".join(parts)

@@ -71,8 +71,11 @@ async def recall(ud: Userdata) -> CustomerMemory | None:
     try:
         return await asyncio.wait_for(ud.repo.recall(ud.identity), timeout=ud.recall_budget_s)
     except TimeoutError:
-        log.warning("caller lookup for %s took over %.0f ms; greeting without memory",
-                    redact(ud.identity), ud.recall_budget_s * 1000)
+        log.warning(
+            "caller lookup for %s took over %.0f ms; greeting without memory",
+            redact(ud.identity),
+            ud.recall_budget_s * 1000,
+        )
     except RepositoryError as exc:
         log.warning("caller lookup for %s failed (%s); greeting without memory", redact(ud.identity), exc)
     return None
@@ -81,11 +84,10 @@ async def recall(ud: Userdata) -> CustomerMemory | None:
 def clean_name(name: object) -> str:
     """A caller's name fit to store and say back, or a ToolError that says what was wrong."""
     if not isinstance(name, str):
-        raise ToolError("The name must be text, e.g. \"Maria\".")
+        raise ToolError('The name must be text, e.g. "Maria".')
     cleaned = " ".join("".join(ch for ch in name if unicodedata.category(ch)[0] != "C").split())
     if not cleaned:
         raise ToolError("The name is empty: ask the caller for their name again.")
     if len(cleaned) > MAX_NAME:
         raise ToolError(f"That is not a name (over {MAX_NAME} characters): ask the caller for their first name.")
     return cleaned
-

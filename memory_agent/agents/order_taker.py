@@ -64,9 +64,7 @@ class OrderTaker(BellaVistaAgent):
         if not 1 <= quantity <= MAX_QUANTITY:
             raise ToolError(f"Quantity must be between 1 and {MAX_QUANTITY}; ask the caller how many they want.")
         mods = clean_modifications(modifications)
-        line = next(
-            (li for li in ud.order.items if li.menu_item_id == menu_item.id and li.modifications == mods), None
-        )
+        line = next((li for li in ud.order.items if li.menu_item_id == menu_item.id and li.modifications == mods), None)
         if line is not None:
             if line.quantity + quantity > MAX_QUANTITY:
                 raise ToolError(
@@ -194,8 +192,7 @@ def clean_modifications(modifications: tuple[str, ...]) -> list[str]:
         text = " ".join("".join(ch for ch in mod if unicodedata.category(ch)[0] != "C").split())
         if len(text) > MAX_MODIFICATION_CHARS:
             raise ToolError(
-                f"Modifications must be short notes of at most {MAX_MODIFICATION_CHARS} characters, "
-                'like "extra basil".'
+                f'Modifications must be short notes of at most {MAX_MODIFICATION_CHARS} characters, like "extra basil".'
             )
         if text:
             cleaned.append(text)

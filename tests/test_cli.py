@@ -1,0 +1,75 @@
+"""The installed `memory-agent` command as a newcomer runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import rows
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LIVEKIT_", "DEEPGRAM_"))}
+
+
+def run(*args: str, cwd, env=None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memory_agent", *args],
+        cwd=cwd,
+        env=env or CLEAN_ENV,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_runs_offline_and_remembers_the_caller(tmp_path):
+    result = run("demo", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "scripted" in result.stdout
+    assert "Welcome back, Maria" in result.stdout
+    assert 'Returning caller: "Maria"' in result.stdout
+    db = tmp_path / "memory.db"
+    assert rows(db, "SELECT name, order_count FROM customers") == [("Maria", 2)]
+    assert rows(db, "SELECT status FROM orders") == [("placed",), ("placed",)]
+
+
+def test_demo_honours_db_option_and_environment(tmp_path):
+    env = {**CLEAN_ENV, "MEMORY_AGENT_DB": str(tmp_path / "from_env.db")}
+    assert run("demo", cwd=tmp_path, env=env).returncode == 0
+    assert run("demo", "--db", str(tmp_path / "flag.db"), cwd=tmp_path, env=env).returncode == 0
+
+    assert rows(tmp_path / "from_env.db", "SELECT count(*) FROM customers") == [(1,)]
+    assert rows(tmp_path / "flag.db", "SELECT count(*) FROM customers") == [(1,)]
+    assert not (tmp_path / "memory.db").exists()
+
+
+def test_chat_without_credentials_exits_with_one_line(tmp_path):
+    result = run("chat", "--identity", "alice", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "memory-agent: error: set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat"
+    ]
+    assert not (tmp_path / "memory.db").exists()
+
+
+def test_worker_without_livekit_settings_exits_non_zero(tmp_path):
+    result = run("start", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("shopping list\n")
+
+    result = run("demo", "--db", str(bogus), cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a SQLite database" in result.stderr
+    assert bogus.read_text() == "shopping list\n"
