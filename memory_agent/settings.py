@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+_PLACEHOLDER = re.compile(r"your-project|changeme|<[^>]*>", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -26,6 +31,25 @@ class Settings(BaseSettings):
     livekit_url: str | None = Field(default=None, validation_alias="LIVEKIT_URL")
     livekit_api_key: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_KEY")
     livekit_api_secret: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_SECRET")
+
+    @field_validator(
+        "openai_api_key",
+        "openai_base_url",
+        "deepgram_api_key",
+        "livekit_url",
+        "livekit_api_key",
+        "livekit_api_secret",
+        mode="before",
+    )
+    @classmethod
+    def _no_placeholders(cls, value: object) -> object:
+        """Empty means unset; a value copied unchanged from .env.example is refused."""
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if _PLACEHOLDER.search(value):
+                raise ValueError(f"{value!r} is a placeholder from .env.example: put the real value")
+        return value
 
     @property
     def recall_budget_s(self) -> float:
