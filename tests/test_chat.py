@@ -1,0 +1,41 @@
+"""`memory-agent chat` against a local OpenAI-compatible server: the real openai plugin, piped input."""
+
+from __future__ import annotations
+
+from conftest import rows
+from openai_stub import OpenAIStub
+from test_cli import CLEAN_ENV, run
+
+
+def chat(tmp_path, stub: OpenAIStub, lines: str):
+    env = {**CLEAN_ENV, "OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "local"}
+    return run("chat", "--identity", "alice", cwd=tmp_path, env=env, stdin=lines)
+
+
+def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
+    first = [
+        "Welcome to Bella Vista! What's your name?",
+        {"tool": "save_customer_name", "arguments": {"name": "Alice"}},
+        "Nice to meet you, Alice!",
+    ]
+    with OpenAIStub(first) as stub:
+        result = chat(tmp_path, stub, "I'm Alice\n")
+
+    assert result.returncode == 0, result.stderr
+    assert "Welcome to Bella Vista" in result.stdout
+    assert "Nice to meet you, Alice!" in result.stdout
+    db = tmp_path / "memory.db"
+    assert rows(db, "SELECT name FROM customers WHERE participant_identity = 'alice'") == [("Alice",)]
+    # end of input hung up: the call is finalized with the caller's words
+    assert rows(db, "SELECT content FROM messages WHERE role = 'user'") == [("I'm Alice",)]
+    assert rows(db, "SELECT end_reason FROM calls") == [("caller_hung_up",)]
+
+    with OpenAIStub(["Welcome back, Alice!"]) as stub:
+        result = chat(tmp_path, stub, "")
+
+    assert result.returncode == 0, result.stderr
+    system = stub.requests[0]["messages"][0]
+    assert system["role"] in ("system", "developer")
+    assert 'The caller\'s name is "Alice"' in system["content"]
+    tools = {t["function"]["name"] for t in stub.requests[0]["tools"]}
+    assert tools == {"save_customer_name", "transfer_to_order_taker"}

@@ -1,0 +1,86 @@
+"""The menu is validated data matched by what callers say; money is spoken from integer cents."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from memory_agent.menu import Menu, load_menu
+from memory_agent.speech import format_cents, join_words, spoken_cents
+
+MENU = load_menu()
+
+
+def test_default_menu_has_bella_vista_prices_in_cents():
+    prices = {item.name: item.price_cents for item in MENU.items}
+    assert prices == {
+        "Margherita Pizza": 1450,
+        "Pepperoni Pizza": 1600,
+        "Caesar Salad": 975,
+        "Spaghetti Carbonara": 1525,
+        "Tiramisu": 750,
+        "Sparkling Water": 300,
+    }
+
+
+@pytest.mark.parametrize(
+    ("spoken", "item_id"),
+    [
+        ("margherita", "margherita_pizza"),
+        ("Margherita Pizza", "margherita_pizza"),
+        ("MARGHERITA_PIZZA", "margherita_pizza"),
+        ("a carbonara", "spaghetti_carbonara"),
+        ("the spaghetti carbonara", "spaghetti_carbonara"),
+        ("tiramisù", "tiramisu"),
+        ("tiramisus", "tiramisu"),
+        ("two caesar salads", None),
+        ("caesar salads", "caesar_salad"),
+        ("pizza", None),
+        ("sushi", None),
+        ("", None),
+    ],
+)
+def test_items_are_found_by_spoken_variants(spoken, item_id):
+    found = MENU.find(spoken)
+    assert (found.id if found else None) == item_id
+
+
+def test_menu_prompt_lists_every_item_with_its_price():
+    listing = MENU.prompt_listing()
+    for item in MENU.items:
+        assert f"{item.id}: {item.name}, {format_cents(item.price_cents)}" in listing
+
+
+@pytest.mark.parametrize(
+    "bad_item",
+    [
+        {"id": "free", "name": "Free", "category": "X", "price_cents": 0},
+        {"id": "float", "name": "Float", "category": "X", "price_cents": 9.99},
+        {"id": "Bad Id", "name": "Bad", "category": "X", "price_cents": 100},
+        {"id": "dup", "name": "Tiramisu", "category": "X", "price_cents": 100},
+    ],
+)
+def test_invalid_menus_are_refused(bad_item):
+    items = [item.model_dump() for item in MENU.items] + [bad_item]
+    with pytest.raises(ValidationError):
+        Menu.model_validate({"restaurant": "X", "items": items})
+
+
+@pytest.mark.parametrize(
+    ("cents", "shown", "spoken"),
+    [
+        (1450, "$14.50", "14 dollars and 50 cents"),
+        (300, "$3.00", "3 dollars"),
+        (1, "$0.01", "1 cent"),
+        (123456, "$1,234.56", "1234 dollars and 56 cents"),
+        (0, "$0.00", "0 dollars"),
+    ],
+)
+def test_cents_are_formatted_and_spoken(cents, shown, spoken):
+    assert format_cents(cents) == shown
+    assert spoken_cents(cents) == spoken
+
+
+def test_join_words():
+    assert join_words(["a"]) == "a"
+    assert join_words(["a", "b", "c"]) == "a, b and c"
