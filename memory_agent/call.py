@@ -6,9 +6,11 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from livekit import rtc
 from livekit.agents import AgentSession, RunResult, TurnHandlingOptions, llm, stt, tts, vad
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.voice import CloseEvent
 
 from db import CallRecord, MessageRecord, Repository, RepositoryError
@@ -21,6 +23,7 @@ from memory_agent.state import Userdata
 log = logging.getLogger("memory_agent")
 
 DEFAULT_RECALL_BUDGET_S = 0.3
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,7 +91,9 @@ async def start_call(
     ud.customer_id = await repo.open_call(call_id=ud.call_id, identity=key, started_at=utcnow_iso())
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
-    session: AgentSession[Userdata] = AgentSession(userdata=ud, llm=llm, stt=stt, tts=tts, vad=vad, turn_handling=turns)
+    session: AgentSession[Userdata] = AgentSession(
+        userdata=ud, llm=llm, stt=_given(stt), tts=_given(tts), vad=_given(vad), turn_handling=turns
+    )
     call = Call(session=session, userdata=ud)
     session.on("close", call._on_close)
     log.info("call %s started for %s", ud.call_id, redact(key))
@@ -139,6 +144,10 @@ def transcript(history: llm.ChatContext) -> list[MessageRecord]:
                 )
             )
     return rows
+
+
+def _given(value: T | None) -> NotGivenOr[T]:
+    return NOT_GIVEN if value is None else value
 
 
 def _reason_text(reason: object) -> str:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from livekit.plugins import openai
-
 from db import open_repository
 from memory_agent.call import start_call
 from memory_agent.demo import print_events
+from memory_agent.providers import make_llm
 from memory_agent.settings import Settings
 
 
 async def run_chat(settings: Settings, identity: str) -> None:
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-    llm = openai.LLM(model=settings.llm_model, api_key=api_key, base_url=settings.openai_base_url)
+    llm = make_llm(settings)
     interactive = sys.stdin.isatty()
     async with open_repository(settings.db) as repo:
         call = await start_call(identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s)

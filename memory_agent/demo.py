@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from livekit.agents import RunResult
+from livekit.agents import RunResult, llm
 
 from db import Repository, open_repository
 from memory_agent.call import Call, start_call
@@ -62,15 +62,13 @@ def print_events(result: RunResult, out: Printer) -> None:
     """The turn as a reader wants to see it: what was said, and what the tools did."""
     for event in result.events:
         item = event.item
-        if event.type == "message" and item.role == "assistant":
+        if isinstance(item, llm.ChatMessage) and item.role == "assistant":
             out(f"  agent:  {item.text_content}")
-        elif event.type == "function_call":
+        elif isinstance(item, llm.FunctionCall):
             out(f"    · {item.name}({item.arguments})")
-        elif event.type == "function_call_output":
-            mark = "error" if item.is_error else "->"
-            if item.output:
-                out(f"      {mark} {item.output}")
-        elif event.type == "agent_handoff" and item.old_agent_id is not None:
+        elif isinstance(item, llm.FunctionCallOutput) and item.output:
+            out(f"      {'error' if item.is_error else '->'} {item.output}")
+        elif isinstance(item, llm.AgentHandoff) and item.old_agent_id is not None:
             out(f"    · handoff to {item.new_agent_id}")
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, EmailStr, Field, computed_field
 
 from db import CustomerMemory, FeedbackRecord, ItemRecord, OrderRecord, Repository
+from db.records import OrderStatus
 from memory_agent.menu import Menu
 from memory_agent.speech import format_cents, join_words
 
@@ -65,7 +66,7 @@ class OrderState(BaseModel):
 
     def to_record(self, *, final: bool) -> OrderRecord:
         """The order as the data layer stores it; unplaced orders are abandoned when the call ends."""
-        status = "placed" if self.placed else ("abandoned" if final else "in_progress")
+        status: OrderStatus = "placed" if self.placed else ("abandoned" if final else "in_progress")
         return OrderRecord(
             status=status,
             items=[ItemRecord.model_validate(item.model_dump()) for item in self.items],

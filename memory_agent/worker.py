@@ -7,11 +7,12 @@ from contextlib import AsyncExitStack
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
-from livekit.plugins import deepgram, openai, silero
+from livekit.plugins import silero
 
 from db import open_repository
 from memory_agent.call import start_call
 from memory_agent.identity import caller_key, redact
+from memory_agent.providers import make_llm, make_stt, make_tts
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
@@ -39,13 +40,12 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     stack = AsyncExitStack()
     repo = await stack.enter_async_context(open_repository(settings.db))
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     call = await start_call(
         identity=key,
         repo=repo,
-        llm=openai.LLM(model=settings.llm_model, api_key=api_key, base_url=settings.openai_base_url),
-        stt=deepgram.STT(),
-        tts=openai.TTS(voice=settings.tts_voice, api_key=api_key, base_url=settings.openai_base_url),
+        llm=make_llm(settings),
+        stt=make_stt(settings),
+        tts=make_tts(settings),
         vad=ctx.proc.userdata.get("vad") or silero.VAD.load(),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
