@@ -9,10 +9,17 @@ from pydantic import BaseModel, EmailStr, Field, computed_field
 
 from db import CustomerMemory, FeedbackRecord, ItemRecord, OrderRecord, Repository
 from db.records import OrderStatus
-from memory_agent.menu import Menu
+from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents, join_words
 
 PaymentMethod = Literal["card", "cash"]
+
+MAX_QUANTITY = 20
+MAX_LINES = 20
+
+
+class OrderLimitError(ValueError):
+    """An addition would break the order's limits; the message says which."""
 
 
 class OrderItemData(ItemRecord):
@@ -63,6 +70,28 @@ class OrderState(BaseModel):
         if self.tip_cents:
             summary += f" including a {format_cents(self.tip_cents)} tip"
         return summary + "."
+
+    def add(self, item: MenuItem, quantity: int, modifications: list[str]) -> None:
+        """Add an item at its menu price, merging with an identical line; enforces the limits."""
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise OrderLimitError(f"Quantity must be between 1 and {MAX_QUANTITY}.")
+        line = next((li for li in self.items if li.menu_item_id == item.id and li.modifications == modifications), None)
+        if line is None:
+            if len(self.items) >= MAX_LINES:
+                raise OrderLimitError(f"An order holds at most {MAX_LINES} different lines.")
+            self.items.append(
+                OrderItemData(
+                    menu_item_id=item.id,
+                    name=item.name,
+                    quantity=quantity,
+                    unit_price_cents=item.price_cents,
+                    modifications=modifications,
+                )
+            )
+        elif line.quantity + quantity > MAX_QUANTITY:
+            raise OrderLimitError(f"The order already has {line.quantity} {item.name}; at most {MAX_QUANTITY} each.")
+        else:
+            line.quantity += quantity
 
     def to_record(self, *, final: bool) -> OrderRecord:
         """The order as the data layer stores it; unplaced orders are abandoned when the call ends."""

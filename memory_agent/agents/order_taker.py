@@ -12,10 +12,8 @@ from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.feedback import Feedback
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents
-from memory_agent.state import OrderItemData, Userdata
+from memory_agent.state import OrderLimitError, Userdata
 
-MAX_QUANTITY = 20
-MAX_LINES = 20
 MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
 
@@ -61,28 +59,10 @@ class OrderTaker(BellaVistaAgent):
         ud = context.userdata
         _ensure_open(ud)
         menu_item = find_item(ud.menu, item)
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise ToolError(f"Quantity must be between 1 and {MAX_QUANTITY}; ask the caller how many they want.")
-        mods = clean_modifications(modifications)
-        line = next((li for li in ud.order.items if li.menu_item_id == menu_item.id and li.modifications == mods), None)
-        if line is not None:
-            if line.quantity + quantity > MAX_QUANTITY:
-                raise ToolError(
-                    f"The order already has {line.quantity} {menu_item.name}; at most {MAX_QUANTITY} per item."
-                )
-            line.quantity += quantity
-        else:
-            if len(ud.order.items) >= MAX_LINES:
-                raise ToolError(f"An order holds at most {MAX_LINES} different lines; confirm this one first.")
-            ud.order.items.append(
-                OrderItemData(
-                    menu_item_id=menu_item.id,
-                    name=menu_item.name,
-                    quantity=quantity,
-                    unit_price_cents=menu_item.price_cents,
-                    modifications=mods,
-                )
-            )
+        try:
+            ud.order.add(menu_item, quantity, clean_modifications(modifications))
+        except OrderLimitError as exc:
+            raise ToolError(f"{exc} Ask the caller how many they want.") from None
         await checkpoint.save_order(ud)
         return f"Added {quantity}x {menu_item.name}. Order so far: {ud.order.spoken_summary}"
 
@@ -111,23 +91,19 @@ class OrderTaker(BellaVistaAgent):
         past = ud.memory.last_order_items if ud.memory else ()
         if not past:
             raise ToolError("This caller has no previous order on record; ask what they would like.")
-        missing = []
+        missing, skipped = [], []
         for old in past:
             current = ud.menu.get(old.menu_item_id)
             if current is None:
                 missing.append(old.name)
                 continue
-            ud.order.items.append(
-                OrderItemData(
-                    menu_item_id=current.id,
-                    name=current.name,
-                    quantity=old.quantity,
-                    unit_price_cents=current.price_cents,
-                    modifications=list(old.modifications),
-                )
-            )
+            try:
+                ud.order.add(current, old.quantity, list(old.modifications))
+            except OrderLimitError:
+                skipped.append(old.name)
         await checkpoint.save_order(ud)
         note = f" No longer on the menu: {', '.join(missing)}." if missing else ""
+        note += f" Over the order's limits, not added: {', '.join(skipped)}." if skipped else ""
         return f"Added the previous order at today's prices. Order now: {ud.order.spoken_summary}{note}"
 
     @function_tool
