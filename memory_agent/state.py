@@ -74,11 +74,11 @@ class OrderState(BaseModel):
     def add(self, item: MenuItem, quantity: int, modifications: list[str]) -> None:
         """Add an item at its menu price, merging with an identical line; enforces the limits."""
         if not 1 <= quantity <= MAX_QUANTITY:
-            raise OrderLimitError(f"Quantity must be between 1 and {MAX_QUANTITY}.")
+            raise OrderLimitError(f"Quantity must be between 1 and {MAX_QUANTITY}; ask the caller how many they want.")
         line = next((li for li in self.items if li.menu_item_id == item.id and li.modifications == modifications), None)
         if line is None:
             if len(self.items) >= MAX_LINES:
-                raise OrderLimitError(f"An order holds at most {MAX_LINES} different lines.")
+                raise OrderLimitError(f"An order holds at most {MAX_LINES} different lines; place this order first.")
             self.items.append(
                 OrderItemData(
                     menu_item_id=item.id,

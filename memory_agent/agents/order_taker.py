@@ -62,7 +62,7 @@ class OrderTaker(BellaVistaAgent):
         try:
             ud.order.add(menu_item, quantity, clean_modifications(modifications))
         except OrderLimitError as exc:
-            raise ToolError(f"{exc} Ask the caller how many they want.") from None
+            raise ToolError(str(exc)) from None
         await checkpoint.save_order(ud)
         return f"Added {quantity}x {menu_item.name}. Order so far: {ud.order.spoken_summary}"
 
