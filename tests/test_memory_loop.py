@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import rows, scripted_call
+
 from scripts import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
 
