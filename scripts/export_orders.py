@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-from db import RepositoryError
+from db import RepositoryError, database_path
 from db.reports import (
     EXPORT_FORMATS,
     ORDER_STATUSES,
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     try:
         if args.output is not None:
-            problem = _output_problem(args.output, Path(conn.execute("PRAGMA database_list").fetchone()[2]))
+            problem = _output_problem(args.output, Path(database_path(db)))
             if problem:
                 return _fail(problem)
         return _export(conn, filters, args)
