@@ -101,7 +101,91 @@ CREATE TABLE messages (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+# Datasette-ready: a label for customers, views for the common questions, and full-text search
+# over what callers said and wrote. Every *_id column already declares its foreign key and leads
+# an index in migration 1 (messages.call_id and order_items.order_id through their UNIQUE
+# constraints), so no index is added: a duplicate would only slow the end-of-call write.
+_INSPECTION = """
+ALTER TABLE customers ADD COLUMN label TEXT GENERATED ALWAYS AS (
+    CASE WHEN name IS NULL OR name = '' THEN participant_identity
+         ELSE name || ' (' || participant_identity || ')' END
+) VIRTUAL;
+
+CREATE VIEW order_lines AS
+SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
+       o.status, o.created_at, i.position, i.menu_item, i.name, i.quantity, i.modifications,
+       i.unit_price_cents, i.quantity * i.unit_price_cents AS line_total_cents
+FROM order_items AS i
+JOIN orders AS o ON o.id = i.order_id
+LEFT JOIN customers AS c ON c.id = o.customer_id;
+
+CREATE VIEW customer_summary AS
+SELECT c.id AS customer_id, c.label AS customer, c.participant_identity, c.name, c.email,
+       (SELECT count(*) FROM calls WHERE calls.customer_id = c.id) AS calls,
+       (SELECT count(*) FROM orders AS o WHERE o.customer_id = c.id AND o.status = 'placed') AS orders,
+       (SELECT coalesce(sum(o.total_cents), 0) FROM orders AS o
+         WHERE o.customer_id = c.id AND o.status = 'placed') AS spend_cents,
+       (SELECT round(avg(f.rating), 2) FROM feedback AS f WHERE f.customer_id = c.id) AS average_rating,
+       c.created_at AS first_seen_at, c.last_seen_at
+FROM customers AS c;
+
+CREATE VIEW daily_sales AS
+SELECT substr(coalesce(placed_at, created_at), 1, 10) AS day,
+       count(*) AS orders,
+       sum((SELECT sum(quantity) FROM order_items WHERE order_id = o.id)) AS items,
+       sum(subtotal_cents) AS subtotal_cents,
+       sum(tip_cents) AS tip_cents,
+       sum(total_cents) AS total_cents,
+       CAST(round(avg(total_cents)) AS INTEGER) AS average_order_cents
+FROM orders AS o
+WHERE status = 'placed'
+GROUP BY day;
+
+CREATE VIEW feedback_with_call AS
+SELECT f.id AS feedback_id, f.created_at, f.rating, f.comment, f.call_id, f.customer_id,
+       c.label AS customer, calls.caller_name, calls.started_at, calls.ended_at, calls.end_reason,
+       o.id AS order_id, o.status AS order_status, o.total_cents AS order_total_cents,
+       (SELECT count(*) FROM messages AS m WHERE m.call_id = f.call_id) AS messages
+FROM feedback AS f
+JOIN calls ON calls.id = f.call_id
+LEFT JOIN customers AS c ON c.id = f.customer_id
+LEFT JOIN orders AS o ON o.call_id = f.call_id;
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content="messages", content_rowid="id", tokenize="porter unicode61 remove_diacritics 2"
+);
+CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_au AFTER UPDATE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+
+CREATE VIRTUAL TABLE feedback_fts USING fts5(
+    comment, content="feedback", content_rowid="id", tokenize="porter unicode61 remove_diacritics 2"
+);
+CREATE TRIGGER feedback_ai AFTER INSERT ON feedback BEGIN
+    INSERT INTO feedback_fts (rowid, comment) VALUES (new.id, new.comment);
+END;
+CREATE TRIGGER feedback_ad AFTER DELETE ON feedback BEGIN
+    INSERT INTO feedback_fts (feedback_fts, rowid, comment) VALUES ('delete', old.id, old.comment);
+END;
+CREATE TRIGGER feedback_au AFTER UPDATE ON feedback BEGIN
+    INSERT INTO feedback_fts (feedback_fts, rowid, comment) VALUES ('delete', old.id, old.comment);
+    INSERT INTO feedback_fts (rowid, comment) VALUES (new.id, new.comment);
+END;
+INSERT INTO feedback_fts (feedback_fts) VALUES ('rebuild');
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -6,7 +6,14 @@ tests and ad-hoc reads, and a test keeps them identical to the migrated schema.
 
 from __future__ import annotations
 
+from sqlalchemy import Column, Computed, Text
 from sqlmodel import Field, SQLModel
+
+# customers.label (migration 2): what Datasette shows for a link to a customer.
+CUSTOMER_LABEL_SQL = (
+    "CASE WHEN name IS NULL OR name = '' THEN participant_identity "
+    "ELSE name || ' (' || participant_identity || ')' END"
+)
 
 
 class Customer(SQLModel, table=True):
@@ -24,6 +31,9 @@ class Customer(SQLModel, table=True):
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     last_rating: int | None = None
     last_feedback_comment: str | None = None
+    label: str | None = Field(
+        default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False))
+    )
 
 
 class Call(SQLModel, table=True):

@@ -69,12 +69,16 @@ def chat(
 
 
 @app.command()
-def inspect(db: DbOption = None) -> None:
+def inspect(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option(help="Port to serve on (localhost only).", min=1, max=65535)] = 8001,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+) -> None:
     """Browse the database in Datasette, read-only (needs the 'inspect' extra)."""
     from memory_agent.inspect import inspect_database
 
     settings = _settings(db)
-    raise typer.Exit(inspect_database(settings.db))
+    raise typer.Exit(inspect_database(settings.db, port=port, extra=["--open"] if open_browser else ()))
 
 
 def _run_worker(mode: str, extra: list[str]) -> None:

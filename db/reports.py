@@ -1,0 +1,298 @@
+"""Read-only reports: the order export, formatted by SQLite itself and streamed in chunks.
+
+Each output line (a CSV record or a JSON object) is built by the query, so Python only joins
+chunks of bytes and writes them: the export runs close to the speed of the ``sqlite3`` shell
+and its memory does not grow with the number of orders.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Literal, get_args
+from urllib.parse import quote
+
+from db import migrations
+from db.clock import to_iso
+from db.errors import NotADatabase
+from db.records import OrderStatus
+from db.repository import database_path
+
+ExportFormat = Literal["csv", "json", "jsonl"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# OWASP CSV injection: a cell starting with one of these is read as a formula by spreadsheets.
+_FORMULA_STARTS = "=+-@\t\r"
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Which orders a report covers; every field is optional."""
+
+    since: str | None = None  # inclusive, ISO 8601 UTC as stored
+    until: str | None = None  # exclusive
+    statuses: tuple[str, ...] = ()
+    customer: str | None = None  # participant identity, exactly as stored
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    expr: str  # over the tables o (orders), c (customers), k (calls), f (feedback), i (order_items)
+    kind: Literal["int", "plain", "text", "summary", "money", "list"]
+
+
+_ITEMS_SUMMARY = """coalesce((SELECT group_concat(
+    s.quantity || 'x ' || s.name || CASE WHEN s.modifications = '[]' THEN ''
+        ELSE ' (' || (SELECT group_concat(value, ', ') FROM json_each(s.modifications)) || ')' END,
+    ', ') FROM order_items AS s WHERE s.order_id = o.id), '')"""
+
+_ORDER_COLUMNS = (
+    _Column("order_id", "o.id", "int"),
+    _Column("created_at", "o.created_at", "plain"),
+    _Column("customer_identity", "c.participant_identity", "text"),
+    _Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
+    _Column("status", "o.status", "plain"),
+    _Column(
+        "item_count",
+        "(SELECT coalesce(sum(s.quantity), 0) FROM order_items AS s WHERE s.order_id = o.id)",
+        "int",
+    ),
+    _Column("items", _ITEMS_SUMMARY, "summary"),
+    _Column("subtotal_dollars", "o.subtotal_cents", "money"),
+    _Column("tip_dollars", "o.tip_cents", "money"),
+    _Column("total_dollars", "o.total_cents", "money"),
+    _Column("rating", "f.rating", "int"),
+)
+
+_ITEM_COLUMNS = (
+    _Column("order_id", "o.id", "int"),
+    _Column("created_at", "o.created_at", "plain"),
+    _Column("customer_identity", "c.participant_identity", "text"),
+    _Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
+    _Column("status", "o.status", "plain"),
+    _Column("position", "i.position", "int"),
+    _Column("menu_item", "i.menu_item", "text"),
+    _Column("name", "i.name", "text"),
+    _Column("quantity", "i.quantity", "int"),
+    _Column("modifications", "i.modifications", "list"),
+    _Column("unit_price_dollars", "i.unit_price_cents", "money"),
+    _Column("line_total_dollars", "i.quantity * i.unit_price_cents", "money"),
+)
+
+_ORDERS_FROM = """FROM orders AS o
+LEFT JOIN customers AS c ON c.id = o.customer_id
+LEFT JOIN calls AS k ON k.id = o.call_id
+LEFT JOIN feedback AS f ON f.call_id = o.call_id"""
+
+_ITEMS_FROM = """FROM orders AS o
+JOIN order_items AS i ON i.order_id = o.id
+LEFT JOIN customers AS c ON c.id = o.customer_id
+LEFT JOIN calls AS k ON k.id = o.call_id"""
+
+
+def export_columns(*, items: bool = False) -> tuple[str, ...]:
+    """The export's column names (the CSV header, the JSON keys)."""
+    return tuple(column.name for column in (_ITEM_COLUMNS if items else _ORDER_COLUMNS))
+
+
+def parse_moment(text: str, *, end_of_day: bool = False) -> str:
+    """A date (``2025-01-31``) or an ISO 8601 time, UTC unless it says otherwise, as stored text.
+
+    With ``end_of_day`` a plain date means the end of that day (the next midnight), so an
+    ``until`` date includes the whole day.
+    """
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time(), UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD or an ISO 8601 time)") from None
+    return to_iso(moment)
+
+
+def parse_statuses(text: str) -> tuple[str, ...]:
+    """``placed,abandoned`` -> ('placed', 'abandoned'); refuses a status that does not exist."""
+    statuses = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [status for status in statuses if status not in ORDER_STATUSES]
+    if unknown or not statuses:
+        raise ValueError(
+            f"unknown status {', '.join(map(repr, unknown)) or repr(text)}"
+            f" (choose from {', '.join(ORDER_STATUSES)})"
+        )
+    return statuses
+
+
+def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
+    """Open a memory-agent database for reading only; refuse anything else before touching it.
+
+    Opens with ``mode=ro`` (not ``immutable``), so a live database's WAL is read too. Accepts
+    any schema version from 1 up to this code's: reports use only the tables of version 1.
+    """
+    path = Path(database_path(url_or_path))
+    _check_header(path)
+    uri = f"file:{quote(path.resolve().as_posix())}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise NotADatabase(f"cannot open {path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        if migrations.schema_version(conn) == 0:
+            raise NotADatabase(f"{path} is an empty SQLite database, not a memory-agent database")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotADatabase(f"{path} is not a usable database ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a missing, foreign or non-SQLite file from its header, without opening it in SQLite."""
+    if not path.exists():
+        raise NotADatabase(f"database {path} does not exist")
+    if not path.is_file():
+        raise NotADatabase(f"database {path} is not a file")
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise NotADatabase(f"cannot read {path}: {exc.strerror}") from None
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise NotADatabase(f"{path} is not a SQLite database")
+    app_id = int.from_bytes(header[68:72], "big")
+    # A new database's first pages may still be in its WAL: then SQLite itself has to decide.
+    wal = path.with_name(path.name + "-wal")
+    pending = app_id == 0 and wal.is_file() and wal.stat().st_size > 0
+    if app_id != migrations.APPLICATION_ID and not pending:
+        raise NotADatabase(f"{path} is a SQLite database, but not a memory-agent database")
+
+
+def _where(filters: OrderFilter) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if filters.since is not None:
+        clauses.append("o.created_at >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append("o.created_at < ?")
+        params.append(filters.until)
+    if filters.statuses:
+        clauses.append(f"o.status IN ({', '.join('?' * len(filters.statuses))})")
+        params.extend(filters.statuses)
+    if filters.customer is not None:
+        clauses.append("o.customer_id = (SELECT id FROM customers WHERE participant_identity = ?)")
+        params.append(filters.customer)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+_FORMULA_CODES = ", ".join(str(ord(ch)) for ch in _FORMULA_STARTS)
+
+
+def _guard(first: str) -> str:
+    """A quote mark when ``first`` starts like a formula (OWASP), else nothing."""
+    return f"CASE WHEN unicode({first}) IN ({_FORMULA_CODES}) THEN '''' ELSE '' END"
+
+
+def _csv_cell(column: _Column) -> tuple[str, list[str]]:
+    """The cell's printf format and arguments. Text is always quoted (RFC 4180): ``%w`` doubles
+    the double quotes inside; an expensive value appears once, so SQLite evaluates it once."""
+    x = column.expr
+    if column.kind == "money":
+        return "%d.%02d", [f"{x} / 100", f"{x} % 100"]
+    if column.kind in ("int", "plain"):
+        return "%s", [f"coalesce({x}, '')"]
+    if column.kind == "summary":
+        return '"%w"', [x]  # starts with a quantity and is never NULL
+    if column.kind == "list":
+        joined = f"(SELECT group_concat(value, ', ') FROM json_each({x}))"
+        guard = _guard(f"json_extract({x}, '$[0]')")
+        cell = f"""CASE WHEN {x} = '[]' THEN '' ELSE printf('"%s%w"', {guard}, {joined}) END"""
+        return "%s", [cell]
+    return '"%s%w"', [_guard(x), f"coalesce({x}, '')"]
+
+
+def _csv_line(columns: Sequence[_Column]) -> str:
+    """One printf builds the whole CSV record: one allocation per row instead of one per cell."""
+    cells = [_csv_cell(c) for c in columns]
+    pattern = ",".join(fmt for fmt, _ in cells)
+    arguments = ",\n    ".join(arg for _, args in cells for arg in args)
+    return f"printf('{pattern}' || char(13, 10),\n    {arguments})"
+
+
+def _json_value(column: _Column) -> str:
+    x = column.expr
+    if column.kind == "money":
+        return f"json(printf('%d.%02d', {x} / 100, {x} % 100))"
+    if column.kind == "list":
+        return f"json({x})"
+    return x
+
+
+def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) -> tuple[str, list[object]]:
+    """The query that yields one finished output line per order (or per item)."""
+    columns = _ITEM_COLUMNS if items else _ORDER_COLUMNS
+    where, params = _where(filters)
+    if fmt == "csv":
+        line = _csv_line(columns)
+    else:
+        line = "json_object(" + ", ".join(f"'{c.name}', {_json_value(c)}" for c in columns) + ")"
+        if fmt == "jsonl":
+            line += " || char(10)"
+    order = "o.created_at, o.id, i.position" if items else "o.created_at, o.id"
+    return f"SELECT {line}\n{_ITEMS_FROM if items else _ORDERS_FROM}\n{where}\nORDER BY {order}", params
+
+
+def count_rows(conn: sqlite3.Connection, filters: OrderFilter, *, items: bool = False) -> int:
+    """How many rows an export will write (for a progress bar)."""
+    where, params = _where(filters)
+    source = "FROM orders AS o JOIN order_items AS i ON i.order_id = o.id" if items else "FROM orders AS o"
+    return int(conn.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0])
+
+
+def export_chunks(
+    conn: sqlite3.Connection,
+    filters: OrderFilter,
+    *,
+    fmt: ExportFormat,
+    items: bool = False,
+    chunk_rows: int = 5_000,
+) -> Iterator[tuple[bytes, int]]:
+    """The whole export as UTF-8 chunks, each with the number of rows it holds."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+    sql, params = export_sql(filters, fmt=fmt, items=items)
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    conn.text_factory = bytes
+    try:
+        cursor.execute(sql, params)
+        if fmt == "csv":
+            yield (",".join(export_columns(items=items)) + "\r\n").encode(), 0
+        elif fmt == "json":
+            yield b"[", 0
+        separator = b"\n"
+        while rows := cursor.fetchmany(chunk_rows):
+            lines = [row[0] for row in rows]
+            if fmt == "json":
+                yield separator + b",\n".join(lines), len(lines)
+                separator = b",\n"
+            else:
+                yield b"".join(lines), len(lines)
+        if fmt == "json":
+            yield (b"\n]\n" if separator == b",\n" else b"]\n"), 0
+    finally:
+        conn.text_factory = str
+        cursor.close()
