@@ -29,6 +29,7 @@ from db.records import (
     OrderRecord,
     PastItem,
 )
+from db.writer_lock import WriterLock, WriterLockTimeout
 
 log = logging.getLogger("memory_agent.db")
 
@@ -67,6 +68,7 @@ class Repository:
         self._conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._writers = WriterLock(path, timeout_s=BUSY_TIMEOUT_MS / 1000)
 
     # -- reads ------------------------------------------------------------------
 
@@ -136,18 +138,19 @@ class Repository:
         async with self._write_lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    await self._conn.execute("BEGIN IMMEDIATE")
+                    await run_on_connection_thread(self._conn, _begin, self._writers)
                     break
-                except sqlite3.OperationalError as exc:
-                    if attempt == WRITE_ATTEMPTS or not _is_busy(exc):
+                except _Busy as exc:
+                    if attempt == WRITE_ATTEMPTS:
                         raise DatabaseUnavailable(f"database write refused: {exc}") from None
                     await asyncio.sleep(0.05 * attempt)
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
             try:
                 yield self._conn
-                await self._conn.execute("COMMIT")
+                await run_on_connection_thread(self._conn, _end, self._writers, "COMMIT")
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                await run_on_connection_thread(self._conn, _end, self._writers, "ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError):
                     raise DatabaseUnavailable(f"database write refused: {exc}") from None
                 raise
@@ -162,7 +165,9 @@ class Repository:
         async with self._write_lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    return await run_on_connection_thread(self._conn, _immediate_transaction, body, *args)
+                    return await run_on_connection_thread(
+                        self._conn, _immediate_transaction, self._writers, body, *args
+                    )
                 except _Busy as exc:
                     if attempt == WRITE_ATTEMPTS:
                         raise DatabaseUnavailable(f"database write refused: {exc}") from None
@@ -190,21 +195,41 @@ class _Busy(Exception):
     """BEGIN IMMEDIATE found the write lock taken past the busy timeout: worth retrying."""
 
 
-def _immediate_transaction(db: sqlite3.Connection, body: Callable[..., _T], *args: object) -> _T:
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if _is_busy(exc):
-            raise _Busy(str(exc)) from None
-        raise
+def _immediate_transaction(
+    db: sqlite3.Connection, writers: WriterLock, body: Callable[..., _T], *args: object
+) -> _T:
+    _begin(db, writers)
     try:
         result = body(db, *args)
         db.execute("COMMIT")
     except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+        _end(db, writers, "ROLLBACK")
         raise
+    writers.release()
     return result
+
+
+def _begin(db: sqlite3.Connection, writers: WriterLock) -> None:
+    """Queue behind other writers, then take SQLite's write lock; _Busy if either is held too long."""
+    try:
+        writers.acquire()
+    except WriterLockTimeout as exc:
+        raise _Busy(str(exc)) from None
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:
+        writers.release()
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            raise _Busy(str(exc)) from None
+        raise
+
+
+def _end(db: sqlite3.Connection, writers: WriterLock, statement: str) -> None:
+    try:
+        if statement == "COMMIT" or db.in_transaction:
+            db.execute(statement)
+    finally:
+        writers.release()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -10,6 +10,7 @@ years the data covers, as real orders are. A few named callers with exactly 1, 1
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db import migrations
-from memory_agent.menu import load_menu
 
 # Bump when the generated data changes, so cached files are rebuilt.
 DATA_VERSION = 1
@@ -47,8 +47,9 @@ PATTERN = 12
 class BuiltDatabase:
     path: Path
     customers: int
-    build_seconds: float | None  # None when the file came from the cache
+    build_seconds: float | None  # as measured when the file was built (None if unknown)
     size_bytes: int
+    cached: bool
 
 
 def regular_identity(customer_id: int) -> str:
@@ -63,16 +64,20 @@ def cached_database(customers: int, cache_dir: Path, *, rebuild: bool = False) -
     """The database for ``customers`` regular callers: from the cache, or built now."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"bench-{customers}-s{migrations.LATEST_VERSION}-d{DATA_VERSION}.db"
+    info = path.with_suffix(".json")
     if path.exists() and not rebuild:
-        return BuiltDatabase(path, customers, None, path.stat().st_size)
+        built = json.loads(info.read_text()) if info.exists() else {}
+        return BuiltDatabase(path, customers, built.get("build_seconds"), path.stat().st_size, cached=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
     started = time.perf_counter()
     build(partial, customers)
+    seconds = time.perf_counter() - started
     os.replace(partial, path)
-    return BuiltDatabase(path, customers, time.perf_counter() - started, path.stat().st_size)
+    info.write_text(json.dumps({"build_seconds": seconds}))
+    return BuiltDatabase(path, customers, seconds, path.stat().st_size, cached=False)
 
 
 def build(path: Path, customers: int) -> None:
@@ -111,6 +116,8 @@ def build(path: Path, customers: int) -> None:
 
 
 def _pattern_tables(conn: sqlite3.Connection) -> None:
+    from memory_agent.menu import load_menu  # imported here: the writer processes need only ``db``
+
     menu = load_menu().items
     conn.execute(
         "CREATE TEMP TABLE pattern_items (r INTEGER, position INTEGER, menu_item TEXT, name TEXT,"
