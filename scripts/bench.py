@@ -223,7 +223,9 @@ async def bench_greeting(repo: Repository, plan: Plan, rng: random.Random) -> di
         "memory": on,
         "no memory": off,
         "overhead_p50_ms": on["p50_ms"] - off["p50_ms"],
-        "overhead_p99_ms": on["p99_ms"] - off["p99_ms"],
+        # A difference of two p99s is noisy (it can come out negative); the goal is judged on the
+        # larger of it and "p99 with memory minus p50 without", an upper bound of the added time.
+        "overhead_p99_ms": max(on["p99_ms"] - off["p99_ms"], on["p99_ms"] - off["p50_ms"]),
     }
 
 

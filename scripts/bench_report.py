@@ -180,6 +180,9 @@ def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
             + [["added by memory", _ms(greet["overhead_p50_ms"]), _ms(greet["overhead_p99_ms"]), ""]],
         ),
         "",
+        "Added at p99 is the larger of the two p99s' difference and p99 with memory minus p50"
+        " without: an upper bound, since the difference of two p99s alone is noisy.",
+        "",
         f"#### {SECTION_TITLES[5]}",
         "",
         "Characters of the memory text the Greeter's instructions receive, against a naive JSON dump"
