@@ -11,9 +11,10 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -28,8 +29,11 @@ from db.records import (
     OrderRecord,
     PastItem,
 )
+from db.writer_lock import WriterLock, WriterLockTimeout
 
 log = logging.getLogger("memory_agent.db")
+
+_T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
 WRITE_ATTEMPTS = 3
@@ -64,35 +68,13 @@ class Repository:
         self._conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._writers = WriterLock(path, timeout_s=BUSY_TIMEOUT_MS / 1000)
 
     # -- reads ------------------------------------------------------------------
 
     async def recall(self, identity: str) -> CustomerMemory | None:
-        """What we know of a caller: one indexed statement, whatever their history."""
-        rows = await self._conn.execute_fetchall(_RECALL_SQL, (identity,))
-        if not rows:
-            return None
-        first = rows[0]
-        items = tuple(
-            PastItem(
-                menu_item_id=row[10], name=row[11], quantity=row[12], modifications=json.loads(row[13])
-            )
-            for row in rows
-            if row[10] is not None
-        )
-        return CustomerMemory(
-            customer_id=first[0],
-            name=first[1],
-            email=first[2],
-            call_count=first[3],
-            order_count=first[4],
-            lifetime_spend_cents=first[5],
-            last_rating=first[6],
-            last_feedback_comment=first[7],
-            last_order_at=first[8],
-            last_order_total_cents=first[9],
-            last_order_items=items,
-        )
+        """What we know of a caller: one indexed statement, whatever their history, in one thread hop."""
+        return await run_on_connection_thread(self._conn, _read_memory, identity)
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -164,33 +146,7 @@ class Repository:
 
     async def finalize_call(self, record: CallRecord) -> None:
         """Write everything a finished call leaves, in one transaction; safe to repeat."""
-        async with self._write() as conn:
-            await conn.execute(
-                "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                (record.call_id, record.customer_id, record.ended_at),
-            )
-            if record.caller_name:
-                await _save_name(conn, record.call_id, record.customer_id, record.caller_name)
-            if record.email and record.customer_id is not None:
-                await conn.execute(
-                    "UPDATE customers SET email = ? WHERE id = ?", (record.email, record.customer_id)
-                )
-            if record.order is not None:
-                await _save_order(conn, record.call_id, record.customer_id, record.order)
-            if record.feedback is not None:
-                await _save_feedback(conn, record.call_id, record.customer_id, record.feedback)
-            await _save_messages(conn, record.call_id, record.messages)
-            await conn.execute(
-                "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?)"
-                " WHERE id = ?",
-                (record.ended_at, record.end_reason, record.call_id),
-            )
-            if record.customer_id is not None:
-                await conn.execute(
-                    "UPDATE customers SET last_seen_at = max(last_seen_at, ?) WHERE id = ?",
-                    (record.ended_at, record.customer_id),
-                )
+        await self._transaction(_write_call, record)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -200,24 +156,98 @@ class Repository:
         async with self._write_lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    await self._conn.execute("BEGIN IMMEDIATE")
+                    await run_on_connection_thread(self._conn, _begin, self._writers)
                     break
-                except sqlite3.OperationalError as exc:
-                    if attempt == WRITE_ATTEMPTS or not _is_busy(exc):
+                except _Busy as exc:
+                    if attempt == WRITE_ATTEMPTS:
                         raise DatabaseUnavailable(f"database write refused: {exc}") from None
                     await asyncio.sleep(0.05 * attempt)
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
             try:
                 yield self._conn
-                await self._conn.execute("COMMIT")
+                await run_on_connection_thread(self._conn, _end, self._writers, "COMMIT")
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                await run_on_connection_thread(self._conn, _end, self._writers, "ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError):
                     raise DatabaseUnavailable(f"database write refused: {exc}") from None
                 raise
 
+    async def _transaction(self, body: Callable[..., _T], *args: object) -> _T:
+        """Run ``body(db, *args)`` as one IMMEDIATE transaction in a single hop to the database thread.
+
+        Nothing is awaited while the write lock is held, so a transaction costs one thread hop
+        (not one per statement) and is as short as SQLite allows; a busy database is retried
+        within the same bound as ``_write``.
+        """
+        async with self._write_lock:
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    return await run_on_connection_thread(
+                        self._conn, _immediate_transaction, self._writers, body, *args
+                    )
+                except _Busy as exc:
+                    if attempt == WRITE_ATTEMPTS:
+                        raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                    await asyncio.sleep(0.05 * attempt)
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
+        raise AssertionError("unreachable")
+
     async def close(self) -> None:
         await self._conn.close()
+
+
+async def run_on_connection_thread(
+    conn: aiosqlite.Connection, fn: Callable[..., _T], *args: object
+) -> _T:
+    """Call ``fn(sqlite3_connection, *args)`` on aiosqlite's own thread: one hop for many statements.
+
+    aiosqlite has no public way to run a function on its thread; this is the one place that uses
+    its private ``_execute`` and ``_conn`` (stable from 0.20 to 0.22; pinned in pyproject.toml).
+    """
+    return await conn._execute(lambda: fn(conn._conn, *args))  # type: ignore[no-any-return]
+
+
+class _Busy(Exception):
+    """BEGIN IMMEDIATE found the write lock taken past the busy timeout: worth retrying."""
+
+
+def _immediate_transaction(
+    db: sqlite3.Connection, writers: WriterLock, body: Callable[..., _T], *args: object
+) -> _T:
+    _begin(db, writers)
+    try:
+        result = body(db, *args)
+        db.execute("COMMIT")
+    except BaseException:
+        _end(db, writers, "ROLLBACK")
+        raise
+    writers.release()
+    return result
+
+
+def _begin(db: sqlite3.Connection, writers: WriterLock) -> None:
+    """Queue behind other writers, then take SQLite's write lock; _Busy if either is held too long."""
+    try:
+        writers.acquire()
+    except WriterLockTimeout as exc:
+        raise _Busy(str(exc)) from None
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:
+        writers.release()
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            raise _Busy(str(exc)) from None
+        raise
+
+
+def _end(db: sqlite3.Connection, writers: WriterLock, statement: str) -> None:
+    try:
+        if statement == "COMMIT" or db.in_transaction:
+            db.execute(statement)
+    finally:
+        writers.release()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -226,46 +256,130 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 async def _save_name(conn: aiosqlite.Connection, call_id: str, customer_id: int | None, name: str) -> None:
-    await conn.execute("UPDATE calls SET caller_name = ? WHERE id = ?", (name, call_id))
-    if customer_id is not None:
-        await conn.execute("UPDATE customers SET name = ? WHERE id = ?", (name, customer_id))
+    await run_on_connection_thread(conn, _write_name, call_id, customer_id, name)
 
 
 async def _save_order(
     conn: aiosqlite.Connection, call_id: str, customer_id: int | None, order: OrderRecord
 ) -> int | None:
-    existing = await (
-        await conn.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,))
-    ).fetchone()
+    return await run_on_connection_thread(conn, _write_order, call_id, customer_id, order)
+
+
+async def _save_feedback(
+    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
+) -> None:
+    await run_on_connection_thread(conn, _write_feedback, call_id, customer_id, feedback)
+
+
+async def _save_messages(
+    conn: aiosqlite.Connection, call_id: str, messages: Sequence[MessageRecord]
+) -> None:
+    await run_on_connection_thread(conn, _write_messages, call_id, messages)
+
+
+# The bodies below run on the database thread, inside a transaction the caller opened.
+
+
+def _read_memory(db: sqlite3.Connection, identity: str) -> CustomerMemory | None:
+    cursor = db.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute(_RECALL_SQL, (identity,)).fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    items = tuple(
+        PastItem(
+            menu_item_id=row[10],
+            name=row[11],
+            quantity=row[12],
+            modifications=[] if row[13] == "[]" else json.loads(row[13]),
+        )
+        for row in rows
+        if row[10] is not None
+    )
+    return CustomerMemory(
+        customer_id=first[0],
+        name=first[1],
+        email=first[2],
+        call_count=first[3],
+        order_count=first[4],
+        lifetime_spend_cents=first[5],
+        last_rating=first[6],
+        last_feedback_comment=first[7],
+        last_order_at=first[8],
+        last_order_total_cents=first[9],
+        last_order_items=items,
+    )
+
+
+def _write_call(db: sqlite3.Connection, record: CallRecord) -> None:
+    db.execute(
+        "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (record.call_id, record.customer_id, record.ended_at),
+    )
+    if record.caller_name:
+        _write_name(db, record.call_id, record.customer_id, record.caller_name)
+    if record.email and record.customer_id is not None:
+        db.execute("UPDATE customers SET email = ? WHERE id = ?", (record.email, record.customer_id))
+    if record.order is not None:
+        _write_order(db, record.call_id, record.customer_id, record.order)
+    if record.feedback is not None:
+        _write_feedback(db, record.call_id, record.customer_id, record.feedback)
+    _write_messages(db, record.call_id, record.messages)
+    db.execute(
+        "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?)"
+        " WHERE id = ?",
+        (record.ended_at, record.end_reason, record.call_id),
+    )
+    if record.customer_id is not None:
+        db.execute(
+            "UPDATE customers SET last_seen_at = max(last_seen_at, ?) WHERE id = ?",
+            (record.ended_at, record.customer_id),
+        )
+
+
+def _write_name(db: sqlite3.Connection, call_id: str, customer_id: int | None, name: str) -> None:
+    db.execute("UPDATE calls SET caller_name = ? WHERE id = ?", (name, call_id))
+    if customer_id is not None:
+        db.execute("UPDATE customers SET name = ? WHERE id = ?", (name, customer_id))
+
+
+def _write_order(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, order: OrderRecord
+) -> int | None:
+    existing = db.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,)).fetchone()
     if existing is not None and existing[1] == "placed":
         return int(existing[0])
     if existing is None and not order.items:
         return None
     now = utcnow_iso()
     placed_at = now if order.status == "placed" else None
-    cursor = await conn.execute(
-        "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
-        " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
-        " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
-        " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
-        " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
-        (
-            call_id,
-            customer_id,
-            order.status,
-            order.subtotal_cents,
-            order.tip_cents,
-            order.total_cents,
-            order.payment_method,
-            now,
-            now,
-            placed_at,
-        ),
+    total_cents = order.total_cents
+    order_id = int(
+        db.execute(
+            "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
+            " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
+            " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
+            " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
+            " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
+            (
+                call_id,
+                customer_id,
+                order.status,
+                total_cents - order.tip_cents,
+                order.tip_cents,
+                total_cents,
+                order.payment_method,
+                now,
+                now,
+                placed_at,
+            ),
+        ).fetchone()[0]
     )
-    order_id = int((await cursor.fetchone())[0])
-    await conn.execute("DELETE FROM order_items WHERE order_id = ?", (order_id,))
-    await conn.executemany(
+    if existing is not None:
+        db.execute("DELETE FROM order_items WHERE order_id = ?", (order_id,))
+    db.executemany(
         "INSERT INTO order_items (order_id, position, menu_item, name, quantity, unit_price_cents,"
         " modifications) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
@@ -276,47 +390,42 @@ async def _save_order(
                 item.name,
                 item.quantity,
                 item.unit_price_cents,
-                json.dumps(item.modifications, ensure_ascii=False),
+                json.dumps(item.modifications, ensure_ascii=False) if item.modifications else "[]",
             )
             for position, item in enumerate(order.items, start=1)
         ],
     )
     if order.status == "placed" and customer_id is not None:
-        await conn.execute(
+        db.execute(
             "UPDATE customers SET order_count = order_count + 1,"
             " lifetime_spend_cents = lifetime_spend_cents + ?, last_order_id = ? WHERE id = ?",
-            (order.total_cents, order_id, customer_id),
+            (total_cents, order_id, customer_id),
         )
     return order_id
 
 
-async def _save_feedback(
-    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
+def _write_feedback(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
 ) -> None:
-    await conn.execute(
+    db.execute(
         "INSERT INTO feedback (call_id, customer_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment",
         (call_id, customer_id, feedback.rating, feedback.comment, utcnow_iso()),
     )
     if customer_id is not None:
-        await conn.execute(
+        db.execute(
             "UPDATE customers SET last_rating = ?, last_feedback_comment = ? WHERE id = ?",
             (feedback.rating, feedback.comment, customer_id),
         )
 
 
-async def _save_messages(
-    conn: aiosqlite.Connection, call_id: str, messages: Sequence[MessageRecord]
-) -> None:
-    await conn.executemany(
+def _write_messages(db: sqlite3.Connection, call_id: str, messages: Sequence[MessageRecord]) -> None:
+    db.executemany(
         "INSERT INTO messages (call_id, seq, role, agent, content, created_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (call_id, seq) DO UPDATE SET role = excluded.role, agent = excluded.agent,"
         " content = excluded.content, created_at = excluded.created_at"
         " WHERE messages.content IS NOT excluded.content OR messages.role IS NOT excluded.role",
-        [
-            (call_id, seq, m.role, m.agent, m.content, m.created_at)
-            for seq, m in enumerate(messages, start=1)
-        ],
+        [(call_id, seq, m.role, m.agent, m.content, m.created_at) for seq, m in enumerate(messages, start=1)],
     )
 
 

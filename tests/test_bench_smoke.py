@@ -1,0 +1,42 @@
+"""The benchmark suite runs end to end at a tiny scale and reports every section (no timing asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = (
+    "1. Recall: identity to memory text",
+    "2. Recall by history length",
+    "3. Finalize: one finished call",
+    "4. Concurrent finalize",
+    "5. Greeting: added time to the first LLM request",
+    "6. Memory text size",
+    "Goals",
+)
+
+
+def test_benchmark_smoke_run_writes_a_report_with_every_section(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nHow to run.\n\n## Export\n\nExport figures.\n")
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--customers", "300",
+         "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = out.read_text()
+    for title in SECTIONS:
+        assert f"#### {title}" in report
+    for processes in (1, 2, 4, 8):
+        assert f"\n| {processes} | " in report
+    for orders in ("1", "10", "100", "1,000"):
+        assert f"\n| {orders} | " in report
+    assert "300 customers (smoke)" in report
+    # the suite's block goes before the Export section and leaves it alone
+    assert report.index("#### Goals") < report.index("## Export")
+    assert report.endswith("## Export\n\nExport figures.\n")
