@@ -73,7 +73,7 @@ class Repository:
         """What we know of a caller: one indexed statement, whatever their history."""
         try:
             rows = await self._conn.execute_fetchall(_RECALL_SQL, (identity,))
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"caller lookup failed: {exc}") from None
         if not rows:
             return None

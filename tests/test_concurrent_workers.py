@@ -45,7 +45,8 @@ async def test_eight_worker_processes_finishing_calls_at_once_lose_nothing(db_pa
     ]
     assert rows(db_path, "SELECT count(*) FROM order_items") == [(total * 2,)]
     assert rows(db_path, "SELECT count(DISTINCT call_id) FROM messages") == [(total,)]
-    customers = rows(db_path, "SELECT participant_identity, call_count, order_count FROM customers ORDER BY 1")
+    customers = rows(db_path, "SELECT participant_identity, call_count, order_count FROM customers "
+                     " ORDER BY 1")
     assert [c[0] for c in customers] == CALLERS
     assert sum(c[1] for c in customers) == total
     assert sum(c[2] for c in customers) == total
@@ -55,8 +56,9 @@ async def test_eight_worker_processes_finishing_calls_at_once_lose_nothing(db_pa
 async def test_two_calls_of_one_caller_at_once_keep_their_own_orders(db_path):
     """Two workers (two connections) serve the same caller at the same time."""
     async with open_repository(db_path) as first_repo, open_repository(db_path) as second_repo:
+        placing = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
         first, second = await asyncio.gather(
-            start_call(identity="+15551230000", repo=first_repo, llm=ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])),
+            start_call(identity="+15551230000", repo=first_repo, llm=placing),
             start_call(identity="+15551230000", repo=second_repo, llm=ScriptedLLM(ORDER_STEPS)),
         )
         await asyncio.gather(first.greeting, second.greeting)
