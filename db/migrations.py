@@ -152,9 +152,11 @@ def pending(conn: sqlite3.Connection) -> list[Migration]:
     return [m for m in MIGRATIONS if m.version not in applied]
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every pending migration, each in one IMMEDIATE transaction; returns the version."""
+def migrate(conn: sqlite3.Connection, *, target: int = LATEST_VERSION) -> int:
+    """Apply every pending migration up to ``target``, each in one IMMEDIATE transaction."""
     for migration in pending(conn):
+        if migration.version > target:
+            break
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated while we waited for the lock.
@@ -173,7 +175,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return LATEST_VERSION
+    return target
 
 
 def _applied_versions(conn: sqlite3.Connection) -> set[int]:
