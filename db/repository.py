@@ -231,7 +231,7 @@ class Repository:
             sql, params = stale.OPEN_CALLS_OF_CALLER_SQL, (identity,)
         try:
             rows = await self._conn.execute_fetchall(sql, params)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"could not look for abandoned calls: {exc}") from None
         found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
         if not found:
