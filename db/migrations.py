@@ -182,9 +182,17 @@ END;
 INSERT INTO feedback_fts (feedback_fts) VALUES ('rebuild');
 """
 
+# Version 3: who runs each call, so a call left open by a dead process can be told from a live one.
+_CALL_OWNER = """
+ALTER TABLE calls ADD COLUMN owner_host TEXT;
+ALTER TABLE calls ADD COLUMN owner_pid INTEGER;
+ALTER TABLE calls ADD COLUMN owner_started TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
+    Migration(3, "call owner", _CALL_OWNER),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -218,16 +226,23 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(version)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every pending migration, each in one IMMEDIATE transaction; returns the version."""
-    version = schema_version(conn)
-    for migration in MIGRATIONS:
-        if migration.version <= version:
-            continue
+def pending(conn: sqlite3.Connection) -> list[Migration]:
+    """Migrations not yet applied to this file (by version, so a gap left by a merge is filled)."""
+    if schema_version(conn) == 0:
+        return list(MIGRATIONS)
+    applied = _applied_versions(conn)
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = LATEST_VERSION) -> int:
+    """Apply every pending migration up to ``target``, each in one IMMEDIATE transaction."""
+    for migration in pending(conn):
+        if migration.version > target:
+            break
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated while we waited for the lock.
-            if migration.version <= _applied_version(conn):
+            if migration.version in _applied_versions(conn):
                 conn.execute("ROLLBACK")
                 continue
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -242,16 +257,16 @@ def migrate(conn: sqlite3.Connection) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return LATEST_VERSION
+    return target
 
 
-def _applied_version(conn: sqlite3.Connection) -> int:
+def _applied_versions(conn: sqlite3.Connection) -> set[int]:
     exists = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
     ).fetchone()
     if not exists:
-        return 0
-    return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+        return set()
+    return {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _statements(script: str) -> list[str]:

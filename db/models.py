@@ -45,6 +45,9 @@ class Call(SQLModel, table=True):
     started_at: str
     ended_at: str | None = None
     end_reason: str | None = None
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: str | None = None
 
 
 class Order(SQLModel, table=True):

@@ -13,14 +13,16 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
 
-from db import migrations
-from db.clock import utcnow_iso
-from db.errors import DatabaseUnavailable, NotADatabase, NotFound
+from db import migrations, spool, stale
+from db.clock import utcnow, utcnow_iso
+from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
+from db.owner import current_owner
 from db.records import (
     CallRecord,
     CustomerMemory,
@@ -74,7 +76,10 @@ class Repository:
 
     async def recall(self, identity: str) -> CustomerMemory | None:
         """What we know of a caller: one indexed statement, whatever their history, in one thread hop."""
-        return await run_on_connection_thread(self._conn, _read_memory, identity)
+        try:
+            return await run_on_connection_thread(self._conn, _read_memory, identity)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"caller lookup failed: {exc}") from None
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -101,7 +106,14 @@ class Repository:
     # -- writes -----------------------------------------------------------------
 
     async def open_call(self, *, call_id: str, identity: str | None, started_at: str) -> int | None:
-        """Record that a call began; returns the caller's customer id (None when anonymous)."""
+        """Record that a call began; returns the caller's customer id (None when anonymous).
+
+        The caller's earlier calls left open by a dead process are closed first, so they never
+        stand in the way of this one.
+        """
+        if identity is not None:
+            await self.close_stale_calls(identity=identity)
+        owner = current_owner()
         async with self._write() as conn:
             customer_id = None
             if identity is not None:
@@ -113,9 +125,9 @@ class Repository:
                 )
                 customer_id = (await cursor.fetchone())[0]
             cursor = await conn.execute(
-                "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                (call_id, customer_id, started_at),
+                "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (call_id, customer_id, started_at, owner.host, owner.pid, owner.started),
             )
             if cursor.rowcount == 1 and customer_id is not None:
                 await conn.execute(
@@ -147,6 +159,80 @@ class Repository:
     async def finalize_call(self, record: CallRecord) -> None:
         """Write everything a finished call leaves, in one transaction; safe to repeat."""
         await self._transaction(_write_call, record)
+
+    async def finalize_or_spool(self, record: CallRecord) -> bool:
+        """Finalize the call, or, if the database refuses, spool its record for the next start.
+
+        Returns True when written, False when spooled; raises only if the spool fails too.
+        """
+        try:
+            await self.finalize_call(record)
+            return True
+        except (RepositoryError, sqlite3.Error) as exc:
+            reason = exc
+        path = spool.spool_path(self.path)
+        try:
+            await asyncio.to_thread(spool.append, path, record)
+        except OSError as exc:
+            log.critical("call %s could not be written (%s) nor spooled (%s)", record.call_id, reason, exc)
+            raise DatabaseUnavailable(f"call {record.call_id} neither written nor spooled: {exc}") from None
+        log.warning("call %s spooled to %s: %s", record.call_id, path.name, reason)
+        return False
+
+    async def replay_spool(self) -> spool.ReplayResult:
+        """Write the calls spooled while the database refused them; each exactly once."""
+        result = await spool.replay(spool.spool_path(self.path), self.finalize_call)
+        if result.written:
+            log.info("replayed %d spooled call(s) into the database", result.written)
+        if result.kept:
+            log.warning("%d spooled call(s) still refused, kept for the next start: %s",
+                        result.kept, "; ".join(result.errors[:3]))
+        if result.rejected:
+            log.error("%d unreadable spool line(s) set aside in %s", result.rejected,
+                      spool.spool_path(self.path).name.replace(spool.SUFFIX, spool.REJECTED_SUFFIX))
+        return result
+
+    async def close_stale_calls(
+        self, *, identity: str | None = None, lease: timedelta = stale.LEASE
+    ) -> list[str]:
+        """Close as abandoned the open calls (of one caller, or all) whose process is gone.
+
+        Returns the ids closed. Calls waiting in the spool are left for its replay.
+        """
+        if identity is None:
+            sql, params = stale.OPEN_CALLS_SQL, ()
+        else:
+            sql, params = stale.OPEN_CALLS_OF_CALLER_SQL, (identity,)
+        try:
+            rows = await self._conn.execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"could not look for abandoned calls: {exc}") from None
+        found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
+        if not found:
+            return []
+        closed = []
+        async with self._write() as conn:
+            # Read under the write lock: a replay commits before it forgets a spooled call.
+            spooled = spool.call_ids(spool.spool_path(self.path))
+            now = utcnow_iso()
+            for call in found:
+                if call.call_id in spooled:
+                    continue
+                cursor = await conn.execute(
+                    "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+                    (call.ended_at, call.reason, call.call_id),
+                )
+                if cursor.rowcount:
+                    closed.append(call.call_id)
+                    await conn.execute(
+                        "UPDATE orders SET status = 'abandoned', updated_at = ?"
+                        " WHERE call_id = ? AND status = 'in_progress'",
+                        (now, call.call_id),
+                    )
+        for call_id in closed:
+            log.warning("call %s closed as abandoned: %s", call_id,
+                        next(c.reason for c in found if c.call_id == call_id))
+        return closed
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -429,7 +515,7 @@ def _write_messages(db: sqlite3.Connection, call_id: str, messages: Sequence[Mes
     )
 
 
-def _prepare(path: str, *, create: bool) -> None:
+def _prepare(path: str, *, create: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     """Check the file is ours (or new), then switch on WAL and migrate; never touches foreign files."""
     file = Path(path)
     if not create and not file.is_file():
@@ -440,12 +526,12 @@ def _prepare(path: str, *, create: bool) -> None:
         raise NotADatabase(f"folder {file.parent} does not exist")
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         _check_ours(conn, path)
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
             migrations.migrate(conn)
-        elif migrations.schema_version(conn) < migrations.LATEST_VERSION:
+        elif migrations.pending(conn):
             raise NotADatabase(f"database {path} has an older schema; open it with memory-agent once")
     except sqlite3.DatabaseError as exc:
         raise NotADatabase(f"{path} is not a usable database ({exc})") from None
@@ -460,21 +546,37 @@ def _check_ours(conn: sqlite3.Connection, path: str) -> None:
         raise NotADatabase(f"{path}: {exc}") from None
 
 
+async def _recover(repo: Repository) -> None:
+    """Spool first: a spooled call must be finalized, not closed as abandoned."""
+    try:
+        await repo.replay_spool()
+        await repo.close_stale_calls()
+    except RepositoryError as exc:
+        log.warning("recovery at start postponed: %s", exc)
+
+
 @asynccontextmanager
 async def open_repository(
-    url_or_path: str | Path, *, read_only: bool = False
+    url_or_path: str | Path, *, read_only: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
 ) -> AsyncIterator[Repository]:
-    """Open the database (creating and migrating it unless read-only) and yield the repository."""
+    """Open the database and yield the repository.
+
+    Unless read-only: create and migrate it, replay the calls spooled while it refused writes,
+    then close the calls left open by processes that died. A database that still refuses
+    writes does not stop the product from starting.
+    """
     path = database_path(url_or_path)
-    await asyncio.to_thread(_prepare, path, create=not read_only)
+    await asyncio.to_thread(_prepare, path, create=not read_only, busy_timeout_ms=busy_timeout_ms)
     target = f"file:{Path(path).absolute().as_posix()}?mode=ro" if read_only else path  # noqa: ASYNC240
     conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = FULL")
         conn.row_factory = sqlite3.Row
         repo = Repository(conn, path)
+        if not read_only:
+            await _recover(repo)
         yield repo
     finally:
         await conn.close()

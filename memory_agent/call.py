@@ -56,7 +56,7 @@ class Call:
             await self.session.aclose()
             record = call_record(self.userdata, self.session.history, self.end_reason or "finished")
             try:
-                await self.userdata.repo.finalize_call(record)
+                await self.userdata.repo.finalize_or_spool(record)
             except RepositoryError as exc:
                 log.error("could not finalize call %s: %s", self.call_id, exc)
                 raise

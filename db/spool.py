@@ -1,0 +1,191 @@
+"""The spool: finished calls the database refused, kept as JSON lines beside it until replayed.
+
+Crash-safe ordering: a record is appended and fsynced before the finalize is reported done; a
+replay commits each record to the database before the spool forgets it, and forgets it by
+rewriting the file under an exclusive lock. A crash between the two only means a record is
+replayed again, which the idempotent finalize makes harmless: each call is written exactly once.
+
+Appenders and the replayer lock the spool file itself (``flock``). Since the replayer may replace
+or remove the file, an appender checks after locking that its descriptor is still the file at
+the path, and reopens it if not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from db.records import CallRecord
+
+log = logging.getLogger("memory_agent.db")
+
+SUFFIX = ".spool.jsonl"
+REJECTED_SUFFIX = ".spool.rejected.jsonl"
+
+
+def spool_path(db_path: str | Path) -> Path:
+    return Path(f"{db_path}{SUFFIX}")
+
+
+def append(path: Path, record: CallRecord) -> None:
+    """Add one call's record as one fsynced line (blocking: run it in a thread)."""
+    line = (record.model_dump_json() + "\n").encode("utf-8")
+    with _locked(path, create=True) as fd:
+        assert fd is not None
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            line = b"\n" + line  # a previous append was torn by a crash: keep this line whole
+        _write_all(fd, line)
+        os.fsync(fd)
+    _fsync_dir(path.parent)
+
+
+def call_ids(path: Path) -> set[str]:
+    """The calls waiting in the spool; cheap when there is none (the usual case)."""
+    if not path.exists():
+        return set()
+    ids = set()
+    for raw in _read_lines(path):
+        try:
+            ids.add(CallRecord.model_validate_json(raw).call_id)
+        except ValidationError:
+            continue
+    return ids
+
+
+@dataclass
+class ReplayResult:
+    written: int = 0
+    kept: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def replay(path: Path, finalize: Callable[[CallRecord], Awaitable[None]]) -> ReplayResult:
+    """Write every spooled record with ``finalize``; keep those it refuses, set aside unreadable lines.
+
+    Holds the spool's lock throughout, so two processes starting at once do not both replay and an
+    appender waits (briefly) rather than writing into a file that is being rewritten.
+    """
+    result = ReplayResult()
+    if not _exists(path):
+        return result
+    with _locked(path, create=False) as fd:
+        if fd is None:
+            return result
+        lines = _read_fd(fd).split(b"\n")
+        keep: list[bytes] = []
+        rejected: list[bytes] = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                record = CallRecord.model_validate_json(raw)
+            except ValidationError:
+                # A line torn by a crash mid-append, or edited by hand: never replayable.
+                rejected.append(raw)
+                continue
+            try:
+                await finalize(record)
+            except Exception as exc:  # noqa: BLE001  (kept for the next start, whatever the cause)
+                result.errors.append(f"{record.call_id}: {exc}")
+                keep.append(raw)
+                continue
+            result.written += 1
+        result.kept, result.rejected = len(keep), len(rejected)
+        _forget_written(path, keep, rejected)
+    return result
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> None:
+    """Called with the spool locked, after the database committed every record not in ``keep``."""
+    if rejected:
+        _append_raw(path.with_name(path.name.removesuffix(SUFFIX) + REJECTED_SUFFIX), rejected)
+    if keep:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    else:
+        path.unlink()
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
+    """An exclusively locked descriptor of the file now at ``path`` (None if absent and not creating)."""
+    while True:
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield fd
+                return
+        finally:
+            os.close(fd)  # closing also releases the lock
+
+
+def _read_fd(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    try:
+        return [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _append_raw(path: Path, lines: list[bytes]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        _write_all(fd, b"".join(raw + b"\n" for raw in lines))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,282 @@
+"""A failing database: refused end-of-call writes are spooled and replayed once; slow lookups don't mute."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from workers import ORDER_LINES, ORDER_STEPS, PLACE_STEPS
+
+from conftest import rows
+from db import CallRecord, ItemRecord, MessageRecord, OrderRecord, open_repository
+from db.clock import utcnow_iso
+from db.spool import spool_path
+from memory_agent import start_call
+from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.scripted_llm import ScriptedLLM
+
+FAST_GIVE_UP_MS = 20  # the busy bound, shortened so a held lock counts as "past the bound" quickly
+
+
+@contextlib.contextmanager
+def write_lock_held(db_path: Path) -> Iterator[None]:
+    """Another connection (a backup tool, a stuck process) holds the write lock."""
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+@contextlib.contextmanager
+def read_only_file(db_path: Path) -> Iterator[None]:
+    """The database file cannot be written (chmod for a user; root ignores modes, so chattr +i)."""
+    if os.geteuid() != 0:
+        db_path.chmod(0o444)
+        restore = ["chmod", "644", str(db_path)]
+    else:
+        done = subprocess.run(["chattr", "+i", str(db_path)], capture_output=True)
+        if done.returncode != 0 or shutil.which("chattr") is None:
+            pytest.skip("running as root where chattr +i is not permitted: cannot make a file read-only")
+        restore = ["chattr", "-i", str(db_path)]
+    try:
+        yield
+    finally:
+        subprocess.run(restore, check=True)
+
+
+def a_record(call_id: str = "c1", *, messages: int = 3, text: str = "hello") -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        customer_id=None,
+        caller_name="Maria",
+        order=OrderRecord(
+            status="placed",
+            items=[ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)],
+        ),
+        messages=[MessageRecord(role="user", content=text, created_at=utcnow_iso()) for _ in range(messages)],
+        ended_at=utcnow_iso(),
+        end_reason="participant_disconnected",
+    )
+
+
+def spooled_ids(db_path: Path) -> list[str]:
+    path = spool_path(db_path)
+    if not path.exists():
+        return []
+    return [CallRecord.model_validate_json(line).call_id for line in path.read_text().splitlines()]
+
+
+async def test_call_goes_on_and_is_spooled_when_the_database_stays_locked(db_path, caplog):
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
+        call = await start_call(identity="+15557654321", repo=repo, llm=llm)
+        await call.greeting
+        for line in ORDER_LINES:
+            await call.session.run(user_input=line)
+        with write_lock_held(db_path):
+            result = await call.session.run(user_input="Yes, place it")
+            await call.finish()  # does not raise: the caller notices nothing
+
+        outputs = [e.item for e in result.events if e.type == "function_call_output"]
+        assert [(o.name, o.is_error) for o in outputs] == [("confirm_order", False)]
+        assert "Order placed" in outputs[0].output
+    assert spooled_ids(db_path) == [call.call_id]
+    assert rows(db_path, "SELECT status, ended_at FROM orders JOIN calls ON calls.id = call_id") == [
+        ("in_progress", None)
+    ]
+    assert "spooled" in caplog.text
+    assert "+15557654321" not in caplog.text
+
+    async with open_repository(db_path):
+        pass
+
+    assert spooled_ids(db_path) == []
+    assert not spool_path(db_path).exists()
+    assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 3650)]
+    assert rows(db_path, "SELECT end_reason FROM calls") == [("user_initiated",)]
+    assert rows(db_path, "SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 3650)]
+    assert rows(db_path, "SELECT count(*) FROM messages WHERE role = 'user'") == [(3,)]
+
+
+@pytest.mark.parametrize("failure", ["locked past the retry bound", "read-only file", "disk full"])
+async def test_refused_end_of_call_write_is_spooled_and_replayed_once(db_path, failure):
+    async with open_repository(db_path):
+        pass
+    record = a_record(messages=200, text="x" * 500)  # about 100 KB of transcript
+
+    async def finalize() -> bool:
+        async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+            if failure == "disk full":
+                # SQLite's own size limit refuses the write exactly as a full disk does (SQLITE_FULL).
+                (pages,) = (await repo._conn.execute_fetchall("PRAGMA page_count"))[0]
+                await repo._conn.execute(f"PRAGMA max_page_count = {pages}")
+            return await repo.finalize_or_spool(record)
+
+    if failure == "locked past the retry bound":
+        with write_lock_held(db_path):
+            written = await finalize()
+    elif failure == "read-only file":
+        with read_only_file(db_path):
+            written = await finalize()
+    else:
+        written = await finalize()
+
+    assert written is False
+    assert spooled_ids(db_path) == ["c1"]
+    assert rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
+
+    async with open_repository(db_path):
+        pass
+    async with open_repository(db_path):
+        pass
+
+    assert spooled_ids(db_path) == []
+    assert rows(db_path, "SELECT id, end_reason FROM calls") == [("c1", "participant_disconnected")]
+    assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 1500)]
+    assert rows(db_path, "SELECT count(*) FROM messages") == [(200,)]
+
+
+async def test_replay_interrupted_before_the_spool_is_cleared_writes_nothing_twice(db_path):
+    """A crash after the database committed, before the spool forgot the call: replayed again, harmlessly."""
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        customer_id = await repo.open_call(call_id="c1", identity="+15551112222", started_at=utcnow_iso())
+        record = a_record().model_copy(update={"customer_id": customer_id})
+        with write_lock_held(db_path):
+            assert await repo.finalize_or_spool(record) is False
+    saved = spool_path(db_path).read_bytes()
+
+    async with open_repository(db_path):
+        pass
+    spool_path(db_path).write_bytes(saved)  # as if the process died before removing it
+    async with open_repository(db_path):
+        pass
+
+    assert not spool_path(db_path).exists()
+    counts = "SELECT call_count, order_count, lifetime_spend_cents FROM customers"
+    assert rows(db_path, counts) == [(1, 1, 1500)]
+    assert rows(db_path, "SELECT count(*) FROM orders") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM order_items") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM messages") == [(3,)]
+
+
+async def test_spool_still_refused_at_start_is_kept_and_start_goes_on(db_path, caplog):
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        with write_lock_held(db_path):
+            assert await repo.finalize_or_spool(a_record("c1")) is False
+            assert await repo.finalize_or_spool(a_record("c2")) is False
+
+    with write_lock_held(db_path):
+        async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS):
+            pass
+
+    assert spooled_ids(db_path) == ["c1", "c2"]
+    assert "still refused" in caplog.text
+    async with open_repository(db_path):
+        pass
+    assert rows(db_path, "SELECT id FROM calls ORDER BY id") == [("c1",), ("c2",)]
+
+
+async def test_torn_spool_line_is_set_aside_and_the_others_replayed(db_path, caplog):
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        with write_lock_held(db_path):
+            await repo.finalize_or_spool(a_record("c1"))
+            with spool_path(db_path).open("ab") as spool:
+                spool.write(a_record("torn").model_dump_json().encode()[:40])  # a crash mid-append
+            await repo.finalize_or_spool(a_record("c2"))
+
+    async with open_repository(db_path):
+        pass
+
+    assert rows(db_path, "SELECT id FROM calls ORDER BY id") == [("c1",), ("c2",)]
+    assert not spool_path(db_path).exists()
+    rejected = db_path.with_name(db_path.name + ".spool.rejected.jsonl").read_text()
+    assert rejected.startswith('{"call_id":"torn"')
+    assert "unreadable spool line" in caplog.text
+
+
+async def test_spooled_call_of_a_dead_process_is_replayed_not_abandoned(db_path):
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        await repo.open_call(call_id="c1", identity="+15553334444", started_at=utcnow_iso())
+        with write_lock_held(db_path):
+            assert await repo.finalize_or_spool(a_record("c1")) is False
+    with sqlite3.connect(db_path) as conn:  # the process that ran it is gone
+        conn.execute("UPDATE calls SET owner_pid = 0, owner_started = 'gone'")
+    conn.close()
+
+    async with open_repository(db_path):
+        pass
+
+    assert rows(db_path, "SELECT end_reason FROM calls") == [("participant_disconnected",)]
+    assert rows(db_path, "SELECT status FROM orders") == [("placed",)]
+
+
+# -- the caller lookup --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lookup_stalled() -> Iterator[tuple[threading.Event, Callable[..., int]]]:
+    """An authorizer that stalls the caller lookup inside SQLite (as a slow disk would) until released."""
+    release = threading.Event()
+
+    def authorizer(action: int, table: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and table == "order_items":  # only the lookup reads items
+            release.wait(timeout=30)
+        return sqlite3.SQLITE_OK
+
+    yield release, authorizer
+    release.set()
+
+
+async def test_slow_caller_lookup_greets_without_memory_and_logs_it(db_path, caplog):
+    async with open_repository(db_path) as repo:
+        first = await start_call(identity="alice", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS))
+        await first.greeting
+        for line in FIRST_CALL_LINES:
+            await first.session.run(user_input=line)
+        await first.finish()
+
+        with lookup_stalled() as (release, authorizer):
+            await repo._conn.set_authorizer(authorizer)  # noqa: SLF001  (the stall sits in SQLite itself)
+            llm = ScriptedLLM(RETURN_CALL_STEPS)
+            call = await start_call(identity="alice", repo=repo, llm=llm, recall_budget_s=0.05)
+            await call.greeting
+            release.set()
+        await repo._conn.set_authorizer(None)  # noqa: SLF001
+        for line in RETURN_CALL_LINES[:1]:
+            await call.session.run(user_input=line)
+        await call.finish()
+
+    assert call.greeting.events, "the agent did not greet"
+    assert '"Maria"' not in llm.requests[0].instructions
+    assert "took over 50 ms; greeting without memory" in caplog.text
+    assert rows(db_path, "SELECT count(*), count(ended_at) FROM calls") == [(2, 2)]
+
+
+async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, caplog):
+    async with open_repository(db_path) as repo:
+        await repo.open_call(call_id="c0", identity="alice", started_at=utcnow_iso())
+
+        def refuse(action: int, table: str | None, *_: object) -> int:
+            return sqlite3.SQLITE_DENY if table == "order_items" else sqlite3.SQLITE_OK
+
+        await repo._conn.set_authorizer(refuse)  # noqa: SLF001  (SQLite itself refuses the lookup)
+        llm = ScriptedLLM(RETURN_CALL_STEPS)
+        call = await start_call(identity="alice", repo=repo, llm=llm)
+        await call.greeting
+        await repo._conn.set_authorizer(None)  # noqa: SLF001
+        await call.finish()
+
+    assert call.greeting.events, "the agent did not greet"
+    assert "What we remember" not in llm.requests[0].instructions
+    assert "caller lookup for alice failed" in caplog.text
+    assert "greeting without memory" in caplog.text

@@ -1,0 +1,75 @@
+"""What the child processes of the crash and concurrency tests run: real calls, as a worker would."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier, Event
+
+from db import open_repository
+from memory_agent import start_call
+from memory_agent.scripted_llm import Call, Say, ScriptedLLM
+
+ORDER_STEPS = [
+    Say("Welcome to Bella Vista! What can I get you?"),
+    Call("transfer_to_order_taker"),
+    Say("What would you like?"),
+    (Call("add_to_order", {"item": "margherita", "quantity": 2}), Call("add_to_order", {"item": "tiramisu"})),
+    Say("Two Margherita Pizzas and a Tiramisu. Anything else?"),
+]
+ORDER_LINES = ["I'd like to order", "Two margheritas and a tiramisu"]
+PLACE_STEPS = [Call("confirm_order"), Say("Placed!")]
+
+
+def call_then_wait_to_be_killed(db_path: str, call_id: str, ready: Event) -> None:
+    """Take an order up to the point of placing it, say so, then hang as a call in progress would."""
+
+    async def run() -> None:
+        async with open_repository(db_path) as repo:
+            llm = ScriptedLLM(ORDER_STEPS)
+            call = await start_call(identity="killed-caller", repo=repo, llm=llm, call_id=call_id)
+            assert call.greeting is not None
+            await call.greeting
+            for line in ORDER_LINES:
+                await call.session.run(user_input=line)
+            ready.set()
+            await asyncio.sleep(3600)
+
+    asyncio.run(run())
+
+
+def finish_calls(
+    db_path: str, worker: int, calls: int, identities: list[str], start: Barrier, results: Queue
+) -> None:
+    """Run ``calls`` complete calls that place an order, all released at once with the other workers.
+
+    Reports how long each ``finish()`` took and every warning or error the product logged.
+    """
+    problems: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: problems.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("memory_agent").addHandler(handler)
+
+    async def run() -> list[float]:
+        waits = []
+        async with open_repository(db_path) as repo:
+            start.wait()
+            for n in range(calls):
+                identity = identities[(worker + n) % len(identities)]
+                llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
+                call = await start_call(identity=identity, repo=repo, llm=llm, call_id=f"w{worker}-c{n}")
+                assert call.greeting is not None
+                await call.greeting
+                for line in [*ORDER_LINES, "Yes, place it"]:
+                    await call.session.run(user_input=line)
+                began = time.perf_counter()
+                await call.finish()
+                waits.append(time.perf_counter() - began)
+        return waits
+
+    try:
+        results.put((worker, asyncio.run(run()), problems))
+    except BaseException as exc:
+        results.put((worker, [], [*problems, f"raised {exc!r}"]))
