@@ -261,9 +261,7 @@ def migrate(conn: sqlite3.Connection, *, target: int = LATEST_VERSION) -> int:
 
 
 def _applied_versions(conn: sqlite3.Connection) -> set[int]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
     if not exists:
         return set()
     return {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}

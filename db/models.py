@@ -11,8 +11,7 @@ from sqlmodel import Field, SQLModel
 
 # customers.label (migration 2): what Datasette shows for a link to a customer.
 CUSTOMER_LABEL_SQL = (
-    "CASE WHEN name IS NULL OR name = '' THEN participant_identity "
-    "ELSE name || ' (' || participant_identity || ')' END"
+    "CASE WHEN name IS NULL OR name = '' THEN participant_identity ELSE name || ' (' || participant_identity || ')' END"
 )
 
 
@@ -31,9 +30,7 @@ class Customer(SQLModel, table=True):
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     last_rating: int | None = None
     last_feedback_comment: str | None = None
-    label: str | None = Field(
-        default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False))
-    )
+    label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
 
 
 class Call(SQLModel, table=True):

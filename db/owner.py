@@ -19,6 +19,7 @@ from pathlib import Path
 
 _HAS_PROC = Path("/proc/self/stat").exists()
 
+
 @dataclass(frozen=True)
 class Owner:
     """A process, identified well enough to tell whether it is still the same one."""

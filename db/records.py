@@ -51,6 +51,8 @@ class CallRecord(BaseModel):
 
     call_id: str
     customer_id: int | None
+    identity: str | None = None
+    started_at: str | None = None
     caller_name: str | None = None
     email: str | None = None
     order: OrderRecord | None = None

@@ -127,8 +127,7 @@ def parse_statuses(text: str) -> tuple[str, ...]:
     unknown = [status for status in statuses if status not in ORDER_STATUSES]
     if unknown or not statuses:
         raise ValueError(
-            f"unknown status {', '.join(map(repr, unknown)) or repr(text)}"
-            f" (choose from {', '.join(ORDER_STATUSES)})"
+            f"unknown status {', '.join(map(repr, unknown)) or repr(text)} (choose from {', '.join(ORDER_STATUSES)})"
         )
     return statuses
 

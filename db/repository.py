@@ -22,7 +22,7 @@ import aiosqlite
 from db import migrations, spool, stale
 from db.clock import utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
-from db.owner import current_owner
+from db.owner import Owner, current_owner
 from db.records import (
     CallRecord,
     CustomerMemory,
@@ -66,11 +66,11 @@ def database_path(url_or_path: str | Path) -> str:
 class Repository:
     """Reads and writes of customers, calls, orders, feedback and messages."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self._conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
-        self._writers = WriterLock(path, timeout_s=BUSY_TIMEOUT_MS / 1000)
+        self._writers = WriterLock(path, timeout_s=busy_timeout_ms / 1000)
 
     # -- reads ------------------------------------------------------------------
 
@@ -83,9 +83,7 @@ class Repository:
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
-        rows = await self._conn.execute_fetchall(
-            "SELECT * FROM customers WHERE participant_identity = ?", (identity,)
-        )
+        rows = await self._conn.execute_fetchall("SELECT * FROM customers WHERE participant_identity = ?", (identity,))
         return dict(rows[0]) if rows else None
 
     async def call_summary(self, call_id: str) -> dict[str, object]:
@@ -113,48 +111,21 @@ class Repository:
         """
         if identity is not None:
             await self.close_stale_calls(identity=identity)
-        owner = current_owner()
-        async with self._write() as conn:
-            customer_id = None
-            if identity is not None:
-                cursor = await conn.execute(
-                    "INSERT INTO customers (participant_identity, created_at, last_seen_at)"
-                    " VALUES (?, ?, ?) ON CONFLICT (participant_identity)"
-                    " DO UPDATE SET last_seen_at = excluded.last_seen_at RETURNING id",
-                    (identity, started_at, started_at),
-                )
-                customer_id = (await cursor.fetchone())[0]
-            cursor = await conn.execute(
-                "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (call_id, customer_id, started_at, owner.host, owner.pid, owner.started),
-            )
-            if cursor.rowcount == 1 and customer_id is not None:
-                await conn.execute(
-                    "UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,)
-                )
-            return customer_id
+        return await self._transaction(_open_call, call_id, identity, started_at, current_owner())
 
     async def save_caller_name(self, *, call_id: str, customer_id: int | None, name: str) -> None:
-        async with self._write() as conn:
-            await _save_name(conn, call_id, customer_id, name)
+        await self._transaction(_write_name, call_id, customer_id, name)
 
     async def save_email(self, *, customer_id: int | None, email: str) -> None:
-        if customer_id is None:
-            return
-        async with self._write() as conn:
-            await conn.execute("UPDATE customers SET email = ? WHERE id = ?", (email, customer_id))
+        if customer_id is not None:
+            await self._transaction(_write_email, customer_id, email)
 
     async def save_order(self, *, call_id: str, customer_id: int | None, order: OrderRecord) -> int | None:
         """Write the call's order as it is now; a placed order is final."""
-        async with self._write() as conn:
-            return await _save_order(conn, call_id, customer_id, order)
+        return await self._transaction(_write_order, call_id, customer_id, order)
 
-    async def save_feedback(
-        self, *, call_id: str, customer_id: int | None, feedback: FeedbackRecord
-    ) -> None:
-        async with self._write() as conn:
-            await _save_feedback(conn, call_id, customer_id, feedback)
+    async def save_feedback(self, *, call_id: str, customer_id: int | None, feedback: FeedbackRecord) -> None:
+        await self._transaction(_write_feedback, call_id, customer_id, feedback)
 
     async def finalize_call(self, record: CallRecord) -> None:
         """Write everything a finished call leaves, in one transaction; safe to repeat."""
@@ -185,16 +156,20 @@ class Repository:
         if result.written:
             log.info("replayed %d spooled call(s) into the database", result.written)
         if result.kept:
-            log.warning("%d spooled call(s) still refused, kept for the next start: %s",
-                        result.kept, "; ".join(result.errors[:3]))
+            log.warning(
+                "%d spooled call(s) still refused, kept for the next start: %s",
+                result.kept,
+                "; ".join(result.errors[:3]),
+            )
         if result.rejected:
-            log.error("%d unreadable spool line(s) set aside in %s", result.rejected,
-                      spool.spool_path(self.path).name.replace(spool.SUFFIX, spool.REJECTED_SUFFIX))
+            log.error(
+                "%d unreadable spool line(s) set aside in %s",
+                result.rejected,
+                spool.spool_path(self.path).name.replace(spool.SUFFIX, spool.REJECTED_SUFFIX),
+            )
         return result
 
-    async def close_stale_calls(
-        self, *, identity: str | None = None, lease: timedelta = stale.LEASE
-    ) -> list[str]:
+    async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
         """Close as abandoned the open calls (of one caller, or all) whose process is gone.
 
         Returns the ids closed. Calls waiting in the spool are left for its replay.
@@ -210,54 +185,14 @@ class Repository:
         found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
         if not found:
             return []
-        closed = []
-        async with self._write() as conn:
-            # Read under the write lock: a replay commits before it forgets a spooled call.
-            spooled = spool.call_ids(spool.spool_path(self.path))
-            now = utcnow_iso()
-            for call in found:
-                if call.call_id in spooled:
-                    continue
-                cursor = await conn.execute(
-                    "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
-                    (call.ended_at, call.reason, call.call_id),
-                )
-                if cursor.rowcount:
-                    closed.append(call.call_id)
-                    await conn.execute(
-                        "UPDATE orders SET status = 'abandoned', updated_at = ?"
-                        " WHERE call_id = ? AND status = 'in_progress'",
-                        (now, call.call_id),
-                    )
+        closed = await self._transaction(_close_calls, found, spool.spool_path(self.path))
         for call_id in closed:
-            log.warning("call %s closed as abandoned: %s", call_id,
-                        next(c.reason for c in found if c.call_id == call_id))
+            log.warning(
+                "call %s closed as abandoned: %s", call_id, next(c.reason for c in found if c.call_id == call_id)
+            )
         return closed
 
     # -- plumbing ---------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A short write transaction that takes the write lock up front, retried within a bound."""
-        async with self._write_lock:
-            for attempt in range(1, WRITE_ATTEMPTS + 1):
-                try:
-                    await run_on_connection_thread(self._conn, _begin, self._writers)
-                    break
-                except _Busy as exc:
-                    if attempt == WRITE_ATTEMPTS:
-                        raise DatabaseUnavailable(f"database write refused: {exc}") from None
-                    await asyncio.sleep(0.05 * attempt)
-                except sqlite3.OperationalError as exc:
-                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
-            try:
-                yield self._conn
-                await run_on_connection_thread(self._conn, _end, self._writers, "COMMIT")
-            except BaseException as exc:
-                await run_on_connection_thread(self._conn, _end, self._writers, "ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
-                raise
 
     async def _transaction(self, body: Callable[..., _T], *args: object) -> _T:
         """Run ``body(db, *args)`` as one IMMEDIATE transaction in a single hop to the database thread.
@@ -278,15 +213,15 @@ class Repository:
                     await asyncio.sleep(0.05 * attempt)
                 except sqlite3.OperationalError as exc:
                     raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                except sqlite3.Error as exc:
+                    raise RepositoryError(f"database refused the write: {exc}") from None
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self._conn.close()
 
 
-async def run_on_connection_thread(
-    conn: aiosqlite.Connection, fn: Callable[..., _T], *args: object
-) -> _T:
+async def run_on_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: object) -> _T:
     """Call ``fn(sqlite3_connection, *args)`` on aiosqlite's own thread: one hop for many statements.
 
     aiosqlite has no public way to run a function on its thread; this is the one place that uses
@@ -299,15 +234,17 @@ class _Busy(Exception):
     """BEGIN IMMEDIATE found the write lock taken past the busy timeout: worth retrying."""
 
 
-def _immediate_transaction(
-    db: sqlite3.Connection, writers: WriterLock, body: Callable[..., _T], *args: object
-) -> _T:
+def _immediate_transaction(db: sqlite3.Connection, writers: WriterLock, body: Callable[..., _T], *args: object) -> _T:
     _begin(db, writers)
     try:
         result = body(db, *args)
         db.execute("COMMIT")
     except BaseException:
-        _end(db, writers, "ROLLBACK")
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        finally:
+            writers.release()
         raise
     writers.release()
     return result
@@ -328,39 +265,9 @@ def _begin(db: sqlite3.Connection, writers: WriterLock) -> None:
         raise
 
 
-def _end(db: sqlite3.Connection, writers: WriterLock, statement: str) -> None:
-    try:
-        if statement == "COMMIT" or db.in_transaction:
-            db.execute(statement)
-    finally:
-        writers.release()
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
-
-
-async def _save_name(conn: aiosqlite.Connection, call_id: str, customer_id: int | None, name: str) -> None:
-    await run_on_connection_thread(conn, _write_name, call_id, customer_id, name)
-
-
-async def _save_order(
-    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, order: OrderRecord
-) -> int | None:
-    return await run_on_connection_thread(conn, _write_order, call_id, customer_id, order)
-
-
-async def _save_feedback(
-    conn: aiosqlite.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
-) -> None:
-    await run_on_connection_thread(conn, _write_feedback, call_id, customer_id, feedback)
-
-
-async def _save_messages(
-    conn: aiosqlite.Connection, call_id: str, messages: Sequence[MessageRecord]
-) -> None:
-    await run_on_connection_thread(conn, _write_messages, call_id, messages)
 
 
 # The bodies below run on the database thread, inside a transaction the caller opened.
@@ -398,23 +305,97 @@ def _read_memory(db: sqlite3.Connection, identity: str) -> CustomerMemory | None
     )
 
 
-def _write_call(db: sqlite3.Connection, record: CallRecord) -> None:
+def _open_call(db: sqlite3.Connection, call_id: str, identity: str | None, started_at: str, owner: Owner) -> int | None:
+    customer_id = None
+    if identity is not None:
+        customer_id = _upsert_customer(db, identity, started_at)
+    inserted = db.execute(
+        "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (call_id, customer_id, started_at, owner.host, owner.pid, owner.started),
+    ).rowcount
+    if inserted and customer_id is not None:
+        db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
+    return customer_id
+
+
+def _upsert_customer(db: sqlite3.Connection, identity: str, seen_at: str) -> int:
+    return int(
+        db.execute(
+            "INSERT INTO customers (participant_identity, created_at, last_seen_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (participant_identity) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)"
+            " RETURNING id",
+            (identity, seen_at, seen_at),
+        ).fetchone()[0]
+    )
+
+
+def _close_calls(db: sqlite3.Connection, found: list[stale.StaleCall], spool_file: Path) -> list[str]:
+    # Read under the write lock: a replay commits before it forgets a spooled call.
+    spooled = spool.call_ids(spool_file)
+    now = utcnow_iso()
+    closed = []
+    for call in found:
+        if call.call_id in spooled:
+            continue
+        if db.execute(
+            "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+            (call.ended_at, call.reason, call.call_id),
+        ).rowcount:
+            closed.append(call.call_id)
+            db.execute(
+                "UPDATE orders SET status = 'abandoned', updated_at = ? WHERE call_id = ? AND status = 'in_progress'",
+                (now, call.call_id),
+            )
+    return closed
+
+
+def _link_call(db: sqlite3.Connection, record: CallRecord) -> int:
+    """Attach a call recorded without its customer (and its order and feedback) to the caller."""
+    assert record.identity is not None
+    started = record.started_at or record.ended_at
+    customer_id = _upsert_customer(db, record.identity, started)
+    _ensure_call(db, record.call_id, None, started)
+    linked = "UPDATE {} SET customer_id = ? WHERE {} = ? AND customer_id IS NULL"
+    if db.execute(linked.format("calls", "id"), (customer_id, record.call_id)).rowcount:
+        db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
+    db.execute(linked.format("feedback", "call_id"), (customer_id, record.call_id))
+    order = db.execute(
+        linked.format("orders", "call_id") + " RETURNING id, status, total_cents", (customer_id, record.call_id)
+    ).fetchone()
+    if order is not None and order[1] == "placed":
+        _count_placed(db, customer_id, order[0], order[2])
+    return customer_id
+
+
+def _ensure_call(db: sqlite3.Connection, call_id: str, customer_id: int | None, started_at: str) -> None:
+    """The call's row, for writes about a call whose start could not be recorded."""
     db.execute(
         "INSERT INTO calls (id, customer_id, started_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (record.call_id, record.customer_id, record.ended_at),
+        (call_id, customer_id, started_at),
     )
+
+
+def _write_email(db: sqlite3.Connection, customer_id: int, email: str) -> None:
+    db.execute("UPDATE customers SET email = ? WHERE id = ?", (email, customer_id))
+
+
+def _write_call(db: sqlite3.Connection, record: CallRecord) -> None:
+    # A call whose start could not be recorded still reaches its customer, through its identity.
+    if record.customer_id is None and record.identity is not None:
+        record = record.model_copy(update={"customer_id": _link_call(db, record)})
+    _ensure_call(db, record.call_id, record.customer_id, record.started_at or record.ended_at)
     if record.caller_name:
         _write_name(db, record.call_id, record.customer_id, record.caller_name)
     if record.email and record.customer_id is not None:
-        db.execute("UPDATE customers SET email = ? WHERE id = ?", (record.email, record.customer_id))
+        _write_email(db, record.customer_id, record.email)
     if record.order is not None:
         _write_order(db, record.call_id, record.customer_id, record.order)
     if record.feedback is not None:
         _write_feedback(db, record.call_id, record.customer_id, record.feedback)
     _write_messages(db, record.call_id, record.messages)
     db.execute(
-        "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?)"
-        " WHERE id = ?",
+        "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?) WHERE id = ?",
         (record.ended_at, record.end_reason, record.call_id),
     )
     if record.customer_id is not None:
@@ -430,15 +411,15 @@ def _write_name(db: sqlite3.Connection, call_id: str, customer_id: int | None, n
         db.execute("UPDATE customers SET name = ? WHERE id = ?", (name, customer_id))
 
 
-def _write_order(
-    db: sqlite3.Connection, call_id: str, customer_id: int | None, order: OrderRecord
-) -> int | None:
+def _write_order(db: sqlite3.Connection, call_id: str, customer_id: int | None, order: OrderRecord) -> int | None:
     existing = db.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,)).fetchone()
     if existing is not None and existing[1] == "placed":
         return int(existing[0])
     if existing is None and not order.items:
         return None
     now = utcnow_iso()
+    if existing is None:
+        _ensure_call(db, call_id, customer_id, now)
     placed_at = now if order.status == "placed" else None
     total_cents = order.total_cents
     order_id = int(
@@ -446,6 +427,7 @@ def _write_order(
             "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
             " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
+            " customer_id = coalesce(orders.customer_id, excluded.customer_id),"
             " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
             " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
             " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
@@ -482,20 +464,25 @@ def _write_order(
         ],
     )
     if order.status == "placed" and customer_id is not None:
-        db.execute(
-            "UPDATE customers SET order_count = order_count + 1,"
-            " lifetime_spend_cents = lifetime_spend_cents + ?, last_order_id = ? WHERE id = ?",
-            (total_cents, order_id, customer_id),
-        )
+        _count_placed(db, customer_id, order_id, total_cents)
     return order_id
 
 
-def _write_feedback(
-    db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord
-) -> None:
+def _count_placed(db: sqlite3.Connection, customer_id: int, order_id: int, total_cents: int) -> None:
+    """Keep the customer's aggregates, so the caller lookup never scans their history."""
+    db.execute(
+        "UPDATE customers SET order_count = order_count + 1,"
+        " lifetime_spend_cents = lifetime_spend_cents + ?, last_order_id = ? WHERE id = ?",
+        (total_cents, order_id, customer_id),
+    )
+
+
+def _write_feedback(db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord) -> None:
+    _ensure_call(db, call_id, customer_id, utcnow_iso())
     db.execute(
         "INSERT INTO feedback (call_id, customer_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment",
+        " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment,"
+        " customer_id = coalesce(feedback.customer_id, excluded.customer_id)",
         (call_id, customer_id, feedback.rating, feedback.comment, utcnow_iso()),
     )
     if customer_id is not None:
@@ -515,24 +502,19 @@ def _write_messages(db: sqlite3.Connection, call_id: str, messages: Sequence[Mes
     )
 
 
-def _prepare(path: str, *, create: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+def _prepare(path: str, busy_timeout_ms: int) -> None:
     """Check the file is ours (or new), then switch on WAL and migrate; never touches foreign files."""
     file = Path(path)
-    if not create and not file.is_file():
-        raise NotADatabase(f"database {path} does not exist")
-    if file.exists() and file.is_dir():
+    if file.is_dir():
         raise NotADatabase(f"database path {path} is a directory")
-    if create and not file.parent.is_dir():
+    if not file.parent.is_dir():
         raise NotADatabase(f"folder {file.parent} does not exist")
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         _check_ours(conn, path)
-        if create:
-            conn.execute("PRAGMA journal_mode = WAL")
-            migrations.migrate(conn)
-        elif migrations.pending(conn):
-            raise NotADatabase(f"database {path} has an older schema; open it with memory-agent once")
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrations.migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise NotADatabase(f"{path} is not a usable database ({exc})") from None
     finally:
@@ -557,26 +539,24 @@ async def _recover(repo: Repository) -> None:
 
 @asynccontextmanager
 async def open_repository(
-    url_or_path: str | Path, *, read_only: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    url_or_path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
 ) -> AsyncIterator[Repository]:
     """Open the database and yield the repository.
 
-    Unless read-only: create and migrate it, replay the calls spooled while it refused writes,
-    then close the calls left open by processes that died. A database that still refuses
-    writes does not stop the product from starting.
+    Creates and migrates it, replays the calls spooled while it refused writes, then closes the
+    calls left open by processes that died. A database that still refuses writes does not stop
+    the product from starting. (Reports open it read-only with ``db.reports.open_read_only``.)
     """
     path = database_path(url_or_path)
-    await asyncio.to_thread(_prepare, path, create=not read_only, busy_timeout_ms=busy_timeout_ms)
-    target = f"file:{Path(path).absolute().as_posix()}?mode=ro" if read_only else path  # noqa: ASYNC240
-    conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
+    await asyncio.to_thread(_prepare, path, busy_timeout_ms)
+    conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         await conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = FULL")
         conn.row_factory = sqlite3.Row
-        repo = Repository(conn, path)
-        if not read_only:
-            await _recover(repo)
+        repo = Repository(conn, path, busy_timeout_ms=busy_timeout_ms)
+        await _recover(repo)
         yield repo
     finally:
         await conn.close()

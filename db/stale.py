@@ -26,9 +26,12 @@ SELECT k.id, k.owner_host, k.owner_pid, k.owner_started,
 FROM calls AS k LEFT JOIN orders AS o ON o.call_id = k.id
 WHERE k.ended_at IS NULL
 """
-OPEN_CALLS_OF_CALLER_SQL = OPEN_CALLS_SQL + """
+OPEN_CALLS_OF_CALLER_SQL = (
+    OPEN_CALLS_SQL
+    + """
   AND k.customer_id = (SELECT id FROM customers WHERE participant_identity = ?)
 """
+)
 
 
 @dataclass(frozen=True)

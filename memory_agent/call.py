@@ -80,15 +80,21 @@ async def start_call(
 ) -> Call:
     """Register the call, build Userdata and the session, and start the Greeter."""
     key = caller_key(identity)
+    started_at = utcnow_iso()
     ud = Userdata(
         repo=repo,
         menu=menu or load_menu(),
         call_id=call_id or uuid.uuid4().hex,
         identity=key,
+        started_at=started_at,
         recall_budget_s=recall_budget_s,
         memory_enabled=memory_enabled,
     )
-    ud.customer_id = await repo.open_call(call_id=ud.call_id, identity=key, started_at=utcnow_iso())
+    try:
+        ud.customer_id = await repo.open_call(call_id=ud.call_id, identity=key, started_at=started_at)
+    except RepositoryError as exc:
+        # The caller is served all the same; finish() links the call to them by identity.
+        log.warning("could not record the start of call %s: %s", ud.call_id, exc)
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
     session: AgentSession[Userdata] = AgentSession(
@@ -109,6 +115,8 @@ def call_record(ud: Userdata, history: llm.ChatContext, end_reason: str) -> Call
     return CallRecord(
         call_id=ud.call_id,
         customer_id=ud.customer_id,
+        identity=ud.identity,
+        started_at=ud.started_at,
         caller_name=ud.caller_name,
         email=ud.order.email,
         order=ud.order.to_record(final=True),

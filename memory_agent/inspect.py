@@ -50,9 +50,7 @@ def datasette_command(
     ]  # fmt: skip
 
 
-def inspect_database(
-    db: Path, *, host: str = "127.0.0.1", port: int = 8001, extra: Sequence[str] = ()
-) -> int:
+def inspect_database(db: Path, *, host: str = "127.0.0.1", port: int = 8001, extra: Sequence[str] = ()) -> int:
     """Serve ``db`` in Datasette until interrupted; returns the exit status.
 
     Without Datasette it prints the command that installs it and returns 1; a file that is not
@@ -73,8 +71,6 @@ def inspect_database(
         if not extra:
             print(f"Serving {db} read-only at http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
         try:
-            return subprocess.run(
-                datasette_command(db, metadata_file, host=host, port=port, extra=extra)
-            ).returncode
+            return subprocess.run(datasette_command(db, metadata_file, host=host, port=port, extra=extra)).returncode
         except KeyboardInterrupt:
             return 0

@@ -117,6 +117,7 @@ class Userdata:
     menu: Menu
     call_id: str
     identity: str | None
+    started_at: str
     customer_id: int | None = None
     memory: CustomerMemory | None = None
     caller_name: str | None = None

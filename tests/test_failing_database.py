@@ -280,3 +280,32 @@ async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, 
     assert "What we remember" not in llm.requests[0].instructions
     assert "caller lookup for alice failed" in caplog.text
     assert "greeting without memory" in caplog.text
+
+
+async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_its_caller(db_path, caplog):
+    async with open_repository(db_path) as repo:
+        first = ScriptedLLM(FIRST_CALL_STEPS)
+        call = await start_call(identity="+15550001111", repo=repo, llm=first)
+        await call.greeting
+        for line in FIRST_CALL_LINES:
+            await call.session.run(user_input=line)
+        await call.finish()
+
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        with write_lock_held(db_path):
+            call = await start_call(identity="+15550001111", repo=repo, llm=ScriptedLLM(RETURN_CALL_STEPS))
+            await call.greeting
+        assert "could not record the start" in caplog.text
+        results = [await call.session.run(user_input=line) for line in RETURN_CALL_LINES]
+        in_progress = rows(db_path, "SELECT status FROM orders WHERE call_id = ?", (call.call_id,))
+        await call.finish()
+
+    outputs = [e.item for r in results for e in r.events if e.type == "function_call_output"]
+    assert [o.name for o in outputs if o.is_error] == []
+    assert in_progress == [("placed",)]  # written through although the call's start was not recorded
+    assert rows(db_path, "SELECT count(*), sum(customer_id IS NULL) FROM calls") == [(2, 0)]
+    assert rows(db_path, "SELECT customer_id, status, total_cents FROM orders ORDER BY id") == [
+        (1, "placed", 3650),
+        (1, "placed", 3650),
+    ]
+    assert rows(db_path, "SELECT call_count, order_count FROM customers") == [(2, 2)]

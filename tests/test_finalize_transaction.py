@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from conftest import rows
-from db import CallRecord, FeedbackRecord, ItemRecord, MessageRecord, OrderRecord
+from db import CallRecord, FeedbackRecord, ItemRecord, MessageRecord, OrderRecord, RepositoryError
 
 WHEN = "2025-01-02T10:00:00.000000+00:00"
 
@@ -45,7 +43,7 @@ async def test_a_failing_finalize_leaves_nothing_behind_and_the_next_write_works
     # Bypasses validation so the database's CHECK fails after the call and order rows were written.
     broken = FeedbackRecord.model_construct(rating=9, comment="")
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(RepositoryError, match="CHECK constraint failed"):
         await repo.finalize_call(record("c1", customer_id, feedback=broken))
 
     assert rows(db_path, "SELECT count(*) FROM orders") == [(0,)]
