@@ -53,12 +53,7 @@ def process_start(pid: int) -> str | None:
         # After the command name (which may hold spaces): state, then field 22, starttime in ticks.
         fields = stat.rsplit(")", 1)[1].split()
         return None if fields[0] in ("Z", "X") else fields[19]
-    try:
-        import psutil  # noqa: PLC0415  (only where there is no /proc)
-
-        return f"{psutil.Process(pid).create_time():.2f}"
-    except Exception:  # noqa: BLE001  (psutil missing, or no such process)
-        return None
+    return None  # no /proc: the owner cannot be checked, and the lease decides
 
 
 def current_owner() -> Owner:

@@ -83,19 +83,23 @@ class Repository:
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
-        rows = await self._conn.execute_fetchall("SELECT * FROM customers WHERE participant_identity = ?", (identity,))
+        rows = list(
+            await self._conn.execute_fetchall("SELECT * FROM customers WHERE participant_identity = ?", (identity,))
+        )
         return dict(rows[0]) if rows else None
 
     async def call_summary(self, call_id: str) -> dict[str, object]:
         """One call at a glance: its order, items, feedback and transcript size."""
-        rows = await self._conn.execute_fetchall(
-            "SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,"
-            " (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM"
-            "   (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,"
-            " (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,"
-            " (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages"
-            " FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?",
-            (call_id,),
+        rows = list(
+            await self._conn.execute_fetchall(
+                "SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,"
+                " (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM"
+                "   (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,"
+                " (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,"
+                " (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages"
+                " FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?",
+                (call_id,),
+            )
         )
         if not rows:
             raise NotFound(f"no call {call_id!r}")
@@ -174,8 +178,9 @@ class Repository:
 
         Returns the ids closed. Calls waiting in the spool are left for its replay.
         """
+        params: tuple[str, ...] = ()
         if identity is None:
-            sql, params = stale.OPEN_CALLS_SQL, ()
+            sql = stale.OPEN_CALLS_SQL
         else:
             sql, params = stale.OPEN_CALLS_OF_CALLER_SQL, (identity,)
         try:
@@ -227,7 +232,7 @@ async def run_on_connection_thread(conn: aiosqlite.Connection, fn: Callable[...,
     aiosqlite has no public way to run a function on its thread; this is the one place that uses
     its private ``_execute`` and ``_conn`` (stable from 0.20 to 0.22; pinned in pyproject.toml).
     """
-    return await conn._execute(lambda: fn(conn._conn, *args))  # type: ignore[no-any-return]
+    return await conn._execute(lambda: fn(conn._conn, *args))
 
 
 class _Busy(Exception):

@@ -138,7 +138,7 @@ def _series(lo: int, hi: int) -> str:
     return f"WITH RECURSIVE s(n) AS (SELECT {lo} UNION ALL SELECT n + 1 FROM s WHERE n < {hi})"
 
 
-def _when(n: str, regular_calls: int, offset_s: int = 0) -> str:
+def _when(n: str, regular_calls: int, offset_s: int | str = 0) -> str:
     """An ISO timestamp for call ``n``: the calls are spread evenly over SPAN_SECONDS."""
     step = SPAN_SECONDS / max(regular_calls, 1)
     return (

@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{rows:,} orders, {size / 1e6:.0f} MB of CSV, {args.repeat} runs each, {os.cpu_count()} CPUs")
     print(f"{'tool':<18} {'best s':>8} {'median s':>9} {'peak RSS MB':>12}")
     for name in tools:
-        peak = "n/a" if peaks[name] is None else f"{peaks[name]:.1f}"
-        print(f"{name:<18} {min(times[name]):>8.2f} {statistics.median(times[name]):>9.2f} {peak:>12}")
+        peak_mb = peaks[name]
+        shown = "n/a" if peak_mb is None else f"{peak_mb:.1f}"
+        print(f"{name:<18} {min(times[name]):>8.2f} {statistics.median(times[name]):>9.2f} {shown:>12}")
     best = min(times["export_orders.py"]) / min(times["sqlite3 -csv"])
     median = statistics.median(times["export_orders.py"]) / statistics.median(times["sqlite3 -csv"])
     print(f"ratio export/shell: {best:.2f}x best, {median:.2f}x median")

@@ -14,7 +14,7 @@ from db.clock import utcnow_iso
 from db.repository import BUSY_TIMEOUT_MS
 
 MESSAGES_PER_FINISHED_CALL = 60
-_ITEMS = (
+_ITEMS: tuple[tuple[str, str, int, int, list[str]], ...] = (
     ("margherita_pizza", "Margherita Pizza", 2, 1450, ["extra basil"]),
     ("pepperoni_pizza", "Pepperoni Pizza", 1, 1600, []),
     ("caesar_salad", "Caesar Salad", 1, 975, ["no croutons"]),

@@ -19,7 +19,7 @@ class BellaVistaAgent(Agent):
 
     @property
     def userdata(self) -> Userdata:
-        return self.session.userdata  # type: ignore[no-any-return]
+        return self.session.userdata
 
 
 def caller_context(ud: Userdata) -> str:
