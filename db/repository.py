@@ -475,10 +475,14 @@ def _write_order(db: sqlite3.Connection, call_id: str, customer_id: int | None, 
 
 def _count_placed(db: sqlite3.Connection, customer_id: int, order_id: int, total_cents: int) -> None:
     """Keep the customer's aggregates, so the caller lookup never scans their history."""
+    # A call replayed late from the spool must not displace a newer last order.
     db.execute(
-        "UPDATE customers SET order_count = order_count + 1,"
-        " lifetime_spend_cents = lifetime_spend_cents + ?, last_order_id = ? WHERE id = ?",
-        (total_cents, order_id, customer_id),
+        "UPDATE customers SET order_count = order_count + 1, lifetime_spend_cents = lifetime_spend_cents + ?,"
+        " last_order_id = CASE WHEN last_order_id IS NULL"
+        "   OR (SELECT created_at FROM orders WHERE id = last_order_id)"
+        "      <= (SELECT created_at FROM orders WHERE id = ?) THEN ? ELSE last_order_id END"
+        " WHERE id = ?",
+        (total_cents, order_id, order_id, customer_id),
     )
 
 

@@ -309,3 +309,29 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
         (1, "placed", 3650),
     ]
     assert rows(db_path, "SELECT call_count, order_count FROM customers") == [(2, 2)]
+
+
+async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_order(db_path):
+    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+        older = ScriptedLLM(ORDER_STEPS)
+        call = await start_call(identity="+15552223333", repo=repo, llm=older)
+        await call.greeting
+        for line in ORDER_LINES:
+            await call.session.run(user_input=line)  # written through: in progress
+        call.userdata.order.placed = True  # placed as the database stops taking writes
+        with write_lock_held(db_path):
+            await call.finish()
+        assert spooled_ids(db_path) == [call.call_id]
+
+        newer = await start_call(identity="+15552223333", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS))
+        await newer.greeting
+        for line in FIRST_CALL_LINES:
+            await newer.session.run(user_input=line)
+        await newer.finish()
+
+    async with open_repository(db_path):  # replays the older call
+        pass
+
+    assert spooled_ids(db_path) == []
+    newest = rows(db_path, "SELECT id FROM orders WHERE call_id = ?", (newer.call_id,))
+    assert rows(db_path, "SELECT order_count, last_order_id FROM customers") == [(2, newest[0][0])]
