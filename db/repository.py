@@ -118,7 +118,7 @@ class Repository:
         return await self._transaction(_open_call, call_id, identity, started_at, current_owner())
 
     async def save_caller_name(self, *, call_id: str, customer_id: int | None, name: str) -> None:
-        await self._transaction(_write_name, call_id, customer_id, name)
+        await self._transaction(_write_name, call_id, customer_id, name, utcnow_iso())
 
     async def save_email(self, *, customer_id: int | None, email: str) -> None:
         if customer_id is not None:
@@ -126,10 +126,11 @@ class Repository:
 
     async def save_order(self, *, call_id: str, customer_id: int | None, order: OrderRecord) -> int | None:
         """Write the call's order as it is now; a placed order is final."""
-        return await self._transaction(_write_order, call_id, customer_id, order)
+        now = utcnow_iso()
+        return await self._transaction(_write_order, call_id, customer_id, order, now, now)
 
     async def save_feedback(self, *, call_id: str, customer_id: int | None, feedback: FeedbackRecord) -> None:
-        await self._transaction(_write_feedback, call_id, customer_id, feedback)
+        await self._transaction(_write_feedback, call_id, customer_id, feedback, utcnow_iso())
 
     async def finalize_call(self, record: CallRecord) -> None:
         """Write everything a finished call leaves, in one transaction; safe to repeat."""
@@ -391,13 +392,14 @@ def _write_call(db: sqlite3.Connection, record: CallRecord) -> None:
         record = record.model_copy(update={"customer_id": _link_call(db, record)})
     _ensure_call(db, record.call_id, record.customer_id, record.started_at or record.ended_at)
     if record.caller_name:
-        _write_name(db, record.call_id, record.customer_id, record.caller_name)
+        _write_name(db, record.call_id, record.customer_id, record.caller_name, record.ended_at)
     if record.email and record.customer_id is not None:
         _write_email(db, record.customer_id, record.email)
     if record.order is not None:
-        _write_order(db, record.call_id, record.customer_id, record.order)
+        started = record.started_at or record.ended_at
+        _write_order(db, record.call_id, record.customer_id, record.order, started, record.ended_at)
     if record.feedback is not None:
-        _write_feedback(db, record.call_id, record.customer_id, record.feedback)
+        _write_feedback(db, record.call_id, record.customer_id, record.feedback, record.ended_at)
     _write_messages(db, record.call_id, record.messages)
     db.execute(
         "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?) WHERE id = ?",
@@ -410,22 +412,29 @@ def _write_call(db: sqlite3.Connection, record: CallRecord) -> None:
         )
 
 
-def _write_name(db: sqlite3.Connection, call_id: str, customer_id: int | None, name: str) -> None:
+# What a call writes about its customer stands unless a newer call of theirs has begun since
+# (a call replayed late from the spool must not undo what the caller told us after it).
+_NOT_SUPERSEDED = " WHERE id = ? AND last_seen_at <= ?"
+
+
+def _write_name(db: sqlite3.Connection, call_id: str, customer_id: int | None, name: str, at: str) -> None:
     db.execute("UPDATE calls SET caller_name = ? WHERE id = ?", (name, call_id))
     if customer_id is not None:
-        db.execute("UPDATE customers SET name = ? WHERE id = ?", (name, customer_id))
+        db.execute("UPDATE customers SET name = ?" + _NOT_SUPERSEDED, (name, customer_id, at))
 
 
-def _write_order(db: sqlite3.Connection, call_id: str, customer_id: int | None, order: OrderRecord) -> int | None:
+def _write_order(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, order: OrderRecord, created_at: str, at: str
+) -> int | None:
+    """The order as it is at time ``at``; a new row is dated ``created_at``."""
     existing = db.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,)).fetchone()
     if existing is not None and existing[1] == "placed":
         return int(existing[0])
     if existing is None and not order.items:
         return None
-    now = utcnow_iso()
     if existing is None:
-        _ensure_call(db, call_id, customer_id, now)
-    placed_at = now if order.status == "placed" else None
+        _ensure_call(db, call_id, customer_id, created_at)
+    placed_at = at if order.status == "placed" else None
     total_cents = order.total_cents
     order_id = int(
         db.execute(
@@ -440,12 +449,12 @@ def _write_order(db: sqlite3.Connection, call_id: str, customer_id: int | None, 
                 call_id,
                 customer_id,
                 order.status,
-                total_cents - order.tip_cents,
+                order.subtotal_cents,
                 order.tip_cents,
                 total_cents,
                 order.payment_method,
-                now,
-                now,
+                created_at,
+                at,
                 placed_at,
             ),
         ).fetchone()[0]
@@ -486,18 +495,20 @@ def _count_placed(db: sqlite3.Connection, customer_id: int, order_id: int, total
     )
 
 
-def _write_feedback(db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord) -> None:
-    _ensure_call(db, call_id, customer_id, utcnow_iso())
+def _write_feedback(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: FeedbackRecord, at: str
+) -> None:
+    _ensure_call(db, call_id, customer_id, at)
     db.execute(
         "INSERT INTO feedback (call_id, customer_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment,"
         " customer_id = coalesce(feedback.customer_id, excluded.customer_id)",
-        (call_id, customer_id, feedback.rating, feedback.comment, utcnow_iso()),
+        (call_id, customer_id, feedback.rating, feedback.comment, at),
     )
     if customer_id is not None:
         db.execute(
-            "UPDATE customers SET last_rating = ?, last_feedback_comment = ? WHERE id = ?",
-            (feedback.rating, feedback.comment, customer_id),
+            "UPDATE customers SET last_rating = ?, last_feedback_comment = ?" + _NOT_SUPERSEDED,
+            (feedback.rating, feedback.comment, customer_id, at),
         )
 
 

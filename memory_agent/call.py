@@ -16,7 +16,7 @@ from livekit.agents.voice import CloseEvent
 from db import CallRecord, MessageRecord, Repository, RepositoryError
 from db.clock import from_epoch, utcnow_iso
 from memory_agent.agents import Greeter
-from memory_agent.identity import caller_key, redact
+from memory_agent.identity import clean_identity, redact
 from memory_agent.menu import Menu, load_menu
 from memory_agent.state import Userdata
 
@@ -79,7 +79,7 @@ async def start_call(
     recall_budget_s: float = DEFAULT_RECALL_BUDGET_S,
 ) -> Call:
     """Register the call, build Userdata and the session, and start the Greeter."""
-    key = caller_key(identity)
+    key = clean_identity(identity)
     started_at = utcnow_iso()
     ud = Userdata(
         repo=repo,

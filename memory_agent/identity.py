@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import phonenumbers
@@ -9,10 +10,12 @@ import phonenumbers
 # The console's and fake jobs' participant: never a real customer.
 MOCK_IDENTITIES = frozenset({"mock_user", "console", "console_user"})
 MAX_IDENTITY = 256
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
+_DIGIT_RUN = re.compile(r"\d{5,}")
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:
-    """A phone number in any common format -> E.164 ('+15551234567'), or None if it is not one."""
+    """A full phone number in any common format -> E.164 ('+15551234567'); None if it is not one."""
     text = raw.strip()
     if text.lower().startswith(("sip:", "tel:", "sip_")):
         text = text[4:].split("@", 1)[0]
@@ -20,31 +23,43 @@ def normalize_phone(raw: str, default_region: str = "US") -> str | None:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    # Local-only numbers (no area code) would merge different callers.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def caller_key(identity: object, *, is_sip: bool = False, attributes: Mapping[str, object] | None = None) -> str | None:
-    """The customer key for a participant; None means serve without memory."""
-    if is_sip and attributes is not None:
-        phone = attributes.get("sip.phoneNumber")
-        if isinstance(phone, str) and (e164 := normalize_phone(phone)):
-            return e164
+def clean_identity(identity: object) -> str | None:
+    """An identity fit to key a customer by, or None (empty, absurd, the console's mock user)."""
     if not isinstance(identity, str):
         return None
     key = identity.strip()
     if not key or len(key) > MAX_IDENTITY or key in MOCK_IDENTITIES or not key.isprintable():
         return None
-    if is_sip and (e164 := normalize_phone(key)):
-        return e164
+    return key
+
+
+def caller_key(identity: object, *, is_sip: bool, attributes: Mapping[str, object] | None = None) -> str | None:
+    """The customer key for a LiveKit participant; None means serve without memory.
+
+    SIP callers are keyed by their number in E.164, and only by it: a withheld or unparsable
+    number is anonymous, never a shared key. Other participants are keyed by their identity,
+    unless it looks like a phone number, which only the phone network may vouch for.
+    """
+    if is_sip:
+        phone = attributes.get("sip.phoneNumber") if attributes is not None else None
+        if isinstance(phone, str) and (e164 := normalize_phone(phone)):
+            return e164
+        return normalize_phone(identity) if isinstance(identity, str) else None
+    key = clean_identity(identity)
+    if key is not None and _PHONE_LIKE.match(key):
+        return None
     return key
 
 
 def redact(key: str | None) -> str:
-    """A key safe for logs: phone numbers keep only their last two digits."""
+    """A key safe for logs: every run of five or more digits keeps only its last two."""
     if key is None:
         return "anonymous"
-    if key.startswith("+") and key[1:].isdigit():
-        return "+" + "*" * (len(key) - 3) + key[-2:]
-    return key if len(key) <= 24 else key[:21] + "..."
+    masked = _DIGIT_RUN.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], key)
+    return masked if len(masked) <= 24 else masked[:21] + "..."

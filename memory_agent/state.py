@@ -41,7 +41,7 @@ class OrderState(BaseModel):
     items: list[OrderItemData] = Field(default_factory=list)
     placed: bool = False
     payment_method: PaymentMethod | None = None
-    tip_cents: int = Field(default=0, ge=0)
+    tip_percent: int = Field(default=0, ge=0, le=30)
     feedback_rating: int | None = Field(default=None, ge=1, le=5)
     feedback_comment: str = ""
     email: EmailStr | None = None
@@ -50,6 +50,12 @@ class OrderState(BaseModel):
     @property
     def subtotal_cents(self) -> int:
         return sum(item.line_total_cents for item in self.items)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tip_cents(self) -> int:
+        """The tip follows the order: a percentage of the current subtotal, rounded half up."""
+        return (self.subtotal_cents * self.tip_percent + 50) // 100
 
     @computed_field  # type: ignore[prop-decorator]
     @property

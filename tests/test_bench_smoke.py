@@ -23,9 +23,21 @@ def test_benchmark_smoke_run_writes_a_report_with_every_section(tmp_path):
     out.write_text("# Benchmarks\n\nHow to run.\n\n## Export\n\nExport figures.\n")
 
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--customers", "300",
-         "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--smoke",
+            "--customers",
+            "300",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
 
     assert result.returncode == 0, result.stderr[-3000:]

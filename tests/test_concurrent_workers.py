@@ -45,8 +45,7 @@ async def test_eight_worker_processes_finishing_calls_at_once_lose_nothing(db_pa
     ]
     assert rows(db_path, "SELECT count(*) FROM order_items") == [(total * 2,)]
     assert rows(db_path, "SELECT count(DISTINCT call_id) FROM messages") == [(total,)]
-    customers = rows(db_path, "SELECT participant_identity, call_count, order_count FROM customers "
-                     " ORDER BY 1")
+    customers = rows(db_path, "SELECT participant_identity, call_count, order_count FROM customers  ORDER BY 1")
     assert [c[0] for c in customers] == CALLERS
     assert sum(c[1] for c in customers) == total
     assert sum(c[2] for c in customers) == total

@@ -39,8 +39,16 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def insert_open_call(db_path, call_id: str, identity: str, *, host: str | None, pid: int | None,
-                     started: str | None, started_at: str = "2026-01-01T12:00:00.000000+00:00") -> None:
+def insert_open_call(
+    db_path,
+    call_id: str,
+    identity: str,
+    *,
+    host: str | None,
+    pid: int | None,
+    started: str | None,
+    started_at: str = "2026-01-01T12:00:00.000000+00:00",
+) -> None:
     """An open call with an in-progress order, as a worker leaves them mid-call."""
     conn = sqlite3.connect(db_path)
     with conn:
@@ -49,9 +57,7 @@ def insert_open_call(db_path, call_id: str, identity: str, *, host: str | None, 
             " VALUES (?, ?, ?, 1) ON CONFLICT (participant_identity) DO NOTHING",
             (identity, started_at, started_at),
         )
-        (customer_id,) = conn.execute(
-            "SELECT id FROM customers WHERE participant_identity = ?", (identity,)
-        ).fetchone()
+        (customer_id,) = conn.execute("SELECT id FROM customers WHERE participant_identity = ?", (identity,)).fetchone()
         conn.execute(
             "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -105,9 +111,19 @@ async def test_call_of_a_killed_worker_is_closed_as_abandoned_at_next_start(db_p
 async def test_call_of_a_dead_process_is_closed_when_its_caller_calls_again(repo, db_path):
     insert_open_call(db_path, "old", "alice", host=machine_id(), pid=dead_pid(), started="1")
 
-    await scripted_call(repo, "alice", [Say("Hello!"), Call("transfer_to_order_taker"), Say("What?"),
-                                        Call("add_to_order", {"item": "tiramisu"}), Call("confirm_order"),
-                                        Say("Placed.")], ["order", "a tiramisu", "yes"])
+    await scripted_call(
+        repo,
+        "alice",
+        [
+            Say("Hello!"),
+            Call("transfer_to_order_taker"),
+            Say("What?"),
+            Call("add_to_order", {"item": "tiramisu"}),
+            Call("confirm_order"),
+            Say("Placed."),
+        ],
+        ["order", "a tiramisu", "yes"],
+    )
 
     closed = "SELECT id = 'old', end_reason LIKE 'abandoned: the process%' FROM calls ORDER BY started_at"
     assert rows(db_path, closed) == [(1, 1), (0, 0)]
@@ -141,8 +157,15 @@ async def test_calls_of_live_workers_are_left_running(db_path):
     try:
         started = process_start(sleeper.pid)
         insert_open_call(db_path, "live-there", "dave", host=me.host, pid=sleeper.pid, started=started)
-        insert_open_call(db_path, "other-machine", "erin", host="elsewhere/boot/pid:[1]", pid=1, started="1",
-                         started_at="2999-01-01T00:00:00.000000+00:00")
+        insert_open_call(
+            db_path,
+            "other-machine",
+            "erin",
+            host="elsewhere/boot/pid:[1]",
+            pid=1,
+            started="1",
+            started_at="2999-01-01T00:00:00.000000+00:00",
+        )
 
         async with open_repository(db_path) as repo:
             assert await repo.close_stale_calls(identity="carol") == []
@@ -164,20 +187,35 @@ async def test_call_from_another_machine_is_closed_only_after_its_lease(db_path)
         pass
 
     assert rows(db_path, "SELECT id, ended_at, end_reason FROM calls ORDER BY id") == [
-        ("no-owner", "2026-01-01T12:00:00.000000+00:00",
-         "abandoned: no activity for 2 hours and its process could not be checked"),
-        ("quiet", "2026-01-01T12:00:00.000000+00:00",
-         "abandoned: no activity for 2 hours and its process could not be checked"),
+        (
+            "no-owner",
+            "2026-01-01T12:00:00.000000+00:00",
+            "abandoned: no activity for 2 hours and its process could not be checked",
+        ),
+        (
+            "quiet",
+            "2026-01-01T12:00:00.000000+00:00",
+            "abandoned: no activity for 2 hours and its process could not be checked",
+        ),
     ]
 
 
 async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(repo, db_path):
     steps = [
-        Say("Welcome!"), Call("transfer_to_order_taker"), Say("What would you like?"),
-        Call("add_to_order", {"item": "tiramisu"}), Say("A tiramisu. Place it?"),
-        Call("confirm_order"), Say("Placed."), Call("transfer_to_feedback"), Say("Rate us 1 to 5?"),
+        Say("Welcome!"),
+        Call("transfer_to_order_taker"),
+        Say("What would you like?"),
+        Call("add_to_order", {"item": "tiramisu"}),
+        Say("A tiramisu. Place it?"),
+        Call("confirm_order"),
+        Say("Placed."),
+        Call("transfer_to_feedback"),
+        Say("Rate us 1 to 5?"),
         Call("record_feedback", {"rating": 4, "comment": "quick"}),
-        Fail(), Fail(), Fail(), Fail(),
+        Fail(),
+        Fail(),
+        Fail(),
+        Fail(),
     ]
     call, _ = await scripted_call(repo, "hank", steps, ["order", "a tiramisu", "yes", "bye"], finish=False)
     closed = asyncio.Event()
@@ -196,8 +234,13 @@ async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(r
 
 
 async def test_call_closed_during_a_handoff_is_finalized(repo, db_path):
-    steps = [Say("Welcome!"), Call("save_customer_name", {"name": "Ida"}), Say("Hi Ida, ordering?"),
-             Call("transfer_to_order_taker"), Say("What would you like?")]
+    steps = [
+        Say("Welcome!"),
+        Call("save_customer_name", {"name": "Ida"}),
+        Say("Hi Ida, ordering?"),
+        Call("transfer_to_order_taker"),
+        Say("What would you like?"),
+    ]
     call, _ = await scripted_call(repo, "ida", steps, ["I'm Ida"], finish=False)
 
     def close_on_handoff(event) -> None:

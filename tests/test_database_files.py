@@ -21,8 +21,7 @@ V1_TABLES = {
     " lifetime_spend_cents, last_order_id, last_rating, last_feedback_comment",
     "calls": "id, customer_id, caller_name, started_at",
     # status and updated_at change when the fixture's stale open call is closed (asserted below)
-    "orders": "id, call_id, customer_id, subtotal_cents, tip_cents, total_cents, payment_method, created_at,"
-    " placed_at",
+    "orders": "id, call_id, customer_id, subtotal_cents, tip_cents, total_cents, payment_method, created_at, placed_at",
     "order_items": "id, order_id, position, menu_item, name, quantity, unit_price_cents, modifications",
     "feedback": "id, call_id, customer_id, rating, comment, created_at",
     "messages": "id, call_id, seq, role, agent, content, created_at",
@@ -72,8 +71,10 @@ async def test_file_that_is_not_sqlite_is_refused_untouched(tmp_path, content):
 
 
 async def test_sqlite_database_of_another_application_is_refused_untouched(tmp_path):
-    path = sqlite_file(tmp_path / "memory.db", "CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT);"
-                                               "INSERT INTO photos (path) VALUES ('a.jpg');")
+    path = sqlite_file(
+        tmp_path / "memory.db",
+        "CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT);INSERT INTO photos (path) VALUES ('a.jpg');",
+    )
     error = await refusal(path)
     assert isinstance(error, NotADatabase)
     assert "not a memory-agent database" in str(error)
@@ -124,12 +125,11 @@ async def test_database_from_an_earlier_schema_upgrades_with_its_data_intact(tmp
     assert rows(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
     assert memory is not None and memory.name == "Maria" and memory.last_rating == 2
-    assert [(i.menu_item_id, i.quantity) for i in memory.last_order_items] == [
-        ("margherita_pizza", 2), ("tiramisu", 1)
-    ]
+    assert [(i.menu_item_id, i.quantity) for i in memory.last_order_items] == [("margherita_pizza", 2), ("tiramisu", 1)]
     # the call the old version left open long ago, with no owner recorded, is closed once its lease is over
-    assert rows(path, "SELECT id, end_reason LIKE 'abandoned:%' FROM calls WHERE ended_at IS NOT NULL"
-                      " AND id = 'call-3'") == [("call-3", 1)]
+    assert rows(
+        path, "SELECT id, end_reason LIKE 'abandoned:%' FROM calls WHERE ended_at IS NOT NULL AND id = 'call-3'"
+    ) == [("call-3", 1)]
     assert rows(path, "SELECT status FROM orders WHERE call_id = 'call-3'") == [("abandoned",)]
 
 

@@ -106,9 +106,7 @@ async def test_low_ratings_come_with_their_transcripts(ds):
 
 
 async def test_full_text_search_finds_a_phrase_a_caller_said(ds):
-    found = await get_json(
-        ds, "/memory/messages.json", _search='"pizza arrived cold"', role="user", _shape="array"
-    )
+    found = await get_json(ds, "/memory/messages.json", _search='"pizza arrived cold"', role="user", _shape="array")
     assert [row["content"] for row in found] == ["Two. The pizza arrived cold"]
     feedback = await get_json(ds, "/memory/feedback.json", _search="cold", _shape="array")
     assert [row["comment"] for row in feedback] == ["the pizza arrived cold"]

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import rows, scripted_call
 from db import CallRecord, FeedbackRecord, ItemRecord, OrderRecord, Repository, migrations
+from db.clock import utcnow_iso
 from db.reports import export_columns
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
@@ -75,9 +76,8 @@ async def place(
     rating=None,
     comment="",
 ) -> None:
-    customer_id = await repo.open_call(
-        call_id=call_id, identity=identity, started_at="2025-01-01T00:00:00+00:00"
-    )
+    now = utcnow_iso()
+    customer_id = await repo.open_call(call_id=call_id, identity=identity, started_at=now)
     await repo.finalize_call(
         CallRecord(
             call_id=call_id,
@@ -85,14 +85,14 @@ async def place(
             caller_name=name,
             order=OrderRecord(status=status, items=list(items), tip_cents=tip),
             feedback=FeedbackRecord(rating=rating, comment=comment) if rating else None,
-            ended_at="2025-01-01T00:05:00+00:00",
+            ended_at=now,
             end_reason="participant_disconnected",
         )
     )
 
 
 def set_created(db_path: Path, dates: dict[str, str]) -> None:
-    """Move orders in time (the repository stamps them with the current time)."""
+    """Move orders in time (they are dated by their call, here the current time)."""
     conn = sqlite3.connect(db_path)
     with conn:
         for call_id, created in dates.items():
@@ -112,9 +112,7 @@ async def agent_db(repo, db_path) -> Path:
 @pytest.fixture
 async def tricky_db(repo, db_path) -> Path:
     for n, (identity, name) in enumerate(TRICKY_NAMES.items()):
-        await place(
-            repo, f"call-{n}", identity, [PIZZA, TIRAMISU], tip=n * 100, name=name, rating=1 + n, comment=name
-        )
+        await place(repo, f"call-{n}", identity, [PIZZA, TIRAMISU], tip=n * 100, name=name, rating=1 + n, comment=name)
     return db_path
 
 
@@ -238,10 +236,7 @@ async def test_filters_select_the_right_orders(repo, db_path, capsys, argv, expe
             "d": "2025-03-02T08:00:00.000000+00:00",
         },
     )
-    ids = {
-        row[0]: call
-        for row, call in zip(rows(db_path, "SELECT id, call_id FROM orders"), "abcd", strict=True)
-    }
+    ids = {row[0]: call for row, call in zip(rows(db_path, "SELECT id, call_id FROM orders"), "abcd", strict=True)}
 
     exported = csv_rows(export(capsys, db_path, *argv))
 
@@ -351,9 +346,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "argv, message", [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS]
-)
+@pytest.mark.parametrize("argv, message", [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
 async def test_bad_input_gets_one_line_error_and_changes_nothing(agent_db, capsys, argv, message):
     folder = agent_db.parent
     (folder / "notes.txt").write_text("not a database\n" * 20)
@@ -386,9 +379,7 @@ def test_script_runs_standalone_without_livekit(tmp_path):
         "\nassert not [m for m in sys.modules if m.startswith('livekit')], 'livekit imported'"
         "\nsys.exit(code)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
 
     assert done.returncode == 0, done.stderr
     for option in ("--db", "--format", "--since", "--until", "--status", "--customer", "--items", "--output"):

@@ -15,7 +15,7 @@ import pytest
 from workers import ORDER_LINES, ORDER_STEPS, PLACE_STEPS
 
 from conftest import rows
-from db import CallRecord, ItemRecord, MessageRecord, OrderRecord, open_repository
+from db import CallRecord, FeedbackRecord, ItemRecord, MessageRecord, OrderRecord, open_repository
 from db.clock import utcnow_iso
 from db.spool import spool_path
 from memory_agent import start_call
@@ -335,3 +335,43 @@ async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_orde
     assert spooled_ids(db_path) == []
     newest = rows(db_path, "SELECT id FROM orders WHERE call_id = ?", (newer.call_id,))
     assert rows(db_path, "SELECT order_count, last_order_id FROM customers") == [(2, newest[0][0])]
+
+
+async def test_a_call_replayed_late_keeps_its_own_times_and_not_the_callers_newer_details(repo, db_path):
+    old = CallRecord(
+        call_id="old",
+        customer_id=None,
+        identity="+15554445555",
+        started_at="2026-01-02T18:00:00.000000+00:00",
+        caller_name="Bob",
+        order=OrderRecord(
+            status="placed",
+            items=[ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)],
+        ),
+        feedback=FeedbackRecord(rating=1, comment="cold"),
+        ended_at="2026-01-02T18:05:00.000000+00:00",
+        end_reason="participant_disconnected",
+    )
+    newer = old.model_copy(
+        update={
+            "call_id": "new",
+            "started_at": "2026-01-09T18:00:00.000000+00:00",
+            "ended_at": "2026-01-09T18:05:00.000000+00:00",
+            "caller_name": "Robert",
+            "feedback": FeedbackRecord(rating=5, comment="great"),
+        }
+    )
+    await repo.finalize_call(newer)
+    await repo.finalize_call(old)  # the older call, replayed from the spool a week late
+
+    assert rows(db_path, "SELECT name, last_rating, order_count, call_count FROM customers") == [("Robert", 5, 2, 2)]
+    assert rows(db_path, "SELECT call_id, created_at, placed_at FROM orders ORDER BY created_at") == [
+        ("old", "2026-01-02T18:00:00.000000+00:00", "2026-01-02T18:05:00.000000+00:00"),
+        ("new", "2026-01-09T18:00:00.000000+00:00", "2026-01-09T18:05:00.000000+00:00"),
+    ]
+    assert rows(db_path, "SELECT call_id, created_at FROM feedback ORDER BY call_id") == [
+        ("new", "2026-01-09T18:05:00.000000+00:00"),
+        ("old", "2026-01-02T18:05:00.000000+00:00"),
+    ]
+    memory = await repo.recall("+15554445555")
+    assert memory is not None and memory.last_order_at == "2026-01-09T18:00:00.000000+00:00"

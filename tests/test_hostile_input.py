@@ -65,11 +65,13 @@ CASES = {
     "six modifications": refused("order_taker", "add_to_order", item="tiramisu", modifications=["a"] * 6),
     "modifications a number": refused("order_taker", "add_to_order", item="tiramisu", modifications=7),
     "modifications hostile text": Case(
-        "order_taker", "add_to_order",
+        "order_taker",
+        "add_to_order",
         {"item": "pepperoni", "modifications": ["no onions\x00\n\t", "🌶️ extra spicy", "بدون بصل", SQL]},
-        stored=(f"SELECT modifications FROM order_items JOIN orders ON orders.id = order_id"
-                f" WHERE customer_id = {HOSTILE}",
-                [('["no onions", "🌶️ extra spicy", "بدون بصل", "Robert\'); DROP TABLE customers;--"]',)]),
+        stored=(
+            f"SELECT modifications FROM order_items JOIN orders ON orders.id = order_id WHERE customer_id = {HOSTILE}",
+            [('["no onions", "🌶️ extra spicy", "بدون بصل", "Robert\'); DROP TABLE customers;--"]',)],
+        ),
     ),
     "remove what is not there": refused("order_taker", "remove_from_order", item="tiramisu"),
     "remove null": refused("order_taker", "remove_from_order", item=None),
@@ -79,10 +81,15 @@ CASES = {
     "tip negative": refused("order_taker", "set_payment_method", method="cash", tip_percent=-1),
     "confirm an empty order": refused("order_taker", "confirm_order"),
     "reorder with no past order": refused("order_taker", "reorder_last_order"),
-    "leave with an unplaced order": Case("order_taker", "transfer_to_feedback", {},
-                                         before=(Call("add_to_order", {"item": "tiramisu"}),)),
-    "change a placed order": Case("order_taker", "add_to_order", {"item": "tiramisu"},
-                                  before=(Call("add_to_order", {"item": "tiramisu"}), Call("confirm_order"))),
+    "leave with an unplaced order": Case(
+        "order_taker", "transfer_to_feedback", {}, before=(Call("add_to_order", {"item": "tiramisu"}),)
+    ),
+    "change a placed order": Case(
+        "order_taker",
+        "add_to_order",
+        {"item": "tiramisu"},
+        before=(Call("add_to_order", {"item": "tiramisu"}), Call("confirm_order")),
+    ),
     # Feedback
     "rating 0": refused("feedback", "record_feedback", rating=0),
     "rating 6": refused("feedback", "record_feedback", rating=6),
@@ -90,9 +97,10 @@ CASES = {
     "rating 4.5": refused("feedback", "record_feedback", rating=4.5),
     "comment 10,000 chars": refused("feedback", "record_feedback", rating=3, comment=LONG),
     "comment hostile text": Case(
-        "feedback", "record_feedback", {"rating": 5, "comment": f"great\x00\x1b {SQL} 😀 {RTL}"},
-        stored=(f"SELECT rating, comment FROM feedback WHERE customer_id = {HOSTILE}",
-                [(5, f"great {SQL} 😀 {RTL}")]),
+        "feedback",
+        "record_feedback",
+        {"rating": 5, "comment": f"great\x00\x1b {SQL} 😀 {RTL}"},
+        stored=(f"SELECT rating, comment FROM feedback WHERE customer_id = {HOSTILE}", [(5, f"great {SQL} 😀 {RTL}")]),
     ),
     "email not one": refused("feedback", "save_email", email="not an email"),
     "email empty": refused("feedback", "save_email", email=""),
@@ -101,7 +109,9 @@ CASES = {
     "email SQL": refused("feedback", "save_email", email="maria@example.com'; DROP TABLE customers;--"),
     "email a number": refused("feedback", "save_email", email=42),
     "email upper case": Case(
-        "feedback", "save_email", {"email": "Maria@Example.COM"},
+        "feedback",
+        "save_email",
+        {"email": "Maria@Example.COM"},
         stored=(f"SELECT email FROM customers WHERE id = {HOSTILE}", [("Maria@example.com",)]),
     ),
 }
@@ -130,11 +140,13 @@ def snapshot(db_path) -> dict[str, list[tuple]]:
     return {
         "customer": rows(db_path, f"SELECT * FROM customers WHERE id = {mine}"),
         "orders": rows(db_path, f"SELECT * FROM orders WHERE customer_id = {mine}"),
-        "items": rows(db_path, f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id"
-                               f" WHERE o.customer_id = {mine}"),
+        "items": rows(
+            db_path, f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.customer_id = {mine}"
+        ),
         "feedback": rows(db_path, f"SELECT * FROM feedback WHERE customer_id = {mine}"),
-        "messages": rows(db_path, f"SELECT m.* FROM messages m JOIN calls c ON c.id = m.call_id"
-                                  f" WHERE c.customer_id = {mine}"),
+        "messages": rows(
+            db_path, f"SELECT m.* FROM messages m JOIN calls c ON c.id = m.call_id WHERE c.customer_id = {mine}"
+        ),
     }
 
 
@@ -167,9 +179,17 @@ async def test_hostile_tool_arguments_are_refused_or_stored_safely(repo, db_path
 def test_there_are_at_least_thirty_hostile_cases_across_all_tools():
     tools = {case.tool for case in CASES.values()}
     assert len(CASES) >= 30
-    assert tools >= {"save_customer_name", "add_to_order", "remove_from_order", "set_payment_method",
-                     "confirm_order", "reorder_last_order", "transfer_to_feedback", "record_feedback",
-                     "save_email"}
+    assert tools >= {
+        "save_customer_name",
+        "add_to_order",
+        "remove_from_order",
+        "set_payment_method",
+        "confirm_order",
+        "reorder_last_order",
+        "transfer_to_feedback",
+        "record_feedback",
+        "save_email",
+    }
 
 
 # -- identities -----------------------------------------------------------------------
@@ -178,8 +198,18 @@ def test_there_are_at_least_thirty_hostile_cases_across_all_tools():
 @pytest.mark.parametrize(
     "identity",
     ["", "   ", "\t\n", LONG, "mock_user", "console", None, 12345, "caller\x00name", MagicMock()],
-    ids=["empty", "spaces", "control whitespace", "10,000 chars", "console mock", "console", "None",
-         "a number", "NUL inside", "MagicMock"],
+    ids=[
+        "empty",
+        "spaces",
+        "control whitespace",
+        "10,000 chars",
+        "console mock",
+        "console",
+        "None",
+        "a number",
+        "NUL inside",
+        "MagicMock",
+    ],
 )
 async def test_unusable_identity_is_served_without_memory(repo, db_path, identity):
     key = caller_key(identity, is_sip=False, attributes=MagicMock())
@@ -193,8 +223,9 @@ async def test_unusable_identity_is_served_without_memory(repo, db_path, identit
 
 async def test_sql_in_an_identity_is_just_a_key(repo, db_path):
     identity = "x'); DROP TABLE customers; --"
-    await scripted_call(repo, caller_key(identity), [Say("Welcome!")], ["hi"])
-    await scripted_call(repo, caller_key(identity), [Say("Welcome back!")], ["hi"])
+    key = caller_key(identity, is_sip=False)
+    await scripted_call(repo, key, [Say("Welcome!")], ["hi"])
+    await scripted_call(repo, key, [Say("Welcome back!")], ["hi"])
 
     assert rows(db_path, "SELECT participant_identity, call_count FROM customers") == [(identity, 2)]
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
@@ -211,6 +242,24 @@ SIP_FORMS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("identity", "attributes"),
+    [
+        ("sip_anonymous", {"sip.phoneNumber": "anonymous"}),
+        ("sip_anonymous", {}),
+        ("sip_restricted", MagicMock()),
+        ("sip_5551234", {"sip.phoneNumber": "555-1234"}),  # no area code: could be anyone's
+    ],
+)
+def test_sip_caller_without_a_full_number_is_anonymous(identity, attributes):
+    assert caller_key(identity, is_sip=True, attributes=attributes) is None
+
+
+@pytest.mark.parametrize("identity", ["+15551234567", "555-123-4567", "(555) 123 4567"])
+def test_a_web_identity_that_looks_like_a_phone_number_never_gets_that_callers_memory(identity):
+    assert caller_key(identity, is_sip=False) is None
+
+
 async def test_sip_numbers_in_every_format_are_one_customer(repo, db_path):
     keys = {caller_key(identity, is_sip=True, attributes=attributes) for identity, attributes in SIP_FORMS}
     assert keys == {"+15551234567"}
@@ -221,6 +270,4 @@ async def test_sip_numbers_in_every_format_are_one_customer(repo, db_path):
         await call.greeting
         await call.finish()
 
-    assert rows(db_path, "SELECT participant_identity, call_count FROM customers") == [
-        ("+15551234567", len(SIP_FORMS))
-    ]
+    assert rows(db_path, "SELECT participant_identity, call_count FROM customers") == [("+15551234567", len(SIP_FORMS))]

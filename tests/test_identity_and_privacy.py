@@ -72,6 +72,8 @@ def test_sip_caller_falls_back_to_identity_when_attribute_is_not_text():
 
 def test_phone_numbers_are_redacted_in_logs():
     assert redact("+14155550134") == "+*********34"
+    assert redact("room-14155550134-x") == "room-*********34-x"
+    assert redact("alice") == "alice"
     assert redact(None) == "anonymous"
 
 

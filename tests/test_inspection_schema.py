@@ -42,9 +42,7 @@ async def test_models_match_the_migrated_schema(repo, db_path):
 
 async def test_customer_label_is_name_and_identity_or_identity_alone(repo, db_path):
     await repo.open_call(call_id="a", identity="+15550000001", started_at="2025-01-01T00:00:00+00:00")
-    customer = await repo.open_call(
-        call_id="b", identity="+15550000002", started_at="2025-01-01T00:00:00+00:00"
-    )
+    customer = await repo.open_call(call_id="b", identity="+15550000002", started_at="2025-01-01T00:00:00+00:00")
     await repo.save_caller_name(call_id="b", customer_id=customer, name="Maria")
 
     assert rows(db_path, "SELECT label FROM customers ORDER BY id") == [
@@ -57,12 +55,10 @@ async def test_views_answer_the_common_questions(repo, db_path):
     await scripted_call(repo, "alice", FIRST_CALL_STEPS, FIRST_CALL_LINES)
     await scripted_call(repo, "alice", RETURN_CALL_STEPS, RETURN_CALL_LINES)
 
-    assert rows(
-        db_path, "SELECT customer, calls, orders, spend_cents, average_rating FROM customer_summary"
-    ) == [("Maria (alice)", 2, 2, 7300, 2.0)]
-    assert rows(
-        db_path, "SELECT order_id, name, quantity, line_total_cents FROM order_lines WHERE order_id = 1"
-    ) == [
+    assert rows(db_path, "SELECT customer, calls, orders, spend_cents, average_rating FROM customer_summary") == [
+        ("Maria (alice)", 2, 2, 7300, 2.0)
+    ]
+    assert rows(db_path, "SELECT order_id, name, quantity, line_total_cents FROM order_lines WHERE order_id = 1") == [
         (1, "Margherita Pizza", 2, 2900),
         (1, "Tiramisu", 1, 750),
     ]
@@ -79,17 +75,13 @@ async def test_views_answer_the_common_questions(repo, db_path):
         3650,
     )
     assert (
-        messages
-        == rows(db_path, "SELECT count(*) FROM messages WHERE call_id = (SELECT call_id FROM feedback)")[0][0]
+        messages == rows(db_path, "SELECT count(*) FROM messages WHERE call_id = (SELECT call_id FROM feedback)")[0][0]
     )
 
 
 def _search(db_path: Path, table: str, phrase: str) -> list[int]:
     return [
-        r[0]
-        for r in rows(
-            db_path, f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ? ORDER BY rowid", [phrase]
-        )
+        r[0] for r in rows(db_path, f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ? ORDER BY rowid", [phrase])
     ]
 
 
@@ -98,9 +90,7 @@ def _record(call_id: str, *said: str, feedback: FeedbackRecord | None = None) ->
         call_id=call_id,
         customer_id=None,
         feedback=feedback,
-        messages=[
-            MessageRecord(role="user", content=text, created_at="2025-01-01T00:00:00+00:00") for text in said
-        ],
+        messages=[MessageRecord(role="user", content=text, created_at="2025-01-01T00:00:00+00:00") for text in said],
         ended_at="2025-01-01T00:05:00+00:00",
         end_reason="finished",
     )

@@ -19,8 +19,9 @@ def memory(**overrides: object) -> CustomerMemory:
         "last_order_at": "2025-01-02T10:00:00+00:00",
         "last_order_total_cents": 3650,
         "last_order_items": (
-            PastItem(menu_item_id="margherita_pizza", name="Margherita Pizza", quantity=2,
-                     modifications=["extra basil"]),
+            PastItem(
+                menu_item_id="margherita_pizza", name="Margherita Pizza", quantity=2, modifications=["extra basil"]
+            ),
         ),
         "last_rating": 2,
         "last_feedback_comment": "the pizza was cold",
@@ -41,8 +42,7 @@ def test_memory_text_names_the_last_order_in_full_when_it_fits():
         {"name": "N" * 10_000, "last_feedback_comment": "word " * 5_000},
         {
             "last_order_items": tuple(
-                PastItem(menu_item_id=f"item_{i}", name="X" * 200, quantity=20,
-                         modifications=["m" * 500] * 10)
+                PastItem(menu_item_id=f"item_{i}", name="X" * 200, quantity=20, modifications=["m" * 500] * 10)
                 for i in range(500)
             ),
             "name": "N" * 10_000,

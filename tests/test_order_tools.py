@@ -211,3 +211,21 @@ async def test_email_is_saved_on_the_customer_and_validated(repo, db_path):
     await scripted_call(repo, "quinn", steps, ["hi", "nothing", "maria@example.com"])
 
     assert rows(db_path, "SELECT email FROM customers") == [("maria@example.com",)]
+
+
+async def test_tip_follows_the_order_after_later_changes(repo, db_path):
+    steps = [
+        *TO_ORDER_TAKER,
+        Call("add_to_order", {"item": "margherita"}),
+        Say("OK."),
+        Call("set_payment_method", {"method": "card", "tip_percent": 10}),
+        Say("10%."),
+        Call("add_to_order", {"item": "tiramisu", "quantity": 2}),
+        Say("And two tiramisu."),
+        Call("confirm_order"),
+        Say("Placed."),
+    ]
+    await scripted_call(repo, "ivy", steps, ["hi", "a margherita", "card, 10 percent", "two tiramisu", "yes"])
+
+    # 10% of $29.50 is $2.95
+    assert rows(db_path, "SELECT subtotal_cents, tip_cents, total_cents FROM orders") == [(2950, 295, 3245)]

@@ -40,9 +40,7 @@ def call_then_wait_to_be_killed(db_path: str, call_id: str, ready: Event) -> Non
     asyncio.run(run())
 
 
-def finish_calls(
-    db_path: str, worker: int, calls: int, identities: list[str], start: Barrier, results: Queue
-) -> None:
+def finish_calls(db_path: str, worker: int, calls: int, identities: list[str], start: Barrier, results: Queue) -> None:
     """Run ``calls`` complete calls that place an order, all released at once with the other workers.
 
     Reports how long each ``finish()`` took and every warning or error the product logged.

@@ -121,7 +121,7 @@ class OrderTaker(BellaVistaAgent):
         if not 0 <= tip_percent <= 30:
             raise ToolError("The tip must be a whole percentage from 0 to 30.")
         ud.order.payment_method = method
-        ud.order.tip_cents = tip_cents(ud.order.subtotal_cents, tip_percent)
+        ud.order.tip_percent = tip_percent
         await checkpoint.save_order(ud)
         return f"Paying by {method} with a {format_cents(ud.order.tip_cents)} tip. Order: {ud.order.spoken_summary}"
 
@@ -173,8 +173,3 @@ def clean_modifications(modifications: tuple[str, ...]) -> list[str]:
         if text:
             cleaned.append(text)
     return cleaned
-
-
-def tip_cents(subtotal_cents: int, percent: int) -> int:
-    """Tip rounded half up to the cent."""
-    return (subtotal_cents * percent + 50) // 100
