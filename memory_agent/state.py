@@ -40,6 +40,7 @@ class OrderState(BaseModel):
 
     items: list[OrderItemData] = Field(default_factory=list)
     placed: bool = False
+    reordered: bool = False
     payment_method: PaymentMethod | None = None
     tip_percent: int = Field(default=0, ge=0, le=30)
     feedback_rating: int | None = Field(default=None, ge=1, le=5)

@@ -258,7 +258,7 @@ async def test_slow_caller_lookup_greets_without_memory_and_logs_it(db_path, cap
 
     assert call.greeting.events, "the agent did not greet"
     assert '"Maria"' not in llm.requests[0].instructions
-    assert "took over 50 ms; greeting without memory" in caplog.text
+    assert "took over 50 ms; going on without memory" in caplog.text
     assert rows(db_path, "SELECT count(*), count(ended_at) FROM calls") == [(2, 2)]
 
 
@@ -279,7 +279,7 @@ async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, 
     assert call.greeting.events, "the agent did not greet"
     assert "What we remember" not in llm.requests[0].instructions
     assert "caller lookup for alice failed" in caplog.text
-    assert "greeting without memory" in caplog.text
+    assert "going on without memory" in caplog.text
 
 
 async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_its_caller(db_path, caplog):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import rows, scripted_call
-from memory_agent.scripted_llm import Call, Say
+from memory_agent import start_call
+from memory_agent.scripted_llm import Call, Say, ScriptedLLM
 
 TO_ORDER_TAKER = [Say("Welcome! Your name?"), Call("transfer_to_order_taker"), Say("What would you like?")]
 TO_FEEDBACK = [*TO_ORDER_TAKER, Call("transfer_to_feedback"), Say("How was it, 1 to 5?")]
@@ -229,3 +230,69 @@ async def test_tip_follows_the_order_after_later_changes(repo, db_path):
 
     # 10% of $29.50 is $2.95
     assert rows(db_path, "SELECT subtotal_cents, tip_cents, total_cents FROM orders") == [(2950, 295, 3245)]
+
+
+async def test_reorder_twice_does_not_double_the_order(repo, db_path):
+    first = [
+        *TO_ORDER_TAKER,
+        Call("add_to_order", {"item": "tiramisu", "quantity": 2}),
+        Say("OK."),
+        Call("confirm_order"),
+        Say("Placed."),
+    ]
+    await scripted_call(repo, "jay", first, ["hi", "two tiramisu", "yes"])
+    again = [
+        *TO_ORDER_TAKER,
+        Call("reorder_last_order"),
+        Say("Same again."),
+        Call("reorder_last_order"),
+        Say("Already in."),
+    ]
+    _, llm = await scripted_call(repo, "jay", again, ["hi", "the same", "the same as last time"])
+
+    assert "already in this order" in tool_outputs(llm)[-1]
+    assert rows(
+        db_path,
+        "SELECT quantity FROM order_items JOIN orders ON orders.id = order_id WHERE orders.status = 'abandoned'",
+    ) == [(2,)]
+
+
+async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memory(repo, db_path):
+    first = [
+        *TO_ORDER_TAKER,
+        Call("add_to_order", {"item": "pepperoni"}),
+        Say("OK."),
+        Call("confirm_order"),
+        Say("Placed."),
+    ]
+    await scripted_call(repo, "kim", first, ["hi", "a pepperoni", "yes"])
+
+    llm = ScriptedLLM(
+        [
+            Say("Welcome!"),
+            Call("transfer_to_order_taker"),
+            Say("What would you like?"),
+            Call("reorder_last_order"),
+            Say("The same again."),
+        ]
+    )
+    call = await start_call(identity="kim", repo=repo, llm=llm, recall_budget_s=0)  # the lookup never fits
+    await call.greeting
+    assert call.userdata.memory is None
+    for line in ["hi", "the same as last time"]:
+        await call.session.run(user_input=line)
+    await call.finish()
+
+    assert "Pepperoni Pizza" in tool_outputs(llm)[-1]
+    assert rows(
+        db_path,
+        "SELECT menu_item FROM order_items JOIN orders ON orders.id = order_id WHERE orders.call_id = ?",
+        (call.call_id,),
+    ) == [("pepperoni_pizza",)]
+
+
+async def test_anonymous_caller_is_told_an_email_cannot_be_kept(repo, db_path):
+    steps = [*TO_FEEDBACK, Call("save_email", {"email": "anon@example.com"}), Say("Sorry, I can't.")]
+    _, llm = await scripted_call(repo, None, steps, ["hi", "nothing", "anon@example.com"])
+
+    assert "cannot keep an email" in tool_outputs(llm)[-1]

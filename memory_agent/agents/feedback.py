@@ -7,7 +7,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent import checkpoint
+from memory_agent import store
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.state import Userdata
 
@@ -27,7 +27,7 @@ class Feedback(BellaVistaAgent):
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await checkpoint.save_feedback(self.userdata)
+        await store.save_feedback(self.userdata)
 
     @function_tool
     async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:
@@ -45,7 +45,7 @@ class Feedback(BellaVistaAgent):
         ud = context.userdata
         ud.order.feedback_rating = rating
         ud.order.feedback_comment = text
-        await checkpoint.save_feedback(ud)
+        await store.save_feedback(ud)
         return "Feedback saved." + (" Apologize sincerely." if rating <= 2 else " Thank them.")
 
     @function_tool
@@ -55,11 +55,15 @@ class Feedback(BellaVistaAgent):
         Args:
             email: The address, e.g. "maria@example.com".
         """
+        if context.userdata.identity is None:
+            raise ToolError(
+                "We cannot keep an email for a caller we cannot identify: tell them the receipt cannot be emailed."
+            )
         try:
             normalized = validate_email(email.strip(), check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise ToolError(f"That is not a valid email address ({exc}); ask the caller to spell it again.") from None
         ud = context.userdata
         ud.order.email = normalized
-        await checkpoint.save_feedback(ud)
+        await store.save_feedback(ud)
         return f"Saved {normalized}; the receipt will go there."

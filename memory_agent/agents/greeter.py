@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from db import CustomerMemory, RepositoryError
-from memory_agent import checkpoint
+from memory_agent import store
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.order_taker import OrderTaker
-from memory_agent.identity import redact
 from memory_agent.state import Userdata
 
 log = logging.getLogger("memory_agent")
@@ -33,14 +30,14 @@ class Greeter(BellaVistaAgent):
     async def on_enter(self) -> None:
         ud = self.userdata
         if ud.memory_enabled and ud.identity is not None and ud.memory is None:
-            ud.memory = await recall(ud)
+            ud.memory = await store.recall(ud, budget_s=ud.recall_budget_s)
             if ud.memory is not None:
                 ud.caller_name = ud.caller_name or ud.memory.name
                 await self.update_instructions(_instructions(ud))
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await checkpoint.save_name(self.userdata)
+        await store.save_name(self.userdata)
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> str:
@@ -52,7 +49,7 @@ class Greeter(BellaVistaAgent):
         ud = context.userdata
         cleaned = clean_name(name)
         ud.caller_name = cleaned
-        await checkpoint.save_name(ud)
+        await store.save_name(ud)
         return f"Saved the name {cleaned!r}. Greet them by it and offer to take their order."
 
     @function_tool
@@ -63,22 +60,6 @@ class Greeter(BellaVistaAgent):
 
 def _instructions(ud: Userdata) -> str:
     return caller_context(ud) + "\n\n" + INSTRUCTIONS.format(restaurant=ud.menu.restaurant)
-
-
-async def recall(ud: Userdata) -> CustomerMemory | None:
-    """The caller's memory, or None when the lookup fails or overruns its budget."""
-    assert ud.identity is not None
-    try:
-        return await asyncio.wait_for(ud.repo.recall(ud.identity), timeout=ud.recall_budget_s)
-    except TimeoutError:
-        log.warning(
-            "caller lookup for %s took over %.0f ms; greeting without memory",
-            redact(ud.identity),
-            ud.recall_budget_s * 1000,
-        )
-    except RepositoryError as exc:
-        log.warning("caller lookup for %s failed (%s); greeting without memory", redact(ud.identity), exc)
-    return None
 
 
 def clean_name(name: object) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent import checkpoint
+from memory_agent import store
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.feedback import Feedback
 from memory_agent.menu import Menu, MenuItem
@@ -39,7 +39,7 @@ class OrderTaker(BellaVistaAgent):
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await checkpoint.save_order(self.userdata)
+        await store.save_order(self.userdata)
 
     @function_tool
     async def add_to_order(
@@ -63,7 +63,7 @@ class OrderTaker(BellaVistaAgent):
             ud.order.add(menu_item, quantity, clean_modifications(modifications))
         except OrderLimitError as exc:
             raise ToolError(str(exc)) from None
-        await checkpoint.save_order(ud)
+        await store.save_order(ud)
         return f"Added {quantity}x {menu_item.name}. Order so far: {ud.order.spoken_summary}"
 
     @function_tool
@@ -80,17 +80,23 @@ class OrderTaker(BellaVistaAgent):
         if len(kept) == len(ud.order.items):
             raise ToolError(f"{menu_item.name} is not in the order. The order is: {ud.order.spoken_summary}")
         ud.order.items = kept
-        await checkpoint.save_order(ud)
+        await store.save_order(ud)
         return f"Removed {menu_item.name}. Order now: {ud.order.spoken_summary}"
 
     @function_tool
     async def reorder_last_order(self, context: RunContext[Userdata]) -> str:
-        """Add everything from the caller's previous order, when they ask for "the same as last time"."""
+        """Add everything from the caller's previous order, when they ask for "the same as last time". Call it once."""
         ud = context.userdata
         _ensure_open(ud)
+        if ud.order.reordered:
+            raise ToolError(f"The previous order is already in this order: {ud.order.spoken_summary}")
+        if ud.memory is None and ud.identity is not None and ud.memory_enabled:
+            # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
+            ud.memory = await store.recall(ud, budget_s=None)
         past = ud.memory.last_order_items if ud.memory else ()
         if not past:
             raise ToolError("This caller has no previous order on record; ask what they would like.")
+        ud.order.reordered = True
         missing, skipped = [], []
         for old in past:
             current = ud.menu.get(old.menu_item_id)
@@ -101,7 +107,7 @@ class OrderTaker(BellaVistaAgent):
                 ud.order.add(current, old.quantity, list(old.modifications))
             except OrderLimitError:
                 skipped.append(old.name)
-        await checkpoint.save_order(ud)
+        await store.save_order(ud)
         note = f" No longer on the menu: {', '.join(missing)}." if missing else ""
         note += f" Over the order's limits, not added: {', '.join(skipped)}." if skipped else ""
         return f"Added the previous order at today's prices. Order now: {ud.order.spoken_summary}{note}"
@@ -122,7 +128,7 @@ class OrderTaker(BellaVistaAgent):
             raise ToolError("The tip must be a whole percentage from 0 to 30.")
         ud.order.payment_method = method
         ud.order.tip_percent = tip_percent
-        await checkpoint.save_order(ud)
+        await store.save_order(ud)
         return f"Paying by {method} with a {format_cents(ud.order.tip_cents)} tip. Order: {ud.order.spoken_summary}"
 
     @function_tool
@@ -133,7 +139,7 @@ class OrderTaker(BellaVistaAgent):
         if not ud.order.items:
             raise ToolError("The order is empty: ask the caller what they would like first.")
         ud.order.placed = True
-        await checkpoint.save_order(ud)
+        await store.save_order(ud)
         return f"Order placed: {ud.order.spoken_summary} Tell the caller it will be ready in about 25 minutes."
 
     @function_tool
@@ -141,7 +147,10 @@ class OrderTaker(BellaVistaAgent):
         """Hand over to the feedback agent once the order is placed, or if the caller does not want to order."""
         ud = context.userdata
         if ud.order.items and not ud.order.placed:
-            raise ToolError("The order has items but is not placed: confirm it with the caller first.")
+            raise ToolError(
+                "The order has items but is not placed: confirm it with the caller, or, if they no longer"
+                " want it, remove the items with remove_from_order first."
+            )
         return Feedback(ud, chat_ctx=self.chat_ctx)
 
 

@@ -1,16 +1,34 @@
-"""Write-through of the call's state as it changes; a failed write never interrupts the caller.
-
-Whatever a write here misses, the end-of-call finalize writes (or spools) from the same state.
+"""The agents' way to the repository: the caller lookup within a budget, and write-through of
+the call's state as it changes. A slow or failing database never interrupts the caller: whatever
+a write here misses, the end-of-call finalize writes (or spools) from the same state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from db import RepositoryError
+from db import CustomerMemory, RepositoryError
+from memory_agent.identity import redact
 from memory_agent.state import Userdata
 
 log = logging.getLogger("memory_agent")
+
+
+async def recall(ud: Userdata, *, budget_s: float | None) -> CustomerMemory | None:
+    """The caller's memory, or None when the lookup fails or overruns its budget (None: no limit)."""
+    assert ud.identity is not None
+    try:
+        return await asyncio.wait_for(ud.repo.recall(ud.identity), timeout=budget_s)
+    except TimeoutError:
+        log.warning(
+            "caller lookup for %s took over %.0f ms; going on without memory",
+            redact(ud.identity),
+            (budget_s or 0) * 1000,
+        )
+    except RepositoryError as exc:
+        log.warning("caller lookup for %s failed (%s); going on without memory", redact(ud.identity), exc)
+    return None
 
 
 async def save_order(ud: Userdata) -> None:
