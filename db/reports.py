@@ -116,9 +116,9 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> str:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-    except ValueError:
+        return to_iso(moment)
+    except (ValueError, OverflowError):
         raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD or an ISO 8601 time)") from None
-    return to_iso(moment)
 
 
 def parse_statuses(text: str) -> tuple[str, ...]:

@@ -1,5 +1,22 @@
-"""memory-agent: Bella Vista's phone ordering agent that remembers every caller."""
+"""memory-agent: Bella Vista's phone ordering agent that remembers every caller.
 
-from memory_agent.call import Call, start_call
+``start_call`` and ``Call`` load LiveKit on first use, so the settings, menu and identity modules
+stay light for the owners' scripts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memory_agent.call import Call, start_call
 
 __all__ = ["Call", "start_call"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from memory_agent import call
+
+        return getattr(call, name)
+    raise AttributeError(f"module 'memory_agent' has no attribute {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -62,7 +63,7 @@ def chat(
     from memory_agent.chat import run_chat
 
     settings = _settings(db)
-    if settings.openai_api_key is None and settings.openai_base_url is None:
+    if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat")
     logging.getLogger().setLevel(logging.WARNING)
     asyncio.run(run_chat(settings, identity))
@@ -83,21 +84,13 @@ def inspect(
 
 def _run_worker(mode: str, extra: list[str]) -> None:
     settings = _settings()
-    missing = [
-        name
-        for name, value in (
-            ("LIVEKIT_URL", settings.livekit_url),
-            ("LIVEKIT_API_KEY", settings.livekit_api_key),
-            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
-        )
-        if not value
-    ]
-    if missing:
+    livekit = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+    if missing := settings.missing(*livekit):
         raise UsageError(f"set {', '.join(missing)} to run the worker (see .env.example)")
-    if settings.openai_api_key is None and settings.openai_base_url is None:
-        raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL) for the worker's LLM and TTS")
-    if settings.deepgram_api_key is None:
-        raise UsageError("set DEEPGRAM_API_KEY for the worker's speech recognition")
+    if missing := settings.missing("OPENAI_API_KEY", "DEEPGRAM_API_KEY"):
+        raise UsageError(f"set {', '.join(missing)}: the worker speaks with OpenAI TTS and listens with Deepgram")
+    # LiveKit's own CLI reads only the process environment, not .env.local.
+    os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
     from livekit.agents import cli
 
     from memory_agent.worker import server

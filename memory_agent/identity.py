@@ -52,9 +52,11 @@ def caller_key(identity: object, *, is_sip: bool, attributes: Mapping[str, objec
             return e164
         return normalize_phone(identity) if isinstance(identity, str) else None
     key = clean_identity(identity)
-    if key is not None and _PHONE_LIKE.match(key):
-        return None
-    return key
+    return None if key is not None and looks_like_phone(key) else key
+
+
+def looks_like_phone(text: str) -> bool:
+    return _PHONE_LIKE.match(text.strip()) is not None
 
 
 def redact(key: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,9 @@ class Settings(BaseSettings):
 
     db: Path = Field(default=Path("memory.db"), validation_alias="MEMORY_AGENT_DB")
     recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
-    log_level: str = Field(default="INFO", validation_alias="MEMORY_AGENT_LOG_LEVEL")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", validation_alias="MEMORY_AGENT_LOG_LEVEL"
+    )
 
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -30,6 +33,11 @@ class Settings(BaseSettings):
     livekit_api_key: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_KEY")
     livekit_api_secret: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_SECRET")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator(
         "openai_api_key",
         "openai_base_url",
@@ -40,15 +48,32 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _no_placeholders(cls, value: object) -> object:
-        """Empty means unset; a value copied unchanged from .env.example is refused."""
-        if isinstance(value, str):
-            if not value.strip():
-                return None
-            if _PLACEHOLDER.search(value):
-                raise ValueError(f"{value!r} is a placeholder from .env.example: put the real value")
-        return value
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def value(self, variable: str) -> str | None:
+        """A setting by its environment variable's name, as plain text (secrets unwrapped)."""
+        value = getattr(self, _FIELDS[variable])
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def missing(self, *variables: str) -> list[str]:
+        """Which of these variables are unset or still hold a placeholder from .env.example."""
+        problems = []
+        for variable in variables:
+            text = self.value(variable)
+            if text is None:
+                problems.append(variable)
+            elif _PLACEHOLDER.search(text):
+                problems.append(f"{variable} (still the placeholder from .env.example)")
+        return problems
 
     @property
     def recall_budget_s(self) -> float:
         return self.recall_budget_ms / 1000
+
+
+_FIELDS = {
+    str(field.validation_alias): name
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, str)
+}

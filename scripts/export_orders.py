@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
+from pydantic import ValidationError
+
 from db import RepositoryError, database_path
 from db.reports import (
     EXPORT_FORMATS,
@@ -28,10 +30,10 @@ from db.reports import (
     parse_moment,
     parse_statuses,
 )
+from memory_agent.identity import looks_like_phone, normalize_phone
+from memory_agent.settings import Settings
 
 PROG = "export_orders"
-DB_ENV = "MEMORY_AGENT_DB"
-DEFAULT_DB = "memory.db"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help=f"the database file (default: ${DB_ENV}, else {DEFAULT_DB} in the working directory)",
+        help="the database file (default: $MEMORY_AGENT_DB, as for the agent, else memory.db here)",
     )
     parser.add_argument(
         "--format",
@@ -92,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only orders with these statuses, comma-separated ({', '.join(ORDER_STATUSES)})",
     )
     parser.add_argument(
-        "--customer", metavar="IDENTITY", help="only this caller's orders (their identity, e.g. +15551234567)"
+        "--customer",
+        metavar="IDENTITY",
+        help="only this caller's orders: their identity, or their phone number in any format",
     )
     parser.add_argument("--items", action="store_true", help="one row per order item instead of per order")
     parser.add_argument(
@@ -105,15 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def customer_key(text: str | None) -> str | None:
+    """Phone numbers are stored in E.164: '555-123-4567' finds '+15551234567'."""
+    if text is not None and looks_like_phone(text):
+        return normalize_phone(text) or text
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     filters = OrderFilter(
-        since=args.since, until=args.until, statuses=args.status or (), customer=args.customer
+        since=args.since, until=args.until, statuses=args.status or (), customer=customer_key(args.customer)
     )
-    db = args.db or os.environ.get(DB_ENV) or DEFAULT_DB
+    try:
+        db = args.db or Settings().db
+    except ValidationError as exc:
+        return _fail(f"invalid setting: {exc.errors()[0]['msg']}")
     try:
         conn = open_read_only(db)
     except RepositoryError as exc:

@@ -218,6 +218,7 @@ async def test_every_formula_start_is_neutralized(repo, db_path, capsys, value):
         (["--status", "placed"], ["a", "c"]),
         (["--status", "abandoned,in_progress"], ["b", "d"]),
         (["--customer", "+15550000002"], ["c", "d"]),
+        (["--customer", "(555) 000-0002"], ["c", "d"]),
         (["--customer", "nobody"], []),
         (["--customer", "+15550000002", "--status", "placed", "--since", "2025-03-01"], ["c"]),
     ],
@@ -325,6 +326,12 @@ BAD_INPUTS = [
         "not a date: 'yesterday'",
     ),
     ("bad until", lambda d: ["--db", str(d / "memory.db"), "--until", "2025-02-30"], "not a date"),
+    ("until past year 9999", lambda d: ["--db", str(d / "memory.db"), "--until", "9999-12-31"], "not a date"),
+    (
+        "since before year 1 in UTC",
+        lambda d: ["--db", str(d / "memory.db"), "--since", "0001-01-01T00:00:00+05:00"],
+        "not a date",
+    ),
     (
         "unknown status",
         lambda d: ["--db", str(d / "memory.db"), "--status", "placed,lost"],
