@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from livekit import rtc
 from livekit.agents import AgentSession, RunResult, TurnHandlingOptions, llm, stt, tts, vad
@@ -46,6 +46,7 @@ class Call:
         self.end_reason = self.end_reason or _reason_text(event.reason)
         if self._close_task is None:
             self._close_task = asyncio.create_task(self.finish(), name=f"finish-{self.call_id}")
+            _in_background(self._close_task, f"finishing call {self.call_id} after its session closed")
 
     async def finish(self, reason: str | None = None) -> None:
         """Close the session if it is running, then write the call's complete record once."""
@@ -90,11 +91,7 @@ async def start_call(
         recall_budget_s=recall_budget_s,
         memory_enabled=memory_enabled,
     )
-    try:
-        ud.customer_id = await repo.open_call(call_id=ud.call_id, identity=key, started_at=started_at)
-    except RepositoryError as exc:
-        # The caller is served all the same; finish() links the call to them by identity.
-        log.warning("could not record the start of call %s: %s", ud.call_id, exc)
+    ud.customer_id = await _open_call(ud)
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
     session: AgentSession[Userdata] = AgentSession(
@@ -108,6 +105,40 @@ async def start_call(
     else:
         await session.start(Greeter(ud), room=room)
     return call
+
+
+async def _open_call(ud: Userdata) -> int | None:
+    """Record the call's start within the greeting's budget; a busy database must not mute it.
+
+    If the budget runs out the write goes on in the background, and either way finish() links
+    the call to its caller by identity.
+    """
+    opening = asyncio.ensure_future(
+        ud.repo.open_call(call_id=ud.call_id, identity=ud.identity, started_at=ud.started_at)
+    )
+    try:
+        return await asyncio.wait_for(asyncio.shield(opening), timeout=ud.recall_budget_s)
+    except TimeoutError:
+        log.warning("recording the start of call %s took over %.0f ms; going on", ud.call_id, ud.recall_budget_s * 1000)
+        _in_background(opening, f"recording the start of call {ud.call_id}")
+    except RepositoryError as exc:
+        log.warning("could not record the start of call %s: %s", ud.call_id, exc)
+    return None
+
+
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _in_background(task: asyncio.Future[Any], what: str) -> None:
+    """Keep a task alive until it ends, and log it if it fails (nothing else awaits it)."""
+    _BACKGROUND.add(task)
+
+    def done(task: asyncio.Future[Any]) -> None:
+        _BACKGROUND.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed: %s", what, exc)
+
+    task.add_done_callback(done)
 
 
 def call_record(ud: Userdata, history: llm.ChatContext, end_reason: str) -> CallRecord:

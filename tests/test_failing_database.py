@@ -20,7 +20,7 @@ from db.clock import utcnow_iso
 from db.spool import spool_path
 from memory_agent import start_call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
-from memory_agent.scripted_llm import ScriptedLLM
+from memory_agent.scripted_llm import Say, ScriptedLLM
 
 FAST_GIVE_UP_MS = 20  # the busy bound, shortened so a held lock counts as "past the bound" quickly
 
@@ -375,3 +375,21 @@ async def test_a_call_replayed_late_keeps_its_own_times_and_not_the_callers_newe
     ]
     memory = await repo.recall("+15554445555")
     assert memory is not None and memory.last_order_at == "2026-01-09T18:00:00.000000+00:00"
+
+
+async def test_a_busy_database_at_call_start_does_not_hold_back_the_greeting(db_path, caplog):
+    async with open_repository(db_path) as repo:  # the full busy timeout: seconds of retries
+        llm = ScriptedLLM([Say("Welcome to Bella Vista!")])
+        with write_lock_held(db_path):
+            call = await start_call(identity="+15556667777", repo=repo, llm=llm, recall_budget_s=0.05)
+            await call.greeting
+            # greeted while the database was still locked
+            assert len(llm.requests) == 1
+            assert rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
+        await call.finish()
+
+    assert "took over 50 ms; going on" in caplog.text
+    assert rows(
+        db_path,
+        "SELECT c.participant_identity, c.call_count FROM calls JOIN customers AS c ON c.id = calls.customer_id",
+    ) == [("+15556667777", 1)]
