@@ -227,7 +227,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def pending(conn: sqlite3.Connection) -> list[Migration]:
-    """Migrations not yet applied to this file (by version, so a gap left by a merge is filled)."""
+    """Migrations not yet applied to this file, by version: any missing one is applied, not only newer ones."""
     if schema_version(conn) == 0:
         return list(MIGRATIONS)
     applied = _applied_versions(conn)

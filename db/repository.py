@@ -71,6 +71,7 @@ class Repository:
         self.path = path
         self._write_lock = asyncio.Lock()
         self._writers = WriterLock(path, timeout_s=busy_timeout_ms / 1000)
+        self.recovery: asyncio.Task[None] | None = None
 
     # -- reads ------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class Repository:
         try:
             await self.finalize_call(record)
             return True
-        except (RepositoryError, sqlite3.Error) as exc:
+        except RepositoryError as exc:
             reason = exc
         path = spool.spool_path(self.path)
         try:
@@ -205,7 +206,7 @@ class Repository:
 
         Nothing is awaited while the write lock is held, so a transaction costs one thread hop
         (not one per statement) and is as short as SQLite allows; a busy database is retried
-        within the same bound as ``_write``.
+        within a bound (``WRITE_ATTEMPTS`` tries, each waiting up to the busy timeout).
         """
         async with self._write_lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -563,9 +564,10 @@ async def open_repository(
 ) -> AsyncIterator[Repository]:
     """Open the database and yield the repository.
 
-    Creates and migrates it, replays the calls spooled while it refused writes, then closes the
-    calls left open by processes that died. A database that still refuses writes does not stop
-    the product from starting. (Reports open it read-only with ``db.reports.open_read_only``.)
+    Creates and migrates it; then, in the background (``repo.recovery``), replays the calls spooled
+    while it refused writes and closes the calls left open by processes that died. A database that
+    still refuses writes does not stop the product from starting. (Reports open it read-only with
+    ``db.reports.open_read_only``.)
     """
     path = database_path(url_or_path)
     await asyncio.to_thread(_prepare, path, busy_timeout_ms)
@@ -576,7 +578,11 @@ async def open_repository(
         await conn.execute("PRAGMA synchronous = FULL")
         conn.row_factory = sqlite3.Row
         repo = Repository(conn, path, busy_timeout_ms=busy_timeout_ms)
-        await _recover(repo)
-        yield repo
+        # In the background: a database that is slow to take writes must not delay the first call.
+        repo.recovery = asyncio.create_task(_recover(repo), name="recover")
+        try:
+            yield repo
+        finally:
+            await repo.recovery
     finally:
         await conn.close()

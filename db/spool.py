@@ -12,6 +12,7 @@ the path, and reopens it if not.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -75,11 +76,11 @@ async def replay(path: Path, finalize: Callable[[CallRecord], Awaitable[None]]) 
     appender waits (briefly) rather than writing into a file that is being rewritten.
     """
     result = ReplayResult()
-    if not _exists(path):
+    # Waiting for the lock (another process may be replaying) must not stall the event loop.
+    fd = await asyncio.to_thread(_acquire, path, create=False)
+    if fd is None:
         return result
-    with _locked(path, create=False) as fd:
-        if fd is None:
-            return result
+    try:
         lines = _read_fd(fd).split(b"\n")
         keep: list[bytes] = []
         rejected: list[bytes] = []
@@ -101,11 +102,9 @@ async def replay(path: Path, finalize: Callable[[CallRecord], Awaitable[None]]) 
             result.written += 1
         result.kept, result.rejected = len(keep), len(rejected)
         _forget_written(path, keep, rejected)
+    finally:
+        os.close(fd)
     return result
-
-
-def _exists(path: Path) -> bool:
-    return path.exists()
 
 
 def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> None:
@@ -122,27 +121,31 @@ def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> Non
     _fsync_dir(path.parent)
 
 
-@contextmanager
-def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
+def _acquire(path: Path, *, create: bool) -> int | None:
     """An exclusively locked descriptor of the file now at ``path`` (None if absent and not creating)."""
     while True:
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
         try:
             fd = os.open(path, flags, 0o600)
         except FileNotFoundError:
-            yield None
-            return
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                yield fd
-                return
-        finally:
-            os.close(fd)  # closing also releases the lock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # replaced while we waited: closing also releases the lock; try the new file
+
+
+@contextmanager
+def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
+    fd = _acquire(path, create=create)
+    try:
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _read_fd(fd: int) -> bytes:

@@ -78,9 +78,6 @@ class Menu(BaseModel):
                     )
         return "\n".join(lines)
 
-    @property
-    def ids(self) -> list[str]:
-        return [item.id for item in self.items]
 
 
 def normalize(text: str) -> str:

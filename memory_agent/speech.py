@@ -10,17 +10,6 @@ def format_cents(cents: int) -> str:
     return f"{sign}${dollars:,}.{rest:02d}"
 
 
-def spoken_cents(cents: int) -> str:
-    """1450 -> '14 dollars and 50 cents', for TTS that reads '$' poorly."""
-    dollars, rest = divmod(abs(cents), 100)
-    parts = []
-    if dollars or not rest:
-        parts.append(f"{dollars} dollar" + ("" if dollars == 1 else "s"))
-    if rest:
-        parts.append(f"{rest} cent" + ("" if rest == 1 else "s"))
-    return " and ".join(parts)
-
-
 def join_words(parts: list[str]) -> str:
     """['a', 'b', 'c'] -> 'a, b and c'."""
     if len(parts) <= 1:

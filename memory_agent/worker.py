@@ -10,14 +10,12 @@ from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.plugins import silero
 
 from db import open_repository
-from memory_agent.call import start_call
+from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, redact
 from memory_agent.providers import make_llm, make_stt, make_tts
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
-
-server = AgentServer()
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -25,12 +23,25 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load()
 
 
-server.setup_fnc = prewarm
+server = AgentServer(setup_fnc=prewarm)
 
 
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     settings = Settings()
+    resources = AsyncExitStack()
+    call: Call | None = None
+
+    async def finish_and_close() -> None:
+        try:
+            if call is not None:
+                await call.finish("job_shutdown")
+        finally:
+            await resources.aclose()
+
+    # Registered first, so the database is closed however the job ends.
+    ctx.add_shutdown_callback(finish_and_close)
+    repo = await resources.enter_async_context(open_repository(settings.db))
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     key = caller_key(
@@ -38,8 +49,6 @@ async def entrypoint(ctx: JobContext) -> None:
         is_sip=participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
         attributes=participant.attributes,
     )
-    stack = AsyncExitStack()
-    repo = await stack.enter_async_context(open_repository(settings.db))
     call = await start_call(
         identity=key,
         repo=repo,
@@ -50,12 +59,5 @@ async def entrypoint(ctx: JobContext) -> None:
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
     )
-    log.info("serving %s in room %s", redact(key), ctx.room.name)
-
-    async def finish_and_close() -> None:
-        try:
-            await call.finish("job_shutdown")
-        finally:
-            await stack.aclose()
-
-    ctx.add_shutdown_callback(finish_and_close)
+    # Room names of phone calls carry the caller's number: log the job instead.
+    log.info("serving %s in job %s", redact(key), ctx.job.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import rows, scripted_call
+from memory_agent.call import call_record
 from memory_agent.scripted_llm import Call, Say
 
 MID_ORDER_STEPS = [
@@ -55,8 +56,15 @@ async def test_finish_twice_gives_the_same_rows(repo, db_path):
 
     await call.finish()
     await call.finish("something_else")
-
     assert snapshot(db_path) == before
+
+    # the write itself, repeated with one record (as a spool replay would), changes nothing the second time
+    record = call_record(call.userdata, call.session.history, "something_else")
+    await repo.finalize_call(record)
+    once = snapshot(db_path)
+    await repo.finalize_call(record)
+    assert snapshot(db_path) == once
+    assert {table: len(found) for table, found in once.items()} == {t: len(f) for t, f in before.items()}
 
 
 async def test_finish_concurrent_with_the_sessions_own_close(repo, db_path):

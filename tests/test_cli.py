@@ -73,3 +73,47 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not a SQLite database" in result.stderr
     assert bogus.read_text() == "shopping list\n"
+
+
+def test_worker_takes_its_livekit_settings_from_env_local(tmp_path, monkeypatch):
+    from livekit.agents import cli as livekit_cli
+
+    from memory_agent.cli import main
+
+    (tmp_path / ".env.local").write_text(
+        "LIVEKIT_URL=wss://bella.example\nLIVEKIT_API_KEY=key\nLIVEKIT_API_SECRET=secret\n"
+        "OPENAI_API_KEY=sk-test\nDEEPGRAM_API_KEY=dg-test\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY", "DEEPGRAM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    seen = {}
+    # LiveKit's CLI would connect to the server; stop at the hand-over and look at what it would read.
+    monkeypatch.setattr(livekit_cli, "run_app", lambda server: seen.update(os.environ, argv=sys.argv[1:]))
+
+    assert main(["dev", "--log-level", "debug"]) == 0
+
+    assert (seen["LIVEKIT_URL"], seen["LIVEKIT_API_KEY"], seen["LIVEKIT_API_SECRET"]) == (
+        "wss://bella.example",
+        "key",
+        "secret",
+    )
+    assert seen["argv"] == ["dev", "--log-level", "debug"]
+
+
+def test_worker_refuses_placeholders_from_env_example(tmp_path):
+    env = {
+        **CLEAN_ENV,
+        "LIVEKIT_URL": "wss://your-project.livekit.cloud",
+        "LIVEKIT_API_KEY": "k",
+        "LIVEKIT_API_SECRET": "s",
+    }
+    result = run("start", cwd=tmp_path, env=env)
+
+    assert result.returncode == 2
+    assert "LIVEKIT_URL (still the placeholder from .env.example)" in result.stderr
+
+
+def test_demo_ignores_settings_it_does_not_use(tmp_path):
+    env = {**CLEAN_ENV, "LIVEKIT_URL": "wss://your-project.livekit.cloud", "MEMORY_AGENT_LOG_LEVEL": "debug"}
+    assert run("demo", cwd=tmp_path, env=env).returncode == 0

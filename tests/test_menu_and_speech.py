@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from memory_agent.menu import Menu, load_menu
-from memory_agent.speech import format_cents, join_words, spoken_cents
+from memory_agent.speech import format_cents, join_words
 
 MENU = load_menu()
 
@@ -67,18 +67,11 @@ def test_invalid_menus_are_refused(bad_item):
 
 
 @pytest.mark.parametrize(
-    ("cents", "shown", "spoken"),
-    [
-        (1450, "$14.50", "14 dollars and 50 cents"),
-        (300, "$3.00", "3 dollars"),
-        (1, "$0.01", "1 cent"),
-        (123456, "$1,234.56", "1234 dollars and 56 cents"),
-        (0, "$0.00", "0 dollars"),
-    ],
+    ("cents", "shown"),
+    [(1450, "$14.50"), (300, "$3.00"), (1, "$0.01"), (123456, "$1,234.56"), (0, "$0.00"), (-250, "-$2.50")],
 )
-def test_cents_are_formatted_and_spoken(cents, shown, spoken):
+def test_cents_are_formatted_as_dollars(cents, shown):
     assert format_cents(cents) == shown
-    assert spoken_cents(cents) == spoken
 
 
 def test_join_words():
