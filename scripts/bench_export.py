@@ -22,7 +22,7 @@ import time
 from itertools import zip_longest
 from pathlib import Path
 
-from db.synthetic import build_synthetic_database
+from export_data import build_synthetic_database
 
 SCRIPT = Path(__file__).resolve().parent / "export_orders.py"
 GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None

@@ -1,4 +1,4 @@
-"""A synthetic database of any size, generated inside SQLite, for benchmarks and demos.
+"""A synthetic database of any size, generated inside SQLite, for the export benchmark.
 
 Deterministic: the same ``orders`` gives the same rows. Names include commas, quotes,
 accents and a formula-like value, so an export of it exercises quoting and neutralization.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from db import migrations
 
-# A copy of a few menu rows: the db package does not depend on the agent's menu module.
+# Menu rows for the synthetic orders; the export does not care whether they match today's menu.
 _MENU = (
     ("margherita_pizza", "Margherita Pizza", 1450),
     ("pepperoni_pizza", "Pepperoni Pizza", 1600),
