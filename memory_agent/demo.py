@@ -14,8 +14,7 @@ from livekit.agents import RunResult, llm
 from db import Repository, open_repository
 from memory_agent.call import Call, start_call
 from memory_agent.memory import memory_text
-from memory_agent.scripted_llm import Call as ToolCall
-from memory_agent.scripted_llm import Say, ScriptedLLM, Step
+from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
 FIRST_CALL_STEPS: list[Step] = [
     Say("Welcome to Bella Vista! May I have your name?"),

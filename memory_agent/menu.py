@@ -79,7 +79,6 @@ class Menu(BaseModel):
         return "\n".join(lines)
 
 
-
 def normalize(text: str) -> str:
     """Lowercase, accents folded, punctuation dropped, spaces collapsed."""
     folded = unicodedata.normalize("NFKD", text.casefold())

@@ -25,8 +25,8 @@ class Say:
 
 
 @dataclass(frozen=True)
-class Call:
-    """The LLM calls a tool; several ``Call`` in one step are parallel tool calls."""
+class ToolCall:
+    """The LLM calls a tool; several ``ToolCall`` in one step are parallel tool calls."""
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
@@ -39,7 +39,7 @@ class Fail:
     message: str = "scripted provider failure"
 
 
-Step = Say | Call | Fail | tuple[Call, ...]
+Step = Say | ToolCall | Fail | tuple[ToolCall, ...]
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class _ScriptedStream(llm.LLMStream):
         if isinstance(step, Say):
             delta = llm.ChoiceDelta(role="assistant", content=step.text)
         else:
-            calls = (step,) if isinstance(step, Call) else step
+            calls = (step,) if isinstance(step, ToolCall) else step
             delta = llm.ChoiceDelta(
                 role="assistant",
                 tool_calls=[

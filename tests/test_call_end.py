@@ -6,15 +6,15 @@ import asyncio
 
 from conftest import rows, scripted_call
 from memory_agent.call import call_record
-from memory_agent.scripted_llm import Call, Say
+from memory_agent.scripted_llm import Say, ToolCall
 
 MID_ORDER_STEPS = [
     Say("Welcome to Bella Vista! Your name?"),
-    Call("save_customer_name", {"name": "Leo"}),
+    ToolCall("save_customer_name", {"name": "Leo"}),
     Say("Hi Leo."),
-    Call("transfer_to_order_taker"),
+    ToolCall("transfer_to_order_taker"),
     Say("What would you like?"),
-    Call("add_to_order", {"item": "pepperoni_pizza", "quantity": 2}),
+    ToolCall("add_to_order", {"item": "pepperoni_pizza", "quantity": 2}),
     Say("Two pepperoni pizzas. Anything else?"),
 ]
 MID_ORDER_LINES = ["Leo here", "I want to order", "Two pepperoni pizzas"]

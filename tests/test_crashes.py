@@ -14,7 +14,7 @@ from workers import call_then_wait_to_be_killed
 from conftest import rows, scripted_call
 from db import open_repository
 from db.owner import current_owner, machine_id, process_start
-from memory_agent.scripted_llm import Call, Fail, Say
+from memory_agent.scripted_llm import Fail, Say, ToolCall
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -116,10 +116,10 @@ async def test_call_of_a_dead_process_is_closed_when_its_caller_calls_again(repo
         "alice",
         [
             Say("Hello!"),
-            Call("transfer_to_order_taker"),
+            ToolCall("transfer_to_order_taker"),
             Say("What?"),
-            Call("add_to_order", {"item": "tiramisu"}),
-            Call("confirm_order"),
+            ToolCall("add_to_order", {"item": "tiramisu"}),
+            ToolCall("confirm_order"),
             Say("Placed."),
         ],
         ["order", "a tiramisu", "yes"],
@@ -203,15 +203,15 @@ async def test_call_from_another_machine_is_closed_only_after_its_lease(db_path)
 async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(repo, db_path):
     steps = [
         Say("Welcome!"),
-        Call("transfer_to_order_taker"),
+        ToolCall("transfer_to_order_taker"),
         Say("What would you like?"),
-        Call("add_to_order", {"item": "tiramisu"}),
+        ToolCall("add_to_order", {"item": "tiramisu"}),
         Say("A tiramisu. Place it?"),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
-        Call("transfer_to_feedback"),
+        ToolCall("transfer_to_feedback"),
         Say("Rate us 1 to 5?"),
-        Call("record_feedback", {"rating": 4, "comment": "quick"}),
+        ToolCall("record_feedback", {"rating": 4, "comment": "quick"}),
         Fail(),
         Fail(),
         Fail(),
@@ -236,9 +236,9 @@ async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(r
 async def test_call_closed_during_a_handoff_is_finalized(repo, db_path):
     steps = [
         Say("Welcome!"),
-        Call("save_customer_name", {"name": "Ida"}),
+        ToolCall("save_customer_name", {"name": "Ida"}),
         Say("Hi Ida, ordering?"),
-        Call("transfer_to_order_taker"),
+        ToolCall("transfer_to_order_taker"),
         Say("What would you like?"),
     ]
     call, _ = await scripted_call(repo, "ida", steps, ["I'm Ida"], finish=False)

@@ -11,7 +11,7 @@ from conftest import rows, scripted_call
 from memory_agent import start_call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS
 from memory_agent.identity import caller_key
-from memory_agent.scripted_llm import Call, Say, ScriptedLLM
+from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 GENERIC_ERROR = "An internal error occurred"
 LONG = "x" * 10_000
@@ -27,7 +27,7 @@ class Case:
     tool: str
     arguments: dict
     stored: tuple[str, list[tuple]] | None = None  # (query, rows) when the input is stored, not refused
-    before: tuple[Call, ...] = ()  # tool calls that set the scene first
+    before: tuple[ToolCall, ...] = ()  # tool calls that set the scene first
 
 
 def refused(agent: str, tool: str, **arguments) -> Case:
@@ -82,13 +82,13 @@ CASES = {
     "confirm an empty order": refused("order_taker", "confirm_order"),
     "reorder with no past order": refused("order_taker", "reorder_last_order"),
     "leave with an unplaced order": Case(
-        "order_taker", "transfer_to_feedback", {}, before=(Call("add_to_order", {"item": "tiramisu"}),)
+        "order_taker", "transfer_to_feedback", {}, before=(ToolCall("add_to_order", {"item": "tiramisu"}),)
     ),
     "change a placed order": Case(
         "order_taker",
         "add_to_order",
         {"item": "tiramisu"},
-        before=(Call("add_to_order", {"item": "tiramisu"}), Call("confirm_order")),
+        before=(ToolCall("add_to_order", {"item": "tiramisu"}), ToolCall("confirm_order")),
     ),
     # Feedback
     "rating 0": refused("feedback", "record_feedback", rating=0),
@@ -122,15 +122,15 @@ def script(case: Case) -> tuple[list, list[str]]:
     steps: list = [Say("Welcome to Bella Vista!")]
     lines: list[str] = []
     if case.agent in ("order_taker", "feedback"):
-        steps += [Call("transfer_to_order_taker"), Say("What would you like?")]
+        steps += [ToolCall("transfer_to_order_taker"), Say("What would you like?")]
         lines.append("I'd like to order")
     if case.agent == "feedback":
-        steps += [Call("transfer_to_feedback"), Say("How would you rate us?")]
+        steps += [ToolCall("transfer_to_feedback"), Say("How would you rate us?")]
         lines.append("Actually, nothing today")
     for before in case.before:
         steps += [before, Say("Done.")]
         lines.append("go on")
-    steps += [Call(case.tool, case.arguments), Say("Let me fix that.")]
+    steps += [ToolCall(case.tool, case.arguments), Say("Let me fix that.")]
     return steps, lines
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import rows, scripted_call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS
 from memory_agent.identity import caller_key, normalize_phone, redact
-from memory_agent.scripted_llm import Call, Say
+from memory_agent.scripted_llm import Say, ToolCall
 
 
 async def test_two_identities_stay_apart(repo, db_path):
@@ -78,7 +78,7 @@ def test_phone_numbers_are_redacted_in_logs():
 
 
 async def test_one_sip_caller_in_two_formats_is_one_customer(repo, db_path):
-    steps = [Say("Hello!"), Call("save_customer_name", {"name": "Ana"}), Say("Thanks Ana")]
+    steps = [Say("Hello!"), ToolCall("save_customer_name", {"name": "Ana"}), Say("Thanks Ana")]
     first = caller_key("a", is_sip=True, attributes={"sip.phoneNumber": "+1 415 555 0134"})
     await scripted_call(repo, first, steps, ["I'm Ana"])
     second = caller_key("b", is_sip=True, attributes={"sip.phoneNumber": "tel:+14155550134"})

@@ -6,10 +6,10 @@ import pytest
 
 from conftest import rows, scripted_call
 from memory_agent import start_call
-from memory_agent.scripted_llm import Call, Say, ScriptedLLM
+from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
-TO_ORDER_TAKER = [Say("Welcome! Your name?"), Call("transfer_to_order_taker"), Say("What would you like?")]
-TO_FEEDBACK = [*TO_ORDER_TAKER, Call("transfer_to_feedback"), Say("How was it, 1 to 5?")]
+TO_ORDER_TAKER = [Say("Welcome! Your name?"), ToolCall("transfer_to_order_taker"), Say("What would you like?")]
+TO_FEEDBACK = [*TO_ORDER_TAKER, ToolCall("transfer_to_feedback"), Say("How was it, 1 to 5?")]
 
 
 def tool_outputs(llm) -> list[str]:
@@ -21,9 +21,9 @@ def tool_outputs(llm) -> list[str]:
 async def test_totals_come_from_the_menu_even_when_the_llm_sends_a_price(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "caesar_salad", "quantity": 2, "price": 1, "unit_price_cents": 1}),
+        ToolCall("add_to_order", {"item": "caesar_salad", "quantity": 2, "price": 1, "unit_price_cents": 1}),
         Say("Two Caesar salads."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
     ]
     await scripted_call(repo, "carla", steps, ["hi", "two caesar salads", "yes"])
@@ -36,9 +36,9 @@ async def test_parallel_tool_calls_in_one_response_both_land(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
         (
-            Call("add_to_order", {"item": "spaghetti carbonara"}),
-            Call("add_to_order", {"item": "sparkling water", "quantity": 3}),
-            Call("add_to_order", {"item": "a tiramisu"}),
+            ToolCall("add_to_order", {"item": "spaghetti carbonara"}),
+            ToolCall("add_to_order", {"item": "sparkling water", "quantity": 3}),
+            ToolCall("add_to_order", {"item": "a tiramisu"}),
         ),
         Say("Got it."),
     ]
@@ -55,9 +55,9 @@ async def test_parallel_tool_calls_in_one_response_both_land(repo, db_path):
 async def test_same_item_twice_adds_up_on_one_line(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "tiramisu"}),
+        ToolCall("add_to_order", {"item": "tiramisu"}),
         Say("One."),
-        Call("add_to_order", {"item": "Tiramisu", "quantity": 2}),
+        ToolCall("add_to_order", {"item": "Tiramisu", "quantity": 2}),
         Say("Three."),
     ]
     await scripted_call(repo, "eve", steps, ["hi", "a tiramisu", "two more"])
@@ -68,9 +68,9 @@ async def test_same_item_twice_adds_up_on_one_line(repo, db_path):
 async def test_remove_from_order(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        (Call("add_to_order", {"item": "tiramisu"}), Call("add_to_order", {"item": "pepperoni"})),
+        (ToolCall("add_to_order", {"item": "tiramisu"}), ToolCall("add_to_order", {"item": "pepperoni"})),
         Say("OK."),
-        Call("remove_from_order", {"item": "tiramisu"}),
+        ToolCall("remove_from_order", {"item": "tiramisu"}),
         Say("Removed."),
     ]
     await scripted_call(repo, "fay", steps, ["hi", "tiramisu and pepperoni", "no tiramisu"])
@@ -82,11 +82,11 @@ async def test_remove_from_order(repo, db_path):
 async def test_payment_method_and_tip_are_computed_in_cents(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "margherita"}),
+        ToolCall("add_to_order", {"item": "margherita"}),
         Say("OK."),
-        Call("set_payment_method", {"method": "card", "tip_percent": 15}),
+        ToolCall("set_payment_method", {"method": "card", "tip_percent": 15}),
         Say("Card, 15%."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
     ]
     await scripted_call(repo, "gus", steps, ["hi", "a margherita", "card, 15 percent tip", "yes"])
@@ -100,11 +100,11 @@ async def test_payment_method_and_tip_are_computed_in_cents(repo, db_path):
 async def test_placed_order_cannot_change(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "margherita"}),
+        ToolCall("add_to_order", {"item": "margherita"}),
         Say("OK."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
-        Call("add_to_order", {"item": "tiramisu"}),
+        ToolCall("add_to_order", {"item": "tiramisu"}),
         Say("Sorry."),
     ]
     _, llm = await scripted_call(repo, "hal", steps, ["hi", "a margherita", "yes", "and a tiramisu"])
@@ -136,7 +136,7 @@ HOSTILE_ORDER_CALLS = [
 
 @pytest.mark.parametrize(("tool", "arguments", "message"), HOSTILE_ORDER_CALLS)
 async def test_hostile_order_tool_input_gets_a_tool_error(repo, db_path, tool, arguments, message):
-    steps = [*TO_ORDER_TAKER, Call(tool, arguments), Say("Let me fix that.")]
+    steps = [*TO_ORDER_TAKER, ToolCall(tool, arguments), Say("Let me fix that.")]
     call, llm = await scripted_call(repo, "mallory", steps, ["hi", "do it"])
 
     last_output = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1]
@@ -160,7 +160,7 @@ HOSTILE_FEEDBACK_CALLS = [
 
 @pytest.mark.parametrize(("tool", "arguments", "message"), HOSTILE_FEEDBACK_CALLS)
 async def test_hostile_feedback_tool_input_gets_a_tool_error(repo, db_path, tool, arguments, message):
-    steps = [*TO_FEEDBACK, Call(tool, arguments), Say("Could you repeat that?")]
+    steps = [*TO_FEEDBACK, ToolCall(tool, arguments), Say("Could you repeat that?")]
     _, llm = await scripted_call(repo, "mallory", steps, ["hi", "nothing", "whatever"])
 
     last_output = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1]
@@ -180,7 +180,7 @@ STORED_SAFELY = [
 
 @pytest.mark.parametrize("name", STORED_SAFELY)
 async def test_odd_names_are_stored_exactly_and_remembered(repo, db_path, name):
-    steps = [Say("Your name?"), Call("save_customer_name", {"name": name}), Say("Thanks!")]
+    steps = [Say("Your name?"), ToolCall("save_customer_name", {"name": name}), Say("Thanks!")]
     await scripted_call(repo, "nina", steps, [f"I'm {name}"])
     _, llm = await scripted_call(repo, "nina", [Say("Welcome back!")])
 
@@ -192,7 +192,7 @@ async def test_odd_names_are_stored_exactly_and_remembered(repo, db_path, name):
 
 @pytest.mark.parametrize("name", ["", "   ", "\x00\x07", "n" * 10_000])
 async def test_unusable_names_get_a_tool_error(repo, db_path, name):
-    steps = [Say("Your name?"), Call("save_customer_name", {"name": name}), Say("Sorry?")]
+    steps = [Say("Your name?"), ToolCall("save_customer_name", {"name": name}), Say("Sorry?")]
     _, llm = await scripted_call(repo, "olga", steps, ["..."])
 
     assert [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1].is_error
@@ -201,14 +201,14 @@ async def test_unusable_names_get_a_tool_error(repo, db_path, name):
 
 async def test_feedback_comment_with_quotes_and_emoji_round_trips(repo, db_path):
     comment = 'Great "carbonara", 10/10 😋 — but, the wait...'
-    steps = [*TO_FEEDBACK, Call("record_feedback", {"rating": 5, "comment": comment}), Say("Thanks!")]
+    steps = [*TO_FEEDBACK, ToolCall("record_feedback", {"rating": 5, "comment": comment}), Say("Thanks!")]
     await scripted_call(repo, "paul", steps, ["hi", "nothing today", comment])
 
     assert rows(db_path, "SELECT rating, comment FROM feedback") == [(5, comment)]
 
 
 async def test_email_is_saved_on_the_customer_and_validated(repo, db_path):
-    steps = [*TO_FEEDBACK, Call("save_email", {"email": " maria@example.com "}), Say("Saved.")]
+    steps = [*TO_FEEDBACK, ToolCall("save_email", {"email": " maria@example.com "}), Say("Saved.")]
     await scripted_call(repo, "quinn", steps, ["hi", "nothing", "maria@example.com"])
 
     assert rows(db_path, "SELECT email FROM customers") == [("maria@example.com",)]
@@ -217,13 +217,13 @@ async def test_email_is_saved_on_the_customer_and_validated(repo, db_path):
 async def test_tip_follows_the_order_after_later_changes(repo, db_path):
     steps = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "margherita"}),
+        ToolCall("add_to_order", {"item": "margherita"}),
         Say("OK."),
-        Call("set_payment_method", {"method": "card", "tip_percent": 10}),
+        ToolCall("set_payment_method", {"method": "card", "tip_percent": 10}),
         Say("10%."),
-        Call("add_to_order", {"item": "tiramisu", "quantity": 2}),
+        ToolCall("add_to_order", {"item": "tiramisu", "quantity": 2}),
         Say("And two tiramisu."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
     ]
     await scripted_call(repo, "ivy", steps, ["hi", "a margherita", "card, 10 percent", "two tiramisu", "yes"])
@@ -235,17 +235,17 @@ async def test_tip_follows_the_order_after_later_changes(repo, db_path):
 async def test_reorder_twice_does_not_double_the_order(repo, db_path):
     first = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "tiramisu", "quantity": 2}),
+        ToolCall("add_to_order", {"item": "tiramisu", "quantity": 2}),
         Say("OK."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
     ]
     await scripted_call(repo, "jay", first, ["hi", "two tiramisu", "yes"])
     again = [
         *TO_ORDER_TAKER,
-        Call("reorder_last_order"),
+        ToolCall("reorder_last_order"),
         Say("Same again."),
-        Call("reorder_last_order"),
+        ToolCall("reorder_last_order"),
         Say("Already in."),
     ]
     _, llm = await scripted_call(repo, "jay", again, ["hi", "the same", "the same as last time"])
@@ -260,9 +260,9 @@ async def test_reorder_twice_does_not_double_the_order(repo, db_path):
 async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memory(repo, db_path):
     first = [
         *TO_ORDER_TAKER,
-        Call("add_to_order", {"item": "pepperoni"}),
+        ToolCall("add_to_order", {"item": "pepperoni"}),
         Say("OK."),
-        Call("confirm_order"),
+        ToolCall("confirm_order"),
         Say("Placed."),
     ]
     await scripted_call(repo, "kim", first, ["hi", "a pepperoni", "yes"])
@@ -270,9 +270,9 @@ async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memor
     llm = ScriptedLLM(
         [
             Say("Welcome!"),
-            Call("transfer_to_order_taker"),
+            ToolCall("transfer_to_order_taker"),
             Say("What would you like?"),
-            Call("reorder_last_order"),
+            ToolCall("reorder_last_order"),
             Say("The same again."),
         ]
     )
@@ -292,7 +292,7 @@ async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memor
 
 
 async def test_anonymous_caller_is_told_an_email_cannot_be_kept(repo, db_path):
-    steps = [*TO_FEEDBACK, Call("save_email", {"email": "anon@example.com"}), Say("Sorry, I can't.")]
+    steps = [*TO_FEEDBACK, ToolCall("save_email", {"email": "anon@example.com"}), Say("Sorry, I can't.")]
     _, llm = await scripted_call(repo, None, steps, ["hi", "nothing", "anon@example.com"])
 
     assert "cannot keep an email" in tool_outputs(llm)[-1]

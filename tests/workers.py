@@ -10,17 +10,17 @@ from multiprocessing.synchronize import Barrier, Event
 
 from db import open_repository
 from memory_agent import start_call
-from memory_agent.scripted_llm import Call, Say, ScriptedLLM
+from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 ORDER_STEPS = [
     Say("Welcome to Bella Vista! What can I get you?"),
-    Call("transfer_to_order_taker"),
+    ToolCall("transfer_to_order_taker"),
     Say("What would you like?"),
-    (Call("add_to_order", {"item": "margherita", "quantity": 2}), Call("add_to_order", {"item": "tiramisu"})),
+    (ToolCall("add_to_order", {"item": "margherita", "quantity": 2}), ToolCall("add_to_order", {"item": "tiramisu"})),
     Say("Two Margherita Pizzas and a Tiramisu. Anything else?"),
 ]
 ORDER_LINES = ["I'd like to order", "Two margheritas and a tiramisu"]
-PLACE_STEPS = [Call("confirm_order"), Say("Placed!")]
+PLACE_STEPS = [ToolCall("confirm_order"), Say("Placed!")]
 
 
 def call_then_wait_to_be_killed(db_path: str, call_id: str, ready: Event) -> None:
