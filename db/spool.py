@@ -45,7 +45,7 @@ def append(path: Path, record: CallRecord) -> None:
             line = b"\n" + line  # a previous append was torn by a crash: keep this line whole
         _write_all(fd, line)
         os.fsync(fd)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def call_ids(path: Path) -> set[str]:
@@ -114,11 +114,11 @@ def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> Non
     if keep:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     else:
         path.unlink()
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def _acquire(path: Path, *, create: bool) -> int | None:
@@ -178,16 +178,9 @@ def _append_raw(path: Path, lines: list[bytes]) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries (so a created, renamed or removed file stays so)."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
