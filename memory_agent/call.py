@@ -100,10 +100,15 @@ async def start_call(
     call = Call(session=session, userdata=ud)
     session.on("close", call._on_close)
     log.info("call %s started for %s", ud.call_id, redact(key))
-    if room is None:
-        call.greeting = await session.start(Greeter(ud), capture_run=True)
-    else:
-        await session.start(Greeter(ud), room=room)
+    try:
+        if room is None:
+            call.greeting = await session.start(Greeter(ud), capture_run=True)
+        else:
+            await session.start(Greeter(ud), room=room)
+    except Exception:
+        # The greeting failed (the LLM provider is down): the call still leaves its record.
+        await call.finish("start_failed")
+        raise
     return call
 
 

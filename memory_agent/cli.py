@@ -32,6 +32,10 @@ class UsageError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
+class ServiceError(Exception):
+    """A service the command needs did not answer; printed as one line."""
+
+
 def _settings(db: Path | None = None) -> Settings:
     try:
         settings = Settings()
@@ -66,7 +70,13 @@ def chat(
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat")
     logging.getLogger().setLevel(logging.WARNING)
-    asyncio.run(run_chat(settings, identity))
+    logging.getLogger("livekit").setLevel(logging.CRITICAL)  # a failing provider is reported below, once
+    from livekit.agents import APIError
+
+    try:
+        asyncio.run(run_chat(settings, identity))
+    except APIError as exc:
+        raise ServiceError(f"the LLM did not answer ({exc}); check OPENAI_BASE_URL and OPENAI_API_KEY") from None
 
 
 @app.command()
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)
         return 2
-    except RepositoryError as exc:
+    except (RepositoryError, ServiceError) as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from conftest import rows
 from openai_stub import OpenAIStub
 from test_cli import CLEAN_ENV, run
@@ -39,3 +41,17 @@ def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
     assert 'The caller\'s name is "Alice"' in system["content"]
     tools = {t["function"]["name"] for t in stub.requests[0]["tools"]}
     assert tools == {"save_customer_name", "transfer_to_order_taker"}
+
+
+def test_chat_with_an_unreachable_llm_says_so_in_one_line_and_keeps_the_call(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**CLEAN_ENV, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "local"}
+
+    result = run("chat", "--identity", "alice", cwd=tmp_path, env=env, stdin="Hello?\n")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("memory-agent: error: the LLM did not answer")
+    assert "Traceback" not in result.stderr
+    assert rows(tmp_path / "memory.db", "SELECT end_reason FROM calls") == [("start_failed",)]
