@@ -166,7 +166,7 @@ def call_record(ud: Userdata, history: llm.ChatContext, end_reason: str) -> Call
 def transcript(history: llm.ChatContext) -> list[MessageRecord]:
     """The canonical history as rows: messages, tool calls and outputs, and handoffs."""
     rows: list[MessageRecord] = []
-    agent = Greeter.__name__.lower()
+    agent = None  # until the first handoff names the Greeter
     for item in history.items:
         when = from_epoch(item.created_at)
         if item.type == "message":
@@ -184,7 +184,10 @@ def transcript(history: llm.ChatContext) -> list[MessageRecord]:
             agent = item.new_agent_id
             rows.append(
                 MessageRecord(
-                    role="handoff", agent=agent, content=f"{item.old_agent_id} -> {item.new_agent_id}", created_at=when
+                    role="handoff",
+                    agent=agent,
+                    content=f"{item.old_agent_id or 'start'} -> {item.new_agent_id}",
+                    created_at=when,
                 )
             )
     return rows

@@ -125,9 +125,9 @@ class Userdata:
     call_id: str
     identity: str | None
     started_at: str
+    recall_budget_s: float
+    memory_enabled: bool = True
     customer_id: int | None = None
     memory: CustomerMemory | None = None
     caller_name: str | None = None
     order: OrderState = field(default_factory=OrderState)
-    recall_budget_s: float = 0.3
-    memory_enabled: bool = True
