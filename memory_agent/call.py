@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from livekit import rtc
 from livekit.agents import AgentSession, RunResult, TurnHandlingOptions, llm, stt, tts, vad
@@ -19,6 +19,7 @@ from memory_agent.agents import Greeter
 from memory_agent.identity import clean_identity, redact
 from memory_agent.menu import Menu, load_menu
 from memory_agent.state import Userdata
+from memory_agent.store import in_background
 
 log = logging.getLogger("memory_agent")
 
@@ -46,7 +47,7 @@ class Call:
         self.end_reason = self.end_reason or _reason_text(event.reason)
         if self._close_task is None:
             self._close_task = asyncio.create_task(self.finish(), name=f"finish-{self.call_id}")
-            _in_background(self._close_task, f"finishing call {self.call_id} after its session closed")
+            in_background(self._close_task, f"finishing call {self.call_id} after its session closed")
 
     async def finish(self, reason: str | None = None) -> None:
         """Close the session if it is running, then write the call's complete record once."""
@@ -125,25 +126,10 @@ async def _open_call(ud: Userdata) -> int | None:
         return await asyncio.wait_for(asyncio.shield(opening), timeout=ud.recall_budget_s)
     except TimeoutError:
         log.warning("recording the start of call %s took over %.0f ms; going on", ud.call_id, ud.recall_budget_s * 1000)
-        _in_background(opening, f"recording the start of call {ud.call_id}")
+        in_background(opening, f"recording the start of call {ud.call_id}")
     except RepositoryError as exc:
         log.warning("could not record the start of call %s: %s", ud.call_id, exc)
     return None
-
-
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def _in_background(task: asyncio.Future[Any], what: str) -> None:
-    """Keep a task alive until it ends, and log it if it fails (nothing else awaits it)."""
-    _BACKGROUND.add(task)
-
-    def done(task: asyncio.Future[Any]) -> None:
-        _BACKGROUND.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("%s failed: %s", what, exc)
-
-    task.add_done_callback(done)
 
 
 def call_record(ud: Userdata, history: llm.ChatContext, end_reason: str) -> CallRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -131,3 +132,4 @@ class Userdata:
     memory: CustomerMemory | None = None
     caller_name: str | None = None
     order: OrderState = field(default_factory=OrderState)
+    slow_write: asyncio.Future[object] | None = None  # a write-through still waiting on a busy database

@@ -393,3 +393,26 @@ async def test_a_busy_database_at_call_start_does_not_hold_back_the_greeting(db_
         db_path,
         "SELECT c.participant_identity, c.call_count FROM calls JOIN customers AS c ON c.id = calls.customer_id",
     ) == [("+15556667777", 1)]
+
+
+async def test_a_busy_database_mid_call_never_makes_the_caller_wait(db_path, caplog):
+    async with open_repository(db_path) as repo:  # the full busy timeout: seconds of retries per write
+        llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
+        call = await start_call(identity="+15558889999", repo=repo, llm=llm, recall_budget_s=0.05)
+        await call.greeting
+        with write_lock_held(db_path):
+            results = [await call.session.run(user_input=line) for line in [*ORDER_LINES, "Yes, place it"]]
+            # every turn answered while the database was still locked
+            assert rows(db_path, "SELECT count(*) FROM orders") == [(0,)]
+        await call.finish()
+
+    outputs = [e.item for r in results for e in r.events if e.type == "function_call_output"]
+    assert [(o.name, o.is_error) for o in outputs] == [
+        ("transfer_to_order_taker", False),
+        ("add_to_order", False),
+        ("add_to_order", False),
+        ("confirm_order", False),
+    ]
+    assert "is slow; the call goes on" in caplog.text
+    assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 3650)]
+    assert rows(db_path, "SELECT order_count FROM customers") == [(1,)]
