@@ -6,8 +6,7 @@ falls as writers are added. Waiting on ``flock`` instead hands the lock over as 
 holder lets go. The file lock is released by the kernel when its process dies, is held only
 around one short transaction, and is given up after ``timeout_s`` (the caller then treats the
 database as busy; the abandoned wait lets go as soon as it is granted). Where the lock file
-cannot be created (a read-only folder), writers fall back
-to SQLite's own locking.
+cannot be created (a read-only folder), writers fall back to SQLite's own locking.
 """
 
 from __future__ import annotations
