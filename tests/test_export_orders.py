@@ -275,11 +275,7 @@ async def test_database_path_comes_from_the_environment_then_the_working_directo
 async def test_export_reads_a_database_at_an_older_schema_version(tmp_path, capsys):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {migrations.APPLICATION_ID}")
-    conn.execute(migrations._BOOKKEEPING)
-    for statement in migrations._statements(migrations.MIGRATIONS[0].sql):
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', '2025-01-01T00:00:00+00:00')")
+    migrations.migrate(conn, target=1)
     conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2025-01-01T00:00:00+00:00')")
     conn.execute(
         "INSERT INTO orders (call_id, status, subtotal_cents, total_cents, created_at, updated_at)"

@@ -123,11 +123,7 @@ async def test_search_follows_feedback_comments(repo, db_path):
 async def test_migration_indexes_rows_written_before_it(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {migrations.APPLICATION_ID}")
-    conn.execute(migrations._BOOKKEEPING)
-    for statement in migrations._statements(migrations.MIGRATIONS[0].sql):
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', '2025-01-01T00:00:00+00:00')")
+    migrations.migrate(conn, target=1)
     conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2025-01-01T00:00:00+00:00')")
     conn.execute(
         "INSERT INTO messages (call_id, seq, role, content, created_at)"
