@@ -39,6 +39,8 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
 WRITE_ATTEMPTS = 3
+# LiveKit gives a job about 10 s after a worker's shutdown begins: spool well before that.
+FINALIZE_WITHIN_S = 5.0
 
 _RECALL_SQL = """
 SELECT c.id, c.name, c.email, c.call_count, c.order_count, c.lifetime_spend_cents,
@@ -137,14 +139,18 @@ class Repository:
         """Write everything a finished call leaves, in one transaction; safe to repeat."""
         await self._transaction(_write_call, record)
 
-    async def finalize_or_spool(self, record: CallRecord) -> bool:
-        """Finalize the call, or, if the database refuses, spool its record for the next start.
+    async def finalize_or_spool(self, record: CallRecord, *, within_s: float = FINALIZE_WITHIN_S) -> bool:
+        """Finalize the call, or, if the database refuses or takes longer than ``within_s``, spool
+        its record for the next start (a job being shut down has only seconds left to live).
 
-        Returns True when written, False when spooled; raises only if the spool fails too.
+        Returns True when written, False when spooled; raises only if the spool fails too. A write
+        given up on may still land; the replay is idempotent, so nothing is written twice.
         """
         try:
-            await self.finalize_call(record)
+            await asyncio.wait_for(self.finalize_call(record), timeout=within_s)
             return True
+        except TimeoutError:
+            reason: Exception = DatabaseUnavailable(f"not written within {within_s:g} s")
         except RepositoryError as exc:
             reason = exc
         path = spool.spool_path(self.path)

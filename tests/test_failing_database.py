@@ -416,3 +416,21 @@ async def test_a_busy_database_mid_call_never_makes_the_caller_wait(db_path, cap
     assert "is slow; the call goes on" in caplog.text
     assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 3650)]
     assert rows(db_path, "SELECT order_count FROM customers") == [(1,)]
+
+
+async def test_a_finalize_that_cannot_finish_in_time_is_spooled_and_written_once(db_path):
+    async with open_repository(db_path) as repo:  # the full busy timeout: longer than the deadline
+        customer_id = await repo.open_call(call_id="c1", identity="+15551212121", started_at=utcnow_iso())
+        record = a_record().model_copy(update={"customer_id": customer_id})
+        with write_lock_held(db_path):
+            assert await repo.finalize_or_spool(record, within_s=0.2) is False
+        assert spooled_ids(db_path) == ["c1"]
+    # the abandoned write may land once the lock is free; the replay must not write anything twice
+    async with open_repository(db_path):
+        pass
+
+    assert spooled_ids(db_path) == []
+    assert rows(db_path, "SELECT count(*) FROM orders") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM order_items") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM messages") == [(3,)]
+    assert rows(db_path, "SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 1500)]
