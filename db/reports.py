@@ -52,12 +52,17 @@ _ITEMS_SUMMARY = """coalesce((SELECT group_concat(
         ELSE ' (' || (SELECT group_concat(value, ', ') FROM json_each(s.modifications)) || ')' END,
     ', ') FROM order_items AS s WHERE s.order_id = o.id), '')"""
 
-_ORDER_COLUMNS = (
+# Every export row starts with its order: which one, when, whose, and where it stands.
+_ORDER_KEY = (
     _Column("order_id", "o.id", "int"),
     _Column("created_at", "o.created_at", "plain"),
     _Column("customer_identity", "c.participant_identity", "text"),
     _Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
     _Column("status", "o.status", "plain"),
+)
+
+_ORDER_COLUMNS = (
+    *_ORDER_KEY,
     _Column(
         "item_count",
         "(SELECT coalesce(sum(s.quantity), 0) FROM order_items AS s WHERE s.order_id = o.id)",
@@ -71,11 +76,7 @@ _ORDER_COLUMNS = (
 )
 
 _ITEM_COLUMNS = (
-    _Column("order_id", "o.id", "int"),
-    _Column("created_at", "o.created_at", "plain"),
-    _Column("customer_identity", "c.participant_identity", "text"),
-    _Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
-    _Column("status", "o.status", "plain"),
+    *_ORDER_KEY,
     _Column("position", "i.position", "int"),
     _Column("menu_item", "i.menu_item", "text"),
     _Column("name", "i.name", "text"),

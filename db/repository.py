@@ -86,27 +86,29 @@ class Repository:
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
-        rows = list(
-            await self._conn.execute_fetchall("SELECT * FROM customers WHERE participant_identity = ?", (identity,))
-        )
+        rows = await self._read("SELECT * FROM customers WHERE participant_identity = ?", (identity,))
         return dict(rows[0]) if rows else None
 
     async def call_summary(self, call_id: str) -> dict[str, object]:
         """One call at a glance: its order, items, feedback and transcript size."""
-        rows = list(
-            await self._conn.execute_fetchall(
-                "SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,"
-                " (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM"
-                "   (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,"
-                " (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,"
-                " (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages"
-                " FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?",
-                (call_id,),
-            )
+        rows = await self._read(
+            "SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,"
+            " (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM"
+            "   (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,"
+            " (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,"
+            " (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages"
+            " FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?",
+            (call_id,),
         )
         if not rows:
             raise NotFound(f"no call {call_id!r}")
         return dict(rows[0])
+
+    async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+        try:
+            return list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"database read failed: {exc}") from None
 
     # -- writes -----------------------------------------------------------------
 
@@ -191,10 +193,7 @@ class Repository:
             sql = stale.OPEN_CALLS_SQL
         else:
             sql, params = stale.OPEN_CALLS_OF_CALLER_SQL, (identity,)
-        try:
-            rows = await self._conn.execute_fetchall(sql, params)
-        except sqlite3.Error as exc:
-            raise DatabaseUnavailable(f"could not look for abandoned calls: {exc}") from None
+        rows = await self._read(sql, params)
         found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
         if not found:
             return []
