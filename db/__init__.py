@@ -1,5 +1,6 @@
 """The data layer: SQLite schema, migrations and the repository. Knows nothing of LiveKit."""
 
+from db.connection import database_path
 from db.errors import (
     DatabaseUnavailable,
     NotADatabase,
@@ -7,28 +8,26 @@ from db.errors import (
     RepositoryError,
     SchemaTooNew,
 )
-from db.records import (
-    CallRecord,
+from db.models import (
+    CallSnapshot,
     CustomerMemory,
-    FeedbackRecord,
-    ItemRecord,
-    MessageRecord,
-    OrderRecord,
-    PastItem,
+    Feedback,
+    Message,
+    Order,
+    OrderLine,
 )
-from db.repository import Repository, database_path, open_repository
+from db.repository import Repository, open_repository
 
 __all__ = [
-    "CallRecord",
+    "CallSnapshot",
     "CustomerMemory",
     "DatabaseUnavailable",
-    "FeedbackRecord",
-    "ItemRecord",
-    "MessageRecord",
+    "Feedback",
+    "Message",
     "NotADatabase",
     "NotFound",
-    "OrderRecord",
-    "PastItem",
+    "Order",
+    "OrderLine",
     "Repository",
     "RepositoryError",
     "SchemaTooNew",

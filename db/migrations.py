@@ -189,10 +189,16 @@ ALTER TABLE calls ADD COLUMN owner_pid INTEGER;
 ALTER TABLE calls ADD COLUMN owner_started TEXT;
 """
 
+# Version 4: a caller's open calls are found without visiting every call they ever made.
+_OPEN_CALLS_OF_CALLER = """
+CREATE INDEX ix_calls_open_customer ON calls(customer_id) WHERE ended_at IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
     Migration(3, "call owner", _CALL_OWNER),
+    Migration(4, "index of a caller's open calls", _OPEN_CALLS_OF_CALLER),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,13 +1,40 @@
-"""SQLModel models of the schema, named by role; the migrations in ``db.migrations`` create it.
+"""One definition of each row: customer, call, order, order line, feedback, message.
 
-The hot paths use hand-written SQL (see ``db.repository``); these models are for tools,
-tests and ad-hoc reads, and a test keeps them identical to the migrated schema.
+Each row has a base model with its fields and their validation, which the application passes
+around (the agents' state, the journal's snapshots, the spool, the caller lookup), and a table
+model that inherits it and adds the keys; the migrations in ``db.migrations`` create the same
+schema, and a test keeps the two identical. The SQL in ``db.calls`` takes its column lists from
+these models, so a new field is declared once. Totals are computed here and nowhere else.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Computed, Text
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, computed_field, field_validator, model_validator
+from sqlalchemy import JSON, Column, Computed, Text
 from sqlmodel import Field, SQLModel
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """Text that UTF-8 can store: lone surrogates (from invalid input bytes) become U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _encodable_input(value: Any) -> Any:
+    return encodable(value) if isinstance(value, str) else value
+
+
+# Text from a caller or the LLM: always storable, whatever bytes came in.
+CleanText = Annotated[str, BeforeValidator(_encodable_input)]
+
+OrderStatus = Literal["in_progress", "placed", "abandoned"]
+
+MAX_QUANTITY = 20
 
 # customers.label (migration 2): what Datasette shows for a link to a customer.
 CUSTOMER_LABEL_SQL = (
@@ -15,85 +42,222 @@ CUSTOMER_LABEL_SQL = (
 )
 
 
-class Customer(SQLModel, table=True):
-    __tablename__ = "customers"
-
-    id: int | None = Field(default=None, primary_key=True)
-    participant_identity: str = Field(unique=True)
-    name: str | None = None
-    email: str | None = None
-    created_at: str
-    last_seen_at: str
-    call_count: int = 0
-    order_count: int = 0
-    lifetime_spend_cents: int = 0
-    last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
-    last_rating: int | None = None
-    last_feedback_comment: str | None = None
-    label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
+def columns(model: type[SQLModel]) -> tuple[str, ...]:
+    """The columns a base model holds, in declaration order (computed fields excluded)."""
+    return tuple(model.model_fields)
 
 
-class Call(SQLModel, table=True):
-    __tablename__ = "calls"
-
-    id: str = Field(primary_key=True)
-    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
-    caller_name: str | None = None
-    started_at: str
-    ended_at: str | None = None
-    end_reason: str | None = None
-    owner_host: str | None = None
-    owner_pid: int | None = None
-    owner_started: str | None = None
+def values(row: SQLModel) -> tuple[Any, ...]:
+    """The row's values for ``columns(type(row))``; lists are stored as JSON text."""
+    return tuple(
+        json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+        for value in (getattr(row, name) for name in type(row).model_fields)
+    )
 
 
-class Order(SQLModel, table=True):
-    __tablename__ = "orders"
-
-    id: int | None = Field(default=None, primary_key=True)
-    call_id: str = Field(foreign_key="calls.id", unique=True)
-    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
-    status: str
-    subtotal_cents: int
-    tip_cents: int = 0
-    total_cents: int
-    payment_method: str | None = None
-    created_at: str
-    updated_at: str
-    placed_at: str | None = None
+# -- order line -----------------------------------------------------------------------------
 
 
-class OrderItem(SQLModel, table=True):
+class OrderLine(SQLModel):
+    """One line of an order, priced from the menu: in the agents' state, the database and memory."""
+
+    model_config = ConfigDict(validate_assignment=True)  # type: ignore[assignment]
+
+    menu_item: str = Field(min_length=1, max_length=64)
+    name: CleanText = Field(min_length=1, max_length=200)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    unit_price_cents: int = Field(ge=0)
+    modifications: list[CleanText] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_field_name(cls, data: Any) -> Any:
+        # Spool lines written before the rename call the menu item's id "menu_item_id".
+        if isinstance(data, dict) and "menu_item_id" in data and "menu_item" not in data:
+            data = {**data, "menu_item": data["menu_item_id"]}
+        return data
+
+    @field_validator("modifications", mode="before")
+    @classmethod
+    def _from_json_text(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.unit_price_cents * self.quantity
+
+    def describe(self) -> str:
+        text = f"{self.quantity}x {self.name}"
+        return text + (f" ({', '.join(self.modifications)})" if self.modifications else "")
+
+
+class OrderItemRow(OrderLine, table=True):
     __tablename__ = "order_items"
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True)
     position: int
-    menu_item: str
-    name: str
-    quantity: int
-    unit_price_cents: int
-    modifications: str = "[]"
+    modifications: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
-class Feedback(SQLModel, table=True):
+# -- order ----------------------------------------------------------------------------------
+
+
+def subtotal_cents(lines: list[OrderLine]) -> int:
+    return sum(line.line_total_cents for line in lines)
+
+
+def tip_cents(subtotal: int, percent: int) -> int:
+    """A tip of ``percent`` of the subtotal, rounded half up."""
+    return (subtotal * percent + 50) // 100
+
+
+class OrderBase(SQLModel):
+    status: OrderStatus = Field(sa_type=Text)
+    tip_cents: int = Field(default=0, ge=0)
+    payment_method: str | None = None
+
+
+class Order(OrderBase):
+    """An order with its lines; its totals are computed, never stored apart from the lines."""
+
+    items: list[OrderLine] = Field(default_factory=list, max_length=20)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def subtotal_cents(self) -> int:
+        return subtotal_cents(self.items)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_cents(self) -> int:
+        return self.subtotal_cents + self.tip_cents
+
+
+class OrderRow(OrderBase, table=True):
+    __tablename__ = "orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", unique=True)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    subtotal_cents: int
+    total_cents: int
+    created_at: str
+    updated_at: str
+    placed_at: str | None = None
+
+
+# -- feedback -------------------------------------------------------------------------------
+
+
+class Feedback(SQLModel):
+    rating: int = Field(ge=1, le=5)
+    comment: CleanText = ""
+
+
+class FeedbackRow(Feedback, table=True):
     __tablename__ = "feedback"
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: str = Field(foreign_key="calls.id", unique=True)
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
-    rating: int
-    comment: str = ""
     created_at: str
 
 
-class Message(SQLModel, table=True):
+# -- message --------------------------------------------------------------------------------
+
+
+class Message(SQLModel):
+    """One item of the conversation: a turn, a tool call or output, or a handoff."""
+
+    role: str
+    agent: str | None = None
+    content: CleanText
+    created_at: str
+
+
+class MessageRow(Message, table=True):
     __tablename__ = "messages"
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: str = Field(foreign_key="calls.id", index=True)
     seq: int
-    role: str
-    agent: str | None = None
-    content: str
+
+
+# -- customer -------------------------------------------------------------------------------
+
+
+class CustomerBase(SQLModel):
+    name: CleanText | None = None
+    email: str | None = None
+    call_count: int = 0
+    order_count: int = 0
+    lifetime_spend_cents: int = 0
+    last_rating: int | None = None
+    last_feedback_comment: CleanText | None = None
+
+
+class CustomerRow(CustomerBase, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_identity: str = Field(unique=True)
     created_at: str
+    last_seen_at: str
+    last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
+
+
+class CustomerMemory(CustomerBase):
+    """What the product knows about a caller before they say a word."""
+
+    model_config = ConfigDict(frozen=True)  # type: ignore[assignment]
+
+    customer_id: int
+    last_order_at: str | None = None
+    last_order_total_cents: int | None = None
+    last_order_items: tuple[OrderLine, ...] = ()
+
+
+# -- call -----------------------------------------------------------------------------------
+
+
+class CallBase(SQLModel):
+    caller_name: CleanText | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+    # The process running the call (see db.owner): a replayed call keeps the one that ran it.
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: str | None = None
+
+
+class CallRow(CallBase, table=True):
+    __tablename__ = "calls"
+
+    id: str = Field(primary_key=True)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    started_at: str
+
+
+class CallSnapshot(CallBase):
+    """A call as it stands: what the journal writes, the spool keeps and a replay writes again.
+
+    ``messages`` holds the transcript from sequence number ``first_seq`` on (earlier ones are
+    already stored); a snapshot with ``ended_at`` is the call's final, complete record.
+    """
+
+    model_config = ConfigDict(extra="ignore")  # type: ignore[assignment]
+
+    call_id: str = Field(min_length=1, max_length=200)
+    identity: str | None = None
+    email: str | None = None
+    order: Order | None = None
+    feedback: Feedback | None = None
+    messages: list[Message] = Field(default_factory=list)
+    first_seq: int = Field(default=1, ge=1)
+
+    @property
+    def final(self) -> bool:
+        return self.ended_at is not None

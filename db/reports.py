@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 from db import migrations
 from db.clock import to_iso
+from db.connection import database_path
 from db.errors import NotADatabase
-from db.records import OrderStatus
-from db.repository import database_path
+from db.models import OrderStatus
 
 ExportFormat = Literal["csv", "json", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)

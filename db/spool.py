@@ -1,4 +1,7 @@
-"""The spool: finished calls the database refused, kept as JSON lines beside it until replayed.
+"""The spool: call snapshots the database refused, kept as JSON lines until replayed.
+
+A placed order and a finished call are spooled when the database does not take them in time;
+the spool lives beside the database unless told otherwise (another filesystem survives a full disk).
 
 Crash-safe ordering: a record is appended and fsynced before the finalize is reported done; a
 replay commits each record to the database before the spool forgets it, and forgets it by
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from db.records import CallRecord
+from db.models import CallSnapshot
 
 log = logging.getLogger("memory_agent.db")
 
@@ -31,12 +34,14 @@ SUFFIX = ".spool.jsonl"
 REJECTED_SUFFIX = ".spool.rejected.jsonl"
 
 
-def spool_path(db_path: str | Path) -> Path:
-    return Path(f"{db_path}{SUFFIX}")
+def spool_path(db_path: str | Path, spool_dir: str | Path | None = None) -> Path:
+    """``memory.db.spool.jsonl`` beside the database, or in ``spool_dir``."""
+    path = Path(f"{db_path}{SUFFIX}")
+    return path if spool_dir is None else Path(spool_dir) / path.name
 
 
-def append(path: Path, record: CallRecord) -> None:
-    """Add one call's record as one fsynced line (blocking: run it in a thread)."""
+def append(path: Path, record: CallSnapshot) -> None:
+    """Add one call's snapshot as one fsynced line (blocking: run it in a thread)."""
     line = (record.model_dump_json() + "\n").encode("utf-8")
     with _locked(path, create=True) as fd:
         assert fd is not None
@@ -55,7 +60,7 @@ def call_ids(path: Path) -> set[str]:
     ids = set()
     for raw in _read_lines(path):
         try:
-            ids.add(CallRecord.model_validate_json(raw).call_id)
+            ids.add(CallSnapshot.model_validate_json(raw).call_id)
         except ValidationError:
             continue
     return ids
@@ -69,7 +74,7 @@ class ReplayResult:
     errors: list[str] = field(default_factory=list)
 
 
-async def replay(path: Path, finalize: Callable[[CallRecord], Awaitable[None]]) -> ReplayResult:
+async def replay(path: Path, finalize: Callable[[CallSnapshot], Awaitable[None]]) -> ReplayResult:
     """Write every spooled record with ``finalize``; keep those it refuses, set aside unreadable lines.
 
     Holds the spool's lock throughout, so two processes starting at once do not both replay and an
@@ -88,7 +93,7 @@ async def replay(path: Path, finalize: Callable[[CallRecord], Awaitable[None]]) 
             if not raw.strip():
                 continue
             try:
-                record = CallRecord.model_validate_json(raw)
+                record = CallSnapshot.model_validate_json(raw)
             except ValidationError:
                 # A line torn by a crash mid-append, or edited by hand: never replayable.
                 rejected.append(raw)

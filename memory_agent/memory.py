@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from db import CustomerMemory, PastItem
+from db import CustomerMemory, OrderLine
 from memory_agent.speech import format_cents, join_words
 
 MAX_ITEMS = 8
@@ -17,7 +17,7 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def describe_past_item(item: PastItem) -> str:
+def describe_past_item(item: OrderLine) -> str:
     text = f"{item.quantity}x {clip(item.name, MAX_ITEM_NAME)}"
     if item.modifications:
         text += f" ({clip(', '.join(item.modifications), 80)})"

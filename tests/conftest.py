@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from db import Repository, open_repository
+from db import CallSnapshot, Repository, open_repository
 from memory_agent import Call, start_call
 from memory_agent.scripted_llm import ScriptedLLM, Step
 
@@ -51,3 +51,10 @@ async def scripted_call(
     if finish:
         await call.finish()
     return call, llm
+
+
+async def open_call(repo: Repository, *, call_id: str, identity: str | None, started_at: str) -> int | None:
+    """Record a call's start as the journal does; returns the caller's customer id."""
+    await repo.save_call(CallSnapshot(call_id=call_id, identity=identity, started_at=started_at))
+    found = await repo.read("SELECT customer_id FROM calls WHERE id = ?", (call_id,))
+    return found[0][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import rows, scripted_call
-from memory_agent.call import call_record
+from memory_agent.call import call_snapshot
 from memory_agent.scripted_llm import Say, ToolCall
 
 MID_ORDER_STEPS = [
@@ -43,6 +43,7 @@ async def test_call_closed_mid_order_leaves_abandoned_order_with_items_and_trans
 
 async def test_order_in_progress_is_written_before_the_call_ends(repo, db_path):
     call, _ = await scripted_call(repo, "leo", MID_ORDER_STEPS, MID_ORDER_LINES, finish=False)
+    await call.journal.flush()  # checkpoints are written in the background, without making the caller wait
 
     assert rows(db_path, "SELECT status, total_cents FROM orders") == [("in_progress", 3200)]
     assert rows(db_path, "SELECT name FROM customers") == [("Leo",)]
@@ -59,10 +60,10 @@ async def test_finish_twice_gives_the_same_rows(repo, db_path):
     assert snapshot(db_path) == before
 
     # the write itself, repeated with one record (as a spool replay would), changes nothing the second time
-    record = call_record(call.userdata, call.session.history, "something_else")
-    await repo.finalize_call(record)
+    record = call_snapshot(call.userdata, call.session.history, "something_else")
+    await repo.save_call(record)
     once = snapshot(db_path)
-    await repo.finalize_call(record)
+    await repo.save_call(record)
     assert snapshot(db_path) == once
     assert {table: len(found) for table, found in once.items()} == {t: len(f) for t, f in before.items()}
 
@@ -85,8 +86,8 @@ async def test_session_close_alone_finalizes_the_call(repo, db_path):
     call, _ = await scripted_call(repo, "leo", MID_ORDER_STEPS, MID_ORDER_LINES, finish=False)
 
     await call.session.aclose()
-    assert call._close_task is not None
-    await call._close_task
+    assert call.closing is not None
+    await call.closing
 
     assert call.finished
     assert rows(db_path, "SELECT status FROM orders") == [("abandoned",)]

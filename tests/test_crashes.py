@@ -224,8 +224,8 @@ async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(r
         with contextlib.suppress(Exception):
             await call.session.run(user_input="four, it was quick")
     await asyncio.wait_for(closed.wait(), timeout=30)
-    assert call._close_task is not None
-    await call._close_task
+    assert call.closing is not None
+    await call.closing
     assert rows(db_path, "SELECT end_reason FROM calls") == [("error",)]
     assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 750)]
     assert rows(db_path, "SELECT rating, comment FROM feedback") == [(4, "quick")]
@@ -244,14 +244,14 @@ async def test_call_closed_during_a_handoff_is_finalized(repo, db_path):
     call, _ = await scripted_call(repo, "ida", steps, ["I'm Ida"], finish=False)
 
     def close_on_handoff(event) -> None:
-        if event.item.type == "agent_handoff" and call._close_task is None:
-            call._close_task = asyncio.create_task(call.finish("participant_disconnected"))
+        if event.item.type == "agent_handoff" and call.closing is None:
+            call.closing = asyncio.create_task(call.finish("participant_disconnected"))
 
     call.session.on("conversation_item_added", close_on_handoff)
     with contextlib.suppress(Exception):  # the run may be cut short by the close
         await call.session.run(user_input="I want to order")
-    assert call._close_task is not None, "no handoff happened"
-    await call._close_task
+    assert call.closing is not None, "no handoff happened"
+    await call.closing
 
     assert call.finished
     assert rows(db_path, "SELECT caller_name, end_reason FROM calls") == [("Ida", "participant_disconnected")]

@@ -125,7 +125,7 @@ async def test_database_from_an_earlier_schema_upgrades_with_its_data_intact(tmp
     assert rows(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
     assert memory is not None and memory.name == "Maria" and memory.last_rating == 2
-    assert [(i.menu_item_id, i.quantity) for i in memory.last_order_items] == [("margherita_pizza", 2), ("tiramisu", 1)]
+    assert [(i.menu_item, i.quantity) for i in memory.last_order_items] == [("margherita_pizza", 2), ("tiramisu", 1)]
     # the call the old version left open long ago, with no owner recorded, is closed once its lease is over
     assert rows(
         path, "SELECT id, end_reason LIKE 'abandoned:%' FROM calls WHERE ended_at IS NOT NULL AND id = 'call-3'"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from datasette.app import Datasette
 
-from conftest import scripted_call
+from conftest import open_call, scripted_call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 from memory_agent.inspect import INSTALL_COMMAND, datasette_command, inspect_database, load_metadata
 
@@ -66,7 +66,7 @@ async def test_database_is_served_read_only_and_sees_new_writes(ds, repo, db_pat
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         await database.execute("DELETE FROM orders")
 
-    await repo.open_call(call_id="late", identity="+15559999999", started_at="2025-01-01T00:00:00+00:00")
+    await open_call(repo, call_id="late", identity="+15559999999", started_at="2025-01-01T00:00:00+00:00")
 
     customers = await get_json(ds, "/memory/customers.json", _shape="array", _sort="id")
     assert [c["participant_identity"] for c in customers] == ["+15551234567", "+15559999999"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import rows, scripted_call
-from db import CallRecord, FeedbackRecord, ItemRecord, OrderRecord, Repository, migrations
+from conftest import open_call, rows, scripted_call
+from db import CallSnapshot, Feedback, Order, OrderLine, Repository, migrations
 from db.clock import utcnow_iso
 from db.reports import export_columns
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
@@ -30,15 +30,15 @@ _spec = importlib.util.spec_from_file_location("export_orders", SCRIPT)
 export_orders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(export_orders)
 
-PIZZA = ItemRecord(
-    menu_item_id="margherita_pizza",
+PIZZA = OrderLine(
+    menu_item="margherita_pizza",
     name="Margherita Pizza",
     quantity=2,
     unit_price_cents=1450,
     modifications=["extra basil", 'no "spicy" oil, please'],
 )
-SALAD = ItemRecord(menu_item_id="caesar_salad", name="Caesar Salad", quantity=1, unit_price_cents=975)
-TIRAMISU = ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=3, unit_price_cents=750)
+SALAD = OrderLine(menu_item="caesar_salad", name="Caesar Salad", quantity=1, unit_price_cents=975)
+TIRAMISU = OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=3, unit_price_cents=750)
 
 TRICKY_NAMES = {
     "+15550000001": 'O\'Brien, "Pat"\nthe second',
@@ -77,14 +77,14 @@ async def place(
     comment="",
 ) -> None:
     now = utcnow_iso()
-    customer_id = await repo.open_call(call_id=call_id, identity=identity, started_at=now)
-    await repo.finalize_call(
-        CallRecord(
+    await open_call(repo, call_id=call_id, identity=identity, started_at=now)
+    await repo.save_call(
+        CallSnapshot(
             call_id=call_id,
-            customer_id=customer_id,
+            identity=identity,
             caller_name=name,
-            order=OrderRecord(status=status, items=list(items), tip_cents=tip),
-            feedback=FeedbackRecord(rating=rating, comment=comment) if rating else None,
+            order=Order(status=status, items=list(items), tip_cents=tip),
+            feedback=Feedback(rating=rating, comment=comment) if rating else None,
             ended_at=now,
             end_reason="participant_disconnected",
         )

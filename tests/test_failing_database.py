@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from workers import ORDER_LINES, ORDER_STEPS, PLACE_STEPS
 
-from conftest import rows
-from db import CallRecord, FeedbackRecord, ItemRecord, MessageRecord, OrderRecord, open_repository
+from conftest import open_call, rows
+from db import CallSnapshot, Feedback, Message, Order, OrderLine, Repository, open_repository
 from db.clock import utcnow_iso
 from db.spool import spool_path
 from memory_agent import start_call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.journal import FINALIZE_WITHIN_S, Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM
 
 FAST_GIVE_UP_MS = 20  # the busy bound, shortened so a held lock counts as "past the bound" quickly
@@ -54,26 +55,32 @@ def read_only_file(db_path: Path) -> Iterator[None]:
         subprocess.run(restore, check=True)
 
 
-def a_record(call_id: str = "c1", *, messages: int = 3, text: str = "hello") -> CallRecord:
-    return CallRecord(
+def a_record(call_id: str = "c1", *, messages: int = 3, text: str = "hello") -> CallSnapshot:
+    return CallSnapshot(
         call_id=call_id,
-        customer_id=None,
         caller_name="Maria",
-        order=OrderRecord(
+        order=Order(
             status="placed",
-            items=[ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)],
+            items=[OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)],
         ),
-        messages=[MessageRecord(role="user", content=text, created_at=utcnow_iso()) for _ in range(messages)],
+        messages=[Message(role="user", content=text, created_at=utcnow_iso()) for _ in range(messages)],
         ended_at=utcnow_iso(),
         end_reason="participant_disconnected",
     )
+
+
+async def finalize_or_spool(repo: Repository, record: CallSnapshot, *, within_s: float = FINALIZE_WITHIN_S) -> bool:
+    """Close a call whose final record is ``record`` through its journal: True if written, False if spooled."""
+    journal = Journal(repo, call_id=record.call_id, identity=record.identity, budget_s=0.3)
+    journal.attach(lambda end_reason: record)
+    return await journal.close(record.end_reason or "finished", within_s=within_s)
 
 
 def spooled_ids(db_path: Path) -> list[str]:
     path = spool_path(db_path)
     if not path.exists():
         return []
-    return [CallRecord.model_validate_json(line).call_id for line in path.read_text().splitlines()]
+    return [CallSnapshot.model_validate_json(line).call_id for line in path.read_text().splitlines()]
 
 
 async def test_call_goes_on_and_is_spooled_when_the_database_stays_locked(db_path, caplog):
@@ -83,6 +90,7 @@ async def test_call_goes_on_and_is_spooled_when_the_database_stays_locked(db_pat
         await call.greeting
         for line in ORDER_LINES:
             await call.session.run(user_input=line)
+        await call.journal.flush()
         with write_lock_held(db_path):
             result = await call.session.run(user_input="Yes, place it")
             await call.finish()  # does not raise: the caller notices nothing
@@ -90,7 +98,8 @@ async def test_call_goes_on_and_is_spooled_when_the_database_stays_locked(db_pat
         outputs = [e.item for e in result.events if e.type == "function_call_output"]
         assert [(o.name, o.is_error) for o in outputs] == [("confirm_order", False)]
         assert "Order placed" in outputs[0].output
-    assert spooled_ids(db_path) == [call.call_id]
+    # the placed order (spooled before the caller heard "placed"), then the call's final record
+    assert spooled_ids(db_path) == [call.call_id, call.call_id]
     assert rows(db_path, "SELECT status, ended_at FROM orders JOIN calls ON calls.id = call_id") == [
         ("in_progress", None)
     ]
@@ -118,9 +127,9 @@ async def test_refused_end_of_call_write_is_spooled_and_replayed_once(db_path, f
         async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
             if failure == "disk full":
                 # SQLite's own size limit refuses the write exactly as a full disk does (SQLITE_FULL).
-                (pages,) = (await repo._conn.execute_fetchall("PRAGMA page_count"))[0]
-                await repo._conn.execute(f"PRAGMA max_page_count = {pages}")
-            return await repo.finalize_or_spool(record)
+                (pages,) = (await repo.read("PRAGMA page_count", ()))[0]
+                await repo.writer.run(lambda db: db.execute(f"PRAGMA max_page_count = {pages}"))
+            return await finalize_or_spool(repo, record)
 
     if failure == "locked past the retry bound":
         with write_lock_held(db_path):
@@ -149,10 +158,10 @@ async def test_refused_end_of_call_write_is_spooled_and_replayed_once(db_path, f
 async def test_replay_interrupted_before_the_spool_is_cleared_writes_nothing_twice(db_path):
     """A crash after the database committed, before the spool forgot the call: replayed again, harmlessly."""
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
-        customer_id = await repo.open_call(call_id="c1", identity="+15551112222", started_at=utcnow_iso())
-        record = a_record().model_copy(update={"customer_id": customer_id})
+        await open_call(repo, call_id="c1", identity="+15551112222", started_at=utcnow_iso())
+        record = a_record().model_copy(update={"identity": "+15551112222"})
         with write_lock_held(db_path):
-            assert await repo.finalize_or_spool(record) is False
+            assert await finalize_or_spool(repo, record) is False
     saved = spool_path(db_path).read_bytes()
 
     async with open_repository(db_path):
@@ -172,8 +181,8 @@ async def test_replay_interrupted_before_the_spool_is_cleared_writes_nothing_twi
 async def test_spool_still_refused_at_start_is_kept_and_start_goes_on(db_path, caplog):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         with write_lock_held(db_path):
-            assert await repo.finalize_or_spool(a_record("c1")) is False
-            assert await repo.finalize_or_spool(a_record("c2")) is False
+            assert await finalize_or_spool(repo, a_record("c1")) is False
+            assert await finalize_or_spool(repo, a_record("c2")) is False
 
     with write_lock_held(db_path):
         async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS):
@@ -189,10 +198,10 @@ async def test_spool_still_refused_at_start_is_kept_and_start_goes_on(db_path, c
 async def test_torn_spool_line_is_set_aside_and_the_others_replayed(db_path, caplog):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         with write_lock_held(db_path):
-            await repo.finalize_or_spool(a_record("c1"))
+            await finalize_or_spool(repo, a_record("c1"))
             with spool_path(db_path).open("ab") as spool:
-                spool.write(a_record("torn").model_dump_json().encode()[:40])  # a crash mid-append
-            await repo.finalize_or_spool(a_record("c2"))
+                spool.write(torn := a_record("torn").model_dump_json().encode()[:40])  # a crash mid-append
+            await finalize_or_spool(repo, a_record("c2"))
 
     async with open_repository(db_path):
         pass
@@ -200,15 +209,15 @@ async def test_torn_spool_line_is_set_aside_and_the_others_replayed(db_path, cap
     assert rows(db_path, "SELECT id FROM calls ORDER BY id") == [("c1",), ("c2",)]
     assert not spool_path(db_path).exists()
     rejected = db_path.with_name(db_path.name + ".spool.rejected.jsonl").read_text()
-    assert rejected.startswith('{"call_id":"torn"')
+    assert rejected == torn.decode() + "\n"
     assert "unreadable spool line" in caplog.text
 
 
 async def test_spooled_call_of_a_dead_process_is_replayed_not_abandoned(db_path):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
-        await repo.open_call(call_id="c1", identity="+15553334444", started_at=utcnow_iso())
+        await open_call(repo, call_id="c1", identity="+15553334444", started_at=utcnow_iso())
         with write_lock_held(db_path):
-            assert await repo.finalize_or_spool(a_record("c1")) is False
+            assert await finalize_or_spool(repo, a_record("c1")) is False
     with sqlite3.connect(db_path) as conn:  # the process that ran it is gone
         conn.execute("UPDATE calls SET owner_pid = 0, owner_started = 'gone'")
     conn.close()
@@ -246,12 +255,12 @@ async def test_slow_caller_lookup_greets_without_memory_and_logs_it(db_path, cap
         await first.finish()
 
         with lookup_stalled() as (release, authorizer):
-            await repo._conn.set_authorizer(authorizer)  # noqa: SLF001  (the stall sits in SQLite itself)
+            await repo.reader.set_authorizer(authorizer)  # the stall sits in SQLite itself
             llm = ScriptedLLM(RETURN_CALL_STEPS)
             call = await start_call(identity="alice", repo=repo, llm=llm, recall_budget_s=0.05)
             await call.greeting
             release.set()
-        await repo._conn.set_authorizer(None)  # noqa: SLF001
+        await repo.reader.set_authorizer(None)
         for line in RETURN_CALL_LINES[:1]:
             await call.session.run(user_input=line)
         await call.finish()
@@ -264,16 +273,16 @@ async def test_slow_caller_lookup_greets_without_memory_and_logs_it(db_path, cap
 
 async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, caplog):
     async with open_repository(db_path) as repo:
-        await repo.open_call(call_id="c0", identity="alice", started_at=utcnow_iso())
+        await open_call(repo, call_id="c0", identity="alice", started_at=utcnow_iso())
 
         def refuse(action: int, table: str | None, *_: object) -> int:
             return sqlite3.SQLITE_DENY if table == "order_items" else sqlite3.SQLITE_OK
 
-        await repo._conn.set_authorizer(refuse)  # noqa: SLF001  (SQLite itself refuses the lookup)
+        await repo.reader.set_authorizer(refuse)  # SQLite itself refuses the lookup
         llm = ScriptedLLM(RETURN_CALL_STEPS)
         call = await start_call(identity="alice", repo=repo, llm=llm)
         await call.greeting
-        await repo._conn.set_authorizer(None)  # noqa: SLF001
+        await repo.reader.set_authorizer(None)
         await call.finish()
 
     assert call.greeting.events, "the agent did not greet"
@@ -295,7 +304,8 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
         with write_lock_held(db_path):
             call = await start_call(identity="+15550001111", repo=repo, llm=ScriptedLLM(RETURN_CALL_STEPS))
             await call.greeting
-        assert "could not record the start" in caplog.text
+            await call.journal.flush()
+        assert f"checkpoint of call {call.call_id} not written" in caplog.text
         results = [await call.session.run(user_input=line) for line in RETURN_CALL_LINES]
         in_progress = rows(db_path, "SELECT status FROM orders WHERE call_id = ?", (call.call_id,))
         await call.finish()
@@ -338,17 +348,16 @@ async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_orde
 
 
 async def test_a_call_replayed_late_keeps_its_own_times_and_not_the_callers_newer_details(repo, db_path):
-    old = CallRecord(
+    old = CallSnapshot(
         call_id="old",
-        customer_id=None,
         identity="+15554445555",
         started_at="2026-01-02T18:00:00.000000+00:00",
         caller_name="Bob",
-        order=OrderRecord(
+        order=Order(
             status="placed",
-            items=[ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)],
+            items=[OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)],
         ),
-        feedback=FeedbackRecord(rating=1, comment="cold"),
+        feedback=Feedback(rating=1, comment="cold"),
         ended_at="2026-01-02T18:05:00.000000+00:00",
         end_reason="participant_disconnected",
     )
@@ -358,11 +367,11 @@ async def test_a_call_replayed_late_keeps_its_own_times_and_not_the_callers_newe
             "started_at": "2026-01-09T18:00:00.000000+00:00",
             "ended_at": "2026-01-09T18:05:00.000000+00:00",
             "caller_name": "Robert",
-            "feedback": FeedbackRecord(rating=5, comment="great"),
+            "feedback": Feedback(rating=5, comment="great"),
         }
     )
-    await repo.finalize_call(newer)
-    await repo.finalize_call(old)  # the older call, replayed from the spool a week late
+    await repo.save_call(newer)
+    await repo.save_call(old)  # the older call, replayed from the spool a week late
 
     assert rows(db_path, "SELECT name, last_rating, order_count, call_count FROM customers") == [("Robert", 5, 2, 2)]
     assert rows(db_path, "SELECT call_id, created_at, placed_at FROM orders ORDER BY created_at") == [
@@ -388,7 +397,6 @@ async def test_a_busy_database_at_call_start_does_not_hold_back_the_greeting(db_
             assert rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
         await call.finish()
 
-    assert "took over 50 ms; going on" in caplog.text
     assert rows(
         db_path,
         "SELECT c.participant_identity, c.call_count FROM calls JOIN customers AS c ON c.id = calls.customer_id",
@@ -413,17 +421,17 @@ async def test_a_busy_database_mid_call_never_makes_the_caller_wait(db_path, cap
         ("add_to_order", False),
         ("confirm_order", False),
     ]
-    assert "is slow; the call goes on" in caplog.text
+    assert "the order was spooled" in caplog.text
     assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 3650)]
     assert rows(db_path, "SELECT order_count FROM customers") == [(1,)]
 
 
 async def test_a_finalize_that_cannot_finish_in_time_is_spooled_and_written_once(db_path):
     async with open_repository(db_path) as repo:  # the full busy timeout: longer than the deadline
-        customer_id = await repo.open_call(call_id="c1", identity="+15551212121", started_at=utcnow_iso())
-        record = a_record().model_copy(update={"customer_id": customer_id})
+        await open_call(repo, call_id="c1", identity="+15551212121", started_at=utcnow_iso())
+        record = a_record().model_copy(update={"identity": "+15551212121"})
         with write_lock_held(db_path):
-            assert await repo.finalize_or_spool(record, within_s=0.2) is False
+            assert await finalize_or_spool(repo, record, within_s=0.2) is False
         assert spooled_ids(db_path) == ["c1"]
     # the abandoned write may land once the lock is free; the replay must not write anything twice
     async with open_repository(db_path):

@@ -1,53 +1,62 @@
-"""The end-of-call write is one transaction: all of it lands, or none of it, and it can be repeated."""
+"""The end-of-call write: idempotent, and one bad row never loses the rest of the call."""
 
 from __future__ import annotations
 
-import pytest
-
-from conftest import rows
-from db import CallRecord, FeedbackRecord, ItemRecord, MessageRecord, OrderRecord, RepositoryError
+from conftest import open_call, rows
+from db import CallSnapshot, Feedback, Message, Order, OrderLine
 
 WHEN = "2025-01-02T10:00:00.000000+00:00"
 
 
-def record(call_id: str, customer_id: int | None, feedback: FeedbackRecord | None = None) -> CallRecord:
-    return CallRecord(
+def record(call_id: str, feedback: Feedback | None = None) -> CallSnapshot:
+    return CallSnapshot(
         call_id=call_id,
-        customer_id=customer_id,
+        identity="alice",
         caller_name="Maria",
-        order=OrderRecord(
+        order=Order(
             status="placed",
-            items=[ItemRecord(menu_item_id="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)],
+            items=[OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)],
         ),
-        feedback=feedback or FeedbackRecord(rating=5, comment="lovely"),
-        messages=[MessageRecord(role="user", content=f"line {i}", created_at=WHEN) for i in range(60)],
+        feedback=feedback or Feedback(rating=5, comment="lovely"),
+        messages=[Message(role="user", content=f"line {i}", created_at=WHEN) for i in range(60)],
         ended_at=WHEN,
         end_reason="participant_disconnected",
     )
 
 
 async def test_finalize_twice_writes_the_call_once(repo, db_path):
-    customer_id = await repo.open_call(call_id="c1", identity="alice", started_at=WHEN)
+    await open_call(repo, call_id="c1", identity="alice", started_at=WHEN)
 
-    await repo.finalize_call(record("c1", customer_id))
-    await repo.finalize_call(record("c1", customer_id))
+    await repo.save_call(record("c1"), forced=True)
+    await repo.save_call(record("c1"), forced=True)
 
-    customer = rows(db_path, "SELECT order_count, lifetime_spend_cents, last_rating FROM customers")
-    assert customer == [(1, 1500, 5)]
+    customer = rows(db_path, "SELECT call_count, order_count, lifetime_spend_cents, last_rating FROM customers")
+    assert customer == [(1, 1, 1500, 5)]
     assert rows(db_path, "SELECT count(*) FROM order_items") == [(1,)]
     assert rows(db_path, "SELECT count(*) FROM messages") == [(60,)]
 
 
-async def test_a_failing_finalize_leaves_nothing_behind_and_the_next_write_works(repo, db_path):
-    customer_id = await repo.open_call(call_id="c1", identity="alice", started_at=WHEN)
-    # Bypasses validation so the database's CHECK fails after the call and order rows were written.
-    broken = FeedbackRecord.model_construct(rating=9, comment="")
+async def test_a_bad_row_is_left_out_and_the_rest_of_the_call_is_kept(repo, db_path, caplog):
+    await open_call(repo, call_id="c1", identity="alice", started_at=WHEN)
+    # Bypasses validation so the database's CHECK refuses the feedback row.
+    broken = Feedback.model_construct(rating=9, comment="")
 
-    with pytest.raises(RepositoryError, match="CHECK constraint failed"):
-        await repo.finalize_call(record("c1", customer_id, feedback=broken))
+    await repo.save_call(record("c1", feedback=broken), forced=True)
 
-    assert rows(db_path, "SELECT count(*) FROM orders") == [(0,)]
-    assert rows(db_path, "SELECT count(*) FROM messages") == [(0,)]
-    assert rows(db_path, "SELECT order_count FROM customers") == [(0,)]
-    await repo.finalize_call(record("c1", customer_id))
-    assert rows(db_path, "SELECT order_count FROM customers") == [(1,)]
+    assert rows(db_path, "SELECT status, total_cents FROM orders") == [("placed", 1500)]
+    assert rows(db_path, "SELECT count(*) FROM messages") == [(60,)]
+    assert rows(db_path, "SELECT ended_at FROM calls") == [(WHEN,)]
+    assert rows(db_path, "SELECT count(*) FROM feedback") == [(0,)]
+    assert rows(db_path, "SELECT order_count, last_rating FROM customers") == [(1, None)]
+    assert "without 1 part(s)" in caplog.text and "CHECK constraint failed" in caplog.text
+
+
+async def test_a_snapshot_older_than_the_calls_end_changes_nothing(repo, db_path):
+    await repo.save_call(record("c1"), forced=True)
+    before = rows(db_path, "SELECT * FROM orders"), rows(db_path, "SELECT count(*) FROM messages")
+
+    late = record("c1").model_copy(update={"ended_at": None, "end_reason": None, "messages": [], "caller_name": "X"})
+    await repo.save_call(late)
+
+    assert (rows(db_path, "SELECT * FROM orders"), rows(db_path, "SELECT count(*) FROM messages")) == before
+    assert rows(db_path, "SELECT caller_name FROM calls") == [("Maria",)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import rows, scripted_call
-from db import CallRecord, FeedbackRecord, MessageRecord, migrations, open_repository
+from conftest import open_call, rows, scripted_call
+from db import CallSnapshot, Feedback, Message, migrations, open_repository
 from db.models import SQLModel
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
@@ -36,14 +36,16 @@ async def test_models_match_the_migrated_schema(repo, db_path):
     conn = sqlite3.connect(db_path)
     for table in TABLES:
         model = SQLModel.metadata.tables[table]
-        assert [c.name for c in model.columns] == _columns(conn, table), table
+        assert sorted(c.name for c in model.columns) == sorted(_columns(conn, table)), table
     conn.close()
 
 
 async def test_customer_label_is_name_and_identity_or_identity_alone(repo, db_path):
-    await repo.open_call(call_id="a", identity="+15550000001", started_at="2025-01-01T00:00:00+00:00")
-    customer = await repo.open_call(call_id="b", identity="+15550000002", started_at="2025-01-01T00:00:00+00:00")
-    await repo.save_caller_name(call_id="b", customer_id=customer, name="Maria")
+    await open_call(repo, call_id="a", identity="+15550000001", started_at="2025-01-01T00:00:00+00:00")
+    named = CallSnapshot(
+        call_id="b", identity="+15550000002", started_at="2025-01-01T00:00:00+00:00", caller_name="Maria"
+    )
+    await repo.save_call(named)
 
     assert rows(db_path, "SELECT label FROM customers ORDER BY id") == [
         ("+15550000001",),
@@ -85,23 +87,22 @@ def _search(db_path: Path, table: str, phrase: str) -> list[int]:
     ]
 
 
-def _record(call_id: str, *said: str, feedback: FeedbackRecord | None = None) -> CallRecord:
-    return CallRecord(
+def _record(call_id: str, *said: str, feedback: Feedback | None = None) -> CallSnapshot:
+    return CallSnapshot(
         call_id=call_id,
-        customer_id=None,
         feedback=feedback,
-        messages=[MessageRecord(role="user", content=text, created_at="2025-01-01T00:00:00+00:00") for text in said],
+        messages=[Message(role="user", content=text, created_at="2025-01-01T00:00:00+00:00") for text in said],
         ended_at="2025-01-01T00:05:00+00:00",
         end_reason="finished",
     )
 
 
 async def test_search_follows_messages_as_they_are_written_rewritten_and_deleted(repo, db_path):
-    await repo.finalize_call(_record("c1", "the crust was burnt", "extra anchovies please"))
+    await repo.save_call(_record("c1", "the crust was burnt", "extra anchovies please"))
     assert _search(db_path, "messages", '"crust was burnt"') == [1]
 
     # finalize again with a corrected transcript: the repository upserts the same rows
-    await repo.finalize_call(_record("c1", "the crust was perfect", "extra anchovies please"))
+    await repo.save_call(_record("c1", "the crust was perfect", "extra anchovies please"))
     assert _search(db_path, "messages", '"crust was burnt"') == []
     assert _search(db_path, "messages", '"crust was perfect"') == [1]
 
@@ -113,8 +114,8 @@ async def test_search_follows_messages_as_they_are_written_rewritten_and_deleted
 
 
 async def test_search_follows_feedback_comments(repo, db_path):
-    await repo.finalize_call(_record("c1", feedback=FeedbackRecord(rating=2, comment="delivery was slow")))
-    await repo.finalize_call(_record("c1", feedback=FeedbackRecord(rating=4, comment="lovely tiramisù")))
+    await repo.save_call(_record("c1", feedback=Feedback(rating=2, comment="delivery was slow")))
+    await repo.save_call(_record("c1", feedback=Feedback(rating=4, comment="lovely tiramisù")))
 
     assert _search(db_path, "feedback", "slow") == []
     assert _search(db_path, "feedback", "tiramisu") == [1]  # accents folded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from db import CustomerMemory, PastItem
+from db import CustomerMemory, OrderLine
 from memory_agent.memory import MAX_TEXT, memory_text
 
 
@@ -19,8 +19,12 @@ def memory(**overrides: object) -> CustomerMemory:
         "last_order_at": "2025-01-02T10:00:00+00:00",
         "last_order_total_cents": 3650,
         "last_order_items": (
-            PastItem(
-                menu_item_id="margherita_pizza", name="Margherita Pizza", quantity=2, modifications=["extra basil"]
+            OrderLine(
+                menu_item="margherita_pizza",
+                name="Margherita Pizza",
+                quantity=2,
+                unit_price_cents=1450,
+                modifications=["extra basil"],
             ),
         ),
         "last_rating": 2,
@@ -42,7 +46,13 @@ def test_memory_text_names_the_last_order_in_full_when_it_fits():
         {"name": "N" * 10_000, "last_feedback_comment": "word " * 5_000},
         {
             "last_order_items": tuple(
-                PastItem(menu_item_id=f"item_{i}", name="X" * 200, quantity=20, modifications=["m" * 500] * 10)
+                OrderLine(
+                    menu_item=f"item_{i}",
+                    name="X" * 200,
+                    quantity=20,
+                    unit_price_cents=100,
+                    modifications=["m" * 500] * 10,
+                )
                 for i in range(500)
             ),
             "name": "N" * 10_000,

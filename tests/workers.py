@@ -34,6 +34,7 @@ def call_then_wait_to_be_killed(db_path: str, call_id: str, ready: Event) -> Non
             await call.greeting
             for line in ORDER_LINES:
                 await call.session.run(user_input=line)
+            await call.journal.flush()
             ready.set()
             await asyncio.sleep(3600)
 

@@ -7,7 +7,6 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent import store
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.state import Userdata
 
@@ -27,7 +26,7 @@ class Feedback(BellaVistaAgent):
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await store.save_feedback(self.userdata)
+        self.userdata.journal.checkpoint()
 
     @function_tool
     async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:
@@ -45,7 +44,7 @@ class Feedback(BellaVistaAgent):
         ud = context.userdata
         ud.order.feedback_rating = rating
         ud.order.feedback_comment = text
-        await store.save_feedback(ud)
+        ud.journal.checkpoint()
         return "Feedback saved." + (" Apologize sincerely." if rating <= 2 else " Thank them.")
 
     @function_tool
@@ -65,5 +64,5 @@ class Feedback(BellaVistaAgent):
             raise ToolError(f"That is not a valid email address ({exc}); ask the caller to spell it again.") from None
         ud = context.userdata
         ud.order.email = normalized
-        await store.save_feedback(ud)
+        ud.journal.checkpoint()
         return f"Saved {normalized}; the receipt will go there."

@@ -7,7 +7,6 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from memory_agent import store
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
@@ -30,14 +29,14 @@ class Greeter(BellaVistaAgent):
     async def on_enter(self) -> None:
         ud = self.userdata
         if ud.memory_enabled and ud.identity is not None and ud.memory is None:
-            ud.memory = await store.recall(ud, budget_s=ud.recall_budget_s)
+            ud.memory = await ud.journal.recall(budget_s=ud.recall_budget_s)
             if ud.memory is not None:
                 ud.caller_name = ud.caller_name or ud.memory.name
                 await self.update_instructions(_instructions(ud))
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await store.save_name(self.userdata)
+        self.userdata.journal.checkpoint()
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> str:
@@ -49,7 +48,7 @@ class Greeter(BellaVistaAgent):
         ud = context.userdata
         cleaned = clean_name(name)
         ud.caller_name = cleaned
-        await store.save_name(ud)
+        ud.journal.checkpoint()
         return f"Saved the name {cleaned!r}. Greet them by it and offer to take their order."
 
     @function_tool

@@ -7,7 +7,7 @@ from typing import Literal
 
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent import store
+from db import DatabaseUnavailable
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.feedback import Feedback
 from memory_agent.menu import Menu, MenuItem
@@ -39,7 +39,7 @@ class OrderTaker(BellaVistaAgent):
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
-        await store.save_order(self.userdata)
+        self.userdata.journal.checkpoint()
 
     @function_tool
     async def add_to_order(
@@ -63,7 +63,7 @@ class OrderTaker(BellaVistaAgent):
             ud.order.add(menu_item, quantity, clean_modifications(modifications))
         except OrderLimitError as exc:
             raise ToolError(str(exc)) from None
-        await store.save_order(ud)
+        ud.journal.checkpoint()
         return f"Added {quantity}x {menu_item.name}. Order so far: {ud.order.spoken_summary}"
 
     @function_tool
@@ -76,11 +76,11 @@ class OrderTaker(BellaVistaAgent):
         ud = context.userdata
         _ensure_open(ud)
         menu_item = find_item(ud.menu, item)
-        kept = [li for li in ud.order.items if li.menu_item_id != menu_item.id]
+        kept = [li for li in ud.order.items if li.menu_item != menu_item.id]
         if len(kept) == len(ud.order.items):
             raise ToolError(f"{menu_item.name} is not in the order. The order is: {ud.order.spoken_summary}")
         ud.order.items = kept
-        await store.save_order(ud)
+        ud.journal.checkpoint()
         return f"Removed {menu_item.name}. Order now: {ud.order.spoken_summary}"
 
     @function_tool
@@ -92,14 +92,14 @@ class OrderTaker(BellaVistaAgent):
             raise ToolError(f"The previous order is already in this order: {ud.order.spoken_summary}")
         if ud.memory is None and ud.identity is not None and ud.memory_enabled:
             # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
-            ud.memory = await store.recall(ud, budget_s=None)
+            ud.memory = await ud.journal.recall(budget_s=None)
         past = ud.memory.last_order_items if ud.memory else ()
         if not past:
             raise ToolError("This caller has no previous order on record; ask what they would like.")
         ud.order.reordered = True
         missing, skipped = [], []
         for old in past:
-            current = ud.menu.get(old.menu_item_id)
+            current = ud.menu.get(old.menu_item)
             if current is None:
                 missing.append(old.name)
                 continue
@@ -107,7 +107,7 @@ class OrderTaker(BellaVistaAgent):
                 ud.order.add(current, old.quantity, list(old.modifications))
             except OrderLimitError:
                 skipped.append(old.name)
-        await store.save_order(ud)
+        ud.journal.checkpoint()
         note = f" No longer on the menu: {', '.join(missing)}." if missing else ""
         note += f" Over the order's limits, not added: {', '.join(skipped)}." if skipped else ""
         return f"Added the previous order at today's prices. Order now: {ud.order.spoken_summary}{note}"
@@ -128,8 +128,9 @@ class OrderTaker(BellaVistaAgent):
             raise ToolError("The tip must be a whole percentage from 0 to 30.")
         ud.order.payment_method = method
         ud.order.tip_percent = tip_percent
-        await store.save_order(ud)
-        return f"Paying by {method} with a {format_cents(ud.order.tip_cents)} tip. Order: {ud.order.spoken_summary}"
+        ud.journal.checkpoint()
+        tip = format_cents(ud.order.order().tip_cents)
+        return f"Paying by {method} with a {tip} tip. Order: {ud.order.spoken_summary}"
 
     @function_tool
     async def confirm_order(self, context: RunContext[Userdata]) -> str:
@@ -139,7 +140,15 @@ class OrderTaker(BellaVistaAgent):
         if not ud.order.items:
             raise ToolError("The order is empty: ask the caller what they would like first.")
         ud.order.placed = True
-        await store.save_order(ud)
+        try:
+            # Durable (in the database, or else in the spool) before the caller hears "placed".
+            await ud.journal.commit()
+        except DatabaseUnavailable:
+            ud.order.placed = False
+            raise ToolError(
+                "The order could not be recorded because of a problem on our side. Apologize, keep the order"
+                " as it is and offer to try placing it again in a moment."
+            ) from None
         return f"Order placed: {ud.order.spoken_summary} Tell the caller it will be ready in about 25 minutes."
 
     @function_tool

@@ -1,0 +1,263 @@
+"""The calls' SQL: the caller lookup, and writing a call's snapshot (idempotent, keyed by the call).
+
+The write functions run on the writer thread inside a transaction that ``db.connection.Writer``
+opened. Column lists come from the models in ``db.models``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from db import spool, stale
+from db.models import (
+    CallSnapshot,
+    CustomerBase,
+    CustomerMemory,
+    Feedback,
+    Message,
+    Order,
+    OrderLine,
+    columns,
+    values,
+)
+
+_CUSTOMER = columns(CustomerBase)
+_LINE = columns(OrderLine)
+
+RECALL_SQL = f"""
+SELECT c.id, {", ".join("c." + name for name in _CUSTOMER)}, o.created_at, o.total_cents,
+       {", ".join("i." + name for name in _LINE)}
+FROM customers AS c
+LEFT JOIN orders AS o ON o.id = c.last_order_id
+LEFT JOIN order_items AS i ON i.order_id = o.id
+WHERE c.participant_identity = ?
+ORDER BY i.position
+"""
+
+_INSERT_LINE = f"INSERT INTO order_items (order_id, position, {', '.join(_LINE)}) VALUES (?, ?{', ?' * len(_LINE)})"
+
+CALL_SUMMARY_SQL = """
+SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,
+       (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM
+         (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,
+       (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,
+       (SELECT count(*) FROM messages WHERE call_id = c.id) AS messages
+FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?
+"""
+
+
+def memory_from_rows(rows: Sequence[Sequence[Any]]) -> CustomerMemory | None:
+    """The caller's memory from the rows of ``RECALL_SQL`` (one per line of their last order)."""
+    if not rows:
+        return None
+    first = rows[0]
+    customer = dict(zip(_CUSTOMER, first[1 : 1 + len(_CUSTOMER)], strict=True))
+    at = 1 + len(_CUSTOMER)
+    lines = tuple(
+        OrderLine.model_validate(dict(zip(_LINE, row[at + 2 :], strict=True)))
+        for row in rows
+        if row[at + 2] is not None
+    )
+    return CustomerMemory(
+        customer_id=first[0],
+        **customer,
+        last_order_at=first[at],
+        last_order_total_cents=first[at + 1],
+        last_order_items=lines,
+    )
+
+
+# -- writing a snapshot --------------------------------------------------------------------------
+
+
+def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bool) -> list[str]:
+    """Write what ``snap`` holds; returns the parts left out (``careful`` only).
+
+    Safe to repeat and to replay late: a snapshot older than the call's end changes nothing,
+    a placed order is final, and what it says of the customer never undoes a newer call's.
+    With ``careful``, each part is written on its own, so one bad row never loses the rest.
+    """
+    started = snap.started_at or snap.ended_at or now
+    customer_id = _upsert_customer(db, snap.identity, started) if snap.identity is not None else None
+    existing = db.execute("SELECT ended_at FROM calls WHERE id = ?", (snap.call_id,)).fetchone()
+    if existing is None:
+        db.execute(
+            "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (snap.call_id, customer_id, started, snap.owner_host, snap.owner_pid, snap.owner_started),
+        )
+        if customer_id is not None:
+            db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
+    elif existing[0] is not None and not snap.final:
+        return []
+    at = snap.ended_at or now
+    skipped: list[str] = []
+
+    def part(what: str, write: Callable[..., None], *args: object) -> None:
+        if not careful:
+            write(db, *args)
+            return
+        db.execute("SAVEPOINT part")
+        try:
+            write(db, *args)
+        except (sqlite3.OperationalError, MemoryError):
+            raise  # the database itself is refusing: no part would fare better
+        except Exception as exc:  # noqa: BLE001  (this part is left out; the rest is kept)
+            db.execute("ROLLBACK TO part")
+            skipped.append(f"{what}: {exc}")
+        db.execute("RELEASE part")
+
+    if snap.caller_name:
+        part("name", _write_name, snap.call_id, customer_id, snap.caller_name, at)
+    if snap.email and customer_id is not None:
+        part("email", _write_email, customer_id, snap.email)
+    if snap.order is not None:
+        part("order", _write_order, snap.call_id, customer_id, snap.order, started, at)
+    if snap.feedback is not None:
+        part("feedback", _write_feedback, snap.call_id, customer_id, snap.feedback, at)
+    numbered = list(enumerate(snap.messages, start=snap.first_seq))
+    if careful:
+        for seq, message in numbered:
+            part(f"message {seq}", _write_messages, snap.call_id, [(seq, message)])
+    else:
+        _write_messages(db, snap.call_id, numbered)
+    if snap.final:
+        if snap.first_seq == 1:  # the complete transcript: drop rows the canonical history no longer has
+            db.execute("DELETE FROM messages WHERE call_id = ? AND seq > ?", (snap.call_id, len(snap.messages)))
+        db.execute(
+            "UPDATE calls SET ended_at = coalesce(ended_at, ?), end_reason = coalesce(end_reason, ?) WHERE id = ?",
+            (snap.ended_at, snap.end_reason, snap.call_id),
+        )
+        if customer_id is not None:
+            db.execute(
+                "UPDATE customers SET last_seen_at = max(last_seen_at, ?) WHERE id = ?", (snap.ended_at, customer_id)
+            )
+    return skipped
+
+
+def _upsert_customer(db: sqlite3.Connection, identity: str, seen_at: str) -> int:
+    return int(
+        db.execute(
+            "INSERT INTO customers (participant_identity, created_at, last_seen_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (participant_identity) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)"
+            " RETURNING id",
+            (identity, seen_at, seen_at),
+        ).fetchone()[0]
+    )
+
+
+# What a call writes about its customer stands unless a newer call of theirs has begun since
+# (a call replayed late from the spool must not undo what the caller told us after it).
+_NOT_SUPERSEDED = " WHERE id = ? AND last_seen_at <= ?"
+
+
+def _write_name(db: sqlite3.Connection, call_id: str, customer_id: int | None, name: str, at: str) -> None:
+    db.execute("UPDATE calls SET caller_name = ? WHERE id = ?", (name, call_id))
+    if customer_id is not None:
+        db.execute("UPDATE customers SET name = ?" + _NOT_SUPERSEDED, (name, customer_id, at))
+
+
+def _write_email(db: sqlite3.Connection, customer_id: int, email: str) -> None:
+    db.execute("UPDATE customers SET email = ? WHERE id = ?", (email, customer_id))
+
+
+def _write_order(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, order: Order, created_at: str, at: str
+) -> None:
+    """The order as it is at time ``at``; a new row is dated ``created_at``; a placed order is final."""
+    existing = db.execute("SELECT id, status FROM orders WHERE call_id = ?", (call_id,)).fetchone()
+    if existing is not None and existing[1] == "placed":
+        return
+    if existing is None and not order.items:
+        return
+    order_id = int(
+        db.execute(
+            "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
+            " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
+            " customer_id = coalesce(orders.customer_id, excluded.customer_id),"
+            " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
+            " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
+            " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
+            (
+                call_id,
+                customer_id,
+                order.status,
+                order.subtotal_cents,
+                order.tip_cents,
+                order.total_cents,
+                order.payment_method,
+                created_at,
+                at,
+                at if order.status == "placed" else None,
+            ),
+        ).fetchone()[0]
+    )
+    if existing is not None:
+        db.execute("DELETE FROM order_items WHERE order_id = ?", (order_id,))
+    db.executemany(_INSERT_LINE, [(order_id, n, *values(line)) for n, line in enumerate(order.items, start=1)])
+    if order.status == "placed" and customer_id is not None:
+        _count_placed(db, customer_id, order_id, order.total_cents)
+
+
+def _count_placed(db: sqlite3.Connection, customer_id: int, order_id: int, total_cents: int) -> None:
+    """Keep the customer's aggregates, so the caller lookup never scans their history."""
+    # A call replayed late from the spool must not displace a newer last order.
+    db.execute(
+        "UPDATE customers SET order_count = order_count + 1, lifetime_spend_cents = lifetime_spend_cents + ?,"
+        " last_order_id = CASE WHEN last_order_id IS NULL"
+        "   OR (SELECT created_at FROM orders WHERE id = last_order_id)"
+        "      <= (SELECT created_at FROM orders WHERE id = ?) THEN ? ELSE last_order_id END"
+        " WHERE id = ?",
+        (total_cents, order_id, order_id, customer_id),
+    )
+
+
+def _write_feedback(db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: Feedback, at: str) -> None:
+    db.execute(
+        "INSERT INTO feedback (call_id, customer_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (call_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment,"
+        " customer_id = coalesce(feedback.customer_id, excluded.customer_id)",
+        (call_id, customer_id, feedback.rating, feedback.comment, at),
+    )
+    if customer_id is not None:
+        db.execute(
+            "UPDATE customers SET last_rating = ?, last_feedback_comment = ?" + _NOT_SUPERSEDED,
+            (feedback.rating, feedback.comment, customer_id, at),
+        )
+
+
+def _write_messages(db: sqlite3.Connection, call_id: str, numbered: Iterable[tuple[int, Message]]) -> None:
+    db.executemany(
+        "INSERT INTO messages (call_id, seq, role, agent, content, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (call_id, seq) DO UPDATE SET role = excluded.role, agent = excluded.agent,"
+        " content = excluded.content, created_at = excluded.created_at"
+        " WHERE messages.content IS NOT excluded.content OR messages.role IS NOT excluded.role",
+        [(call_id, seq, m.role, m.agent, m.content, m.created_at) for seq, m in numbered],
+    )
+
+
+# -- closing calls left by dead processes ---------------------------------------------------------
+
+
+def close_calls(db: sqlite3.Connection, found: list[stale.StaleCall], spool_file: Path, now: str) -> list[str]:
+    """Close the stale calls that are not waiting in the spool to be replayed."""
+    # Read under the write lock: a replay commits before it forgets a spooled call.
+    spooled = spool.call_ids(spool_file)
+    closed = []
+    for call in found:
+        if call.call_id in spooled:
+            continue
+        if db.execute(
+            "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+            (call.ended_at, call.reason, call.call_id),
+        ).rowcount:
+            closed.append(call.call_id)
+            db.execute(
+                "UPDATE orders SET status = 'abandoned', updated_at = ? WHERE call_id = ? AND status = 'in_progress'",
+                (now, call.call_id),
+            )
+    return closed

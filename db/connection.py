@@ -1,0 +1,208 @@
+"""Connections: opening and checking the file, migrating it, and the one writer thread.
+
+Reads go through aiosqlite (a connection of their own, so a write waiting for SQLite's lock
+never holds up the caller lookup). Writes go to one thread that owns a plain ``sqlite3``
+connection and runs each write as a function inside one ``BEGIN IMMEDIATE`` transaction, in a
+single hop from the event loop (the shape of Datasette's ``execute_write_fn``).
+
+Durability is chosen per transaction: a *forced* write (``synchronous = FULL``) is on disk when
+it returns, and survives power loss; a *relaxed* one (``NORMAL``, the WAL default) survives the
+process being killed, since the operating system already holds it, but may be lost with the
+power. The calls decide which they need (see ``memory_agent.journal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import aiosqlite
+
+from db import migrations
+from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
+from db.writer_lock import WriterLock, WriterLockTimeout
+
+_T = TypeVar("_T")
+
+BUSY_TIMEOUT_MS = 5_000
+WRITE_ATTEMPTS = 3
+# The WAL is copied into the main file at most this often (and whenever SQLite's own limit of
+# 1,000 pages is reached), so a plain copy of the main file is never far behind.
+CHECKPOINT_EVERY_S = 1.0
+# After a checkpoint the WAL file is cut back to this size instead of staying at its largest.
+WAL_SIZE_LIMIT = 1 << 20
+
+
+def database_path(url_or_path: str | Path) -> str:
+    """Accept a plain path or a ``sqlite://`` URL and return the file path."""
+    text = str(url_or_path)
+    for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    if "://" in text:
+        raise NotADatabase(f"unsupported database URL {text!r}: use a path or sqlite:///path")
+    return text
+
+
+def prepare(path: str, busy_timeout_ms: int) -> None:
+    """Check the file is ours (or new), then switch on WAL and migrate; never touches foreign files."""
+    file = Path(path)
+    if file.is_dir():
+        raise NotADatabase(f"database path {path} is a directory")
+    if not file.parent.is_dir():
+        raise NotADatabase(f"folder {file.parent} does not exist")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        try:
+            migrations.schema_version(conn)
+        except NotADatabase as exc:
+            raise NotADatabase(f"{path}: {exc}") from None
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrations.migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabase(f"{path} is not a usable database ({exc})") from None
+    finally:
+        conn.close()
+
+
+async def connect_reader(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    await conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    await conn.execute("PRAGMA query_only = ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Busy(Exception):
+    """BEGIN IMMEDIATE found the write lock taken past the busy timeout: worth retrying."""
+
+
+class Writer:
+    """The one thread that writes: ``await writer.run(body, *args)`` runs ``body(db, *args)`` in a transaction.
+
+    Nothing is awaited while SQLite's write lock is held, so a transaction is as short as SQLite
+    allows; a busy database is retried within a bound (``WRITE_ATTEMPTS`` tries, each waiting up to
+    the busy timeout). ``counts`` tallies committed transactions as ``forced`` or ``relaxed``.
+    """
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = path
+        self.counts: Counter[str] = Counter()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._lock = asyncio.Lock()
+        self._writers = WriterLock(path, timeout_s=busy_timeout_ms / 1000)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: sqlite3.Connection | None = None
+        self._last_checkpoint = time.monotonic()
+
+    async def start(self) -> None:
+        await self._hop(self._connect)
+
+    async def run(self, body: Callable[..., _T], *args: object, forced: bool = False) -> _T:
+        async with self._lock:
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    return await self._hop(self._transaction, forced, body, *args)
+                except Busy as exc:
+                    if attempt == WRITE_ATTEMPTS:
+                        raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                    await asyncio.sleep(0.05 * attempt)
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseUnavailable(f"database write refused: {exc}") from None
+                except sqlite3.Error as exc:
+                    raise RepositoryError(f"database refused the write: {exc}") from None
+        raise AssertionError("unreachable")
+
+    async def checkpoint(self, *, mode: str = "PASSIVE") -> None:
+        """Copy the WAL into the main file now (``TRUNCATE`` also empties the WAL file)."""
+        async with self._lock:
+            await self._hop(self._checkpoint, mode)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            try:
+                await self.checkpoint(mode="TRUNCATE")
+            except sqlite3.Error:
+                pass  # busy readers: the next open checkpoints
+            await self._hop(self._disconnect)
+        self._thread.shutdown(wait=False)
+
+    async def _hop(self, fn: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    # -- on the writer thread ---------------------------------------------------------------
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        self._db = db
+
+    def _disconnect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _transaction(self, forced: bool, body: Callable[..., _T], *args: object) -> _T:
+        db = self._db
+        assert db is not None, "the writer is closed"
+        if forced:
+            db.execute("PRAGMA synchronous = FULL")
+        try:
+            self._begin(db)
+            try:
+                result = body(db, *args)
+                db.execute("COMMIT")
+            except BaseException:
+                try:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                finally:
+                    self._writers.release()
+                raise
+            self._writers.release()
+        finally:
+            if forced:
+                db.execute("PRAGMA synchronous = NORMAL")
+        self.counts["forced" if forced else "relaxed"] += 1
+        if time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY_S:
+            # Next on this thread, but after the caller has its answer.
+            self._last_checkpoint = time.monotonic()
+            self._thread.submit(self._checkpoint_quietly)
+        return result
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        """Queue behind other writers, then take SQLite's write lock; Busy if either is held too long."""
+        try:
+            self._writers.acquire()
+        except WriterLockTimeout as exc:
+            raise Busy(str(exc)) from None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._writers.release()
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise Busy(str(exc)) from None
+            raise
+
+    def _checkpoint_quietly(self) -> None:
+        if self._db is None:
+            return
+        try:
+            self._checkpoint("PASSIVE")
+        except sqlite3.Error:
+            pass  # a checkpoint is an optimization: the next one catches up
+
+    def _checkpoint(self, mode: str) -> None:
+        assert self._db is not None
+        self._last_checkpoint = time.monotonic()
+        self._db.execute(f"PRAGMA wal_checkpoint({mode})")

@@ -1,0 +1,65 @@
+"""Recovery when the product opens the database: replay the spool, then close calls left by dead processes.
+
+The spool goes first: a spooled call must be written as it was, not closed as abandoned.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from db import calls, spool, stale
+from db.clock import utcnow, utcnow_iso
+from db.errors import RepositoryError
+
+if TYPE_CHECKING:
+    from db.repository import Repository
+
+log = logging.getLogger("memory_agent.db")
+
+
+async def recover(repo: Repository) -> None:
+    try:
+        await replay_spool(repo)
+        await close_stale_calls(repo)
+    except RepositoryError as exc:
+        log.warning("recovery at start postponed: %s", exc)
+
+
+async def replay_spool(repo: Repository) -> spool.ReplayResult:
+    """Write the snapshots spooled while the database refused them; each exactly once."""
+    result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True))
+    if result.written:
+        log.info("replayed %d spooled call snapshot(s) into the database", result.written)
+    if result.kept:
+        log.warning(
+            "%d spooled call snapshot(s) still refused, kept for the next start: %s",
+            result.kept,
+            "; ".join(result.errors[:3]),
+        )
+    if result.rejected:
+        log.error(
+            "%d unreadable spool line(s) set aside in %s",
+            result.rejected,
+            repo.spool_file.name.replace(spool.SUFFIX, spool.REJECTED_SUFFIX),
+        )
+    return result
+
+
+async def close_stale_calls(
+    repo: Repository, *, identity: str | None = None, lease: timedelta = stale.LEASE
+) -> list[str]:
+    """Close as abandoned the open calls (of one caller, or all) whose process is gone; returns their ids."""
+    if identity is None:
+        rows = await repo.read(stale.OPEN_CALLS_SQL, ())
+    else:
+        rows = await repo.read(stale.OPEN_CALLS_OF_CALLER_SQL, (identity,))
+    found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
+    if not found:
+        return []
+    closed = await repo.writer.run(calls.close_calls, found, repo.spool_file, utcnow_iso())
+    for call_id in closed:
+        reason = next(c.reason for c in found if c.call_id == call_id)
+        log.warning("call %s closed as abandoned: %s", call_id, reason)
+    return closed

@@ -1,0 +1,178 @@
+"""One journal per call: the only way a call and its agents reach the database.
+
+- *open*: the call's start is written in the background, while the caller is looked up
+  (``recall``) on a connection of its own: neither waits for the other, nor the greeting for either.
+- *checkpoint*: after each change, a non-blocking write of the call as it now stands. At most
+  one write is in flight; a newer snapshot replaces a pending one; nothing is written when
+  nothing changed, and the transcript is sent from its first new line. These writes are
+  *relaxed*: a killed process keeps them, a power cut may not.
+- *commit*: placing an order is durable before it is announced: a *forced* write within the
+  budget, or else a line in the fsynced spool.
+- *close*: the final record, forced, within ``FINALIZE_WITHIN_S`` (a job being shut down has
+  only seconds to live), or else spooled, whatever the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, Repository, RepositoryError
+from db.clock import utcnow_iso
+from memory_agent.identity import redact
+
+log = logging.getLogger("memory_agent")
+
+# LiveKit gives a job about 10 s after a worker's shutdown begins: spool well before that.
+FINALIZE_WITHIN_S = 5.0
+
+# Builds the call's snapshot as it stands; with an end reason, its final record.
+SnapshotSource = Callable[[str | None], CallSnapshot]
+
+
+class Journal:
+    def __init__(self, repo: Repository, *, call_id: str, identity: str | None, budget_s: float) -> None:
+        self.call_id = call_id
+        self.identity = identity
+        self.budget_s = budget_s
+        self.closed = False
+        self._repo = repo
+        self._source: SnapshotSource | None = None
+        self._latest: CallSnapshot | None = None  # the newest snapshot handed to the database
+        self._written: CallSnapshot | None = None  # the newest snapshot the database holds
+        self._pending: CallSnapshot | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def attach(self, source: SnapshotSource) -> None:
+        """Journal the call whose snapshots ``source`` builds."""
+        self._source = source
+
+    def open(self, source: SnapshotSource) -> None:
+        """Attach ``source`` and write the call's start, in the background."""
+        self.attach(source)
+        in_background(asyncio.ensure_future(self._open()), f"recording the start of call {self.call_id}")
+
+    async def _open(self) -> None:
+        if self.identity is not None:
+            try:
+                # The caller's earlier calls left open by a dead process must not linger.
+                await self._repo.close_stale_calls(identity=self.identity)
+            except RepositoryError as exc:
+                log.warning("could not check the earlier calls of %s: %s", redact(self.identity), exc)
+        self.checkpoint()
+
+    async def recall(self, *, budget_s: float | None) -> CustomerMemory | None:
+        """The caller's memory, or None when the lookup fails or overruns its budget (None: no limit)."""
+        if self.identity is None:
+            return None
+        try:
+            return await asyncio.wait_for(self._repo.recall(self.identity), timeout=budget_s)
+        except TimeoutError:
+            log.warning(
+                "caller lookup for %s took over %.0f ms; going on without memory",
+                redact(self.identity),
+                (budget_s or 0) * 1000,
+            )
+        except RepositoryError as exc:
+            log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.identity), exc)
+        return None
+
+    def checkpoint(self) -> None:
+        """Write the call as it now stands, without waiting; nothing if nothing changed."""
+        if self.closed or self._source is None:
+            return
+        snap = self._source(None)
+        if snap == self._latest:
+            return
+        self._latest = self._pending = snap
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name=f"journal-{self.call_id}")
+
+    async def commit(self) -> bool:
+        """Make the call as it stands durable now; True if in the database, False if in the spool.
+
+        Raises ``DatabaseUnavailable`` when neither would take it: then nothing may be promised.
+        """
+        assert self._source is not None, "the journal is not open"
+        snap = self._latest = self._source(None)
+        self._pending = None
+        return await self._durably(snap, within_s=self.budget_s, what="order")
+
+    async def close(self, end_reason: str, *, within_s: float = FINALIZE_WITHIN_S) -> bool:
+        """Write the call's final record; True if in the database, False if in the spool."""
+        self.closed = True
+        self._pending = None
+        try:
+            assert self._source is not None, "the journal is not open"
+            snap = self._source(end_reason)
+        except Exception as exc:  # noqa: BLE001  (the last good snapshot is better than nothing)
+            log.error("call %s: could not build its final record (%s); writing the last snapshot", self.call_id, exc)
+            base = self._latest or CallSnapshot(call_id=self.call_id, identity=self.identity)
+            snap = base.model_copy(update={"ended_at": utcnow_iso(), "end_reason": end_reason})
+        return await self._durably(snap, within_s=within_s, what="call")
+
+    async def flush(self) -> None:
+        """Wait until every checkpoint asked for so far has been written (or has failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _durably(self, snap: CallSnapshot, *, within_s: float, what: str) -> bool:
+        writing = asyncio.ensure_future(self._write(snap, forced=True))
+        in_background(writing, None)  # its failure is handled below
+        try:
+            await asyncio.wait_for(asyncio.shield(writing), timeout=within_s)
+            return True
+        except TimeoutError:
+            reason = f"not written within {within_s:g} s"
+        except Exception as exc:  # noqa: BLE001  (whatever went wrong, the spool keeps it)
+            reason = str(exc) or type(exc).__name__
+        # A write given up on may still land; the replay is idempotent, so nothing is written twice.
+        try:
+            path = await self._repo.spool(snap)
+        except Exception as exc:  # noqa: BLE001
+            log.critical("call %s: the %s could not be written (%s) nor spooled (%s)", self.call_id, what, reason, exc)
+            raise DatabaseUnavailable(f"call {self.call_id} neither written nor spooled: {exc}") from None
+        log.warning("call %s: the %s was spooled to %s: %s", self.call_id, what, path, reason)
+        return False
+
+    async def _drain(self) -> None:
+        while (snap := self._pending) is not None:
+            self._pending = None
+            try:
+                await self._write(snap, forced=False)
+            except Exception as exc:  # noqa: BLE001  (the next checkpoint or the close covers it)
+                log.warning("checkpoint of call %s not written: %s", self.call_id, exc)
+
+    async def _write(self, snap: CallSnapshot, *, forced: bool) -> None:
+        async with self._lock:
+            await self._repo.save_call(self._new_in(snap), forced=forced)
+            self._written = snap
+
+    def _new_in(self, snap: CallSnapshot) -> CallSnapshot:
+        """``snap`` with only the transcript lines the database does not have yet (a final one whole)."""
+        if snap.final or self._written is None:
+            return snap
+        same = 0
+        for old, new in zip(self._written.messages, snap.messages, strict=False):
+            if old != new:
+                break
+            same += 1
+        return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1})
+
+
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def in_background(task: asyncio.Future[Any], what: str | None) -> None:
+    """Keep a task alive until it ends, and log it as ``what`` if it fails (nothing else awaits it)."""
+    _BACKGROUND.add(task)
+
+    def done(task: asyncio.Future[Any]) -> None:
+        _BACKGROUND.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None and what is not None:
+            log.warning("%s failed: %s", what, exc)
+
+    task.add_done_callback(done)
