@@ -15,7 +15,7 @@ from memory_agent.settings import Settings
 async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
-    async with open_repository(settings.db) as repo:
+    async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
         call = await start_call(identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s)
         try:
             assert call.greeting is not None
@@ -23,7 +23,8 @@ async def run_chat(settings: Settings, identity: str) -> None:
             while True:
                 if interactive:
                     print("you> ", end="", flush=True)
-                line = await asyncio.to_thread(sys.stdin.readline)
+                # Bytes, decoded leniently: a stray invalid byte must not end the call.
+                line = (await asyncio.to_thread(sys.stdin.buffer.readline)).decode("utf-8", errors="replace")
                 if not line:
                     break
                 if line.strip():

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(".env", ".env.local"), env_file_encoding="utf-8", extra="ignore")
 
     db: Path = Field(default=Path("memory.db"), validation_alias="MEMORY_AGENT_DB")
+    # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
+    spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
     recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias="MEMORY_AGENT_LOG_LEVEL"
@@ -38,7 +40,15 @@ class Settings(BaseSettings):
     def _level_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("spool_dir")
+    @classmethod
+    def _spool_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
     @field_validator(
+        "spool_dir",
         "openai_api_key",
         "openai_base_url",
         "deepgram_api_key",

@@ -41,7 +41,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     # Registered first, so the database is closed however the job ends.
     ctx.add_shutdown_callback(finish_and_close)
-    repo = await resources.enter_async_context(open_repository(settings.db))
+    repo = await resources.enter_async_context(open_repository(settings.db, spool_dir=settings.spool_dir))
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     key = caller_key(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 from conftest import rows
 from openai_stub import OpenAIStub
@@ -55,3 +57,21 @@ def test_chat_with_an_unreachable_llm_says_so_in_one_line_and_keeps_the_call(tmp
     assert result.stderr.strip().splitlines()[-1].startswith("memory-agent: error: the LLM did not answer")
     assert "Traceback" not in result.stderr
     assert rows(tmp_path / "memory.db", "SELECT end_reason FROM calls") == [("start_failed",)]
+
+
+def test_invalid_utf8_on_standard_input_is_kept_as_replacement_characters(tmp_path):
+    with OpenAIStub(["Welcome to Bella Vista!", "Noted."]) as stub:
+        env = {**CLEAN_ENV, "OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "local"}
+        result = subprocess.run(
+            [sys.executable, "-m", "memory_agent", "chat", "--identity", "alice"],
+            cwd=tmp_path,
+            env=env,
+            input=b"caf\xe9 au lait \xff please\n",
+            capture_output=True,
+            timeout=120,
+        )
+
+    assert result.returncode == 0, result.stderr
+    said = rows(tmp_path / "memory.db", "SELECT content FROM messages WHERE role = 'user'")
+    assert said == [("caf\ufffd au lait \ufffd please",)]
+    assert rows(tmp_path / "memory.db", "SELECT end_reason FROM calls") == [("caller_hung_up",)]

