@@ -8,9 +8,9 @@ import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 
-from db import open_repository
-from memory_agent import start_call
-from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
+from db import Repository, open_repository
+from memory_agent import Call, start_call
+from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
 ORDER_STEPS = [
     Say("Welcome to Bella Vista! What can I get you?"),
@@ -23,18 +23,23 @@ ORDER_LINES = ["I'd like to order", "Two margheritas and a tiramisu"]
 PLACE_STEPS = [ToolCall("confirm_order"), Say("Placed!")]
 
 
+async def _call_until(repo: Repository, identity: str, call_id: str, steps: list[Step], lines: list[str]) -> Call:
+    """A call whose ``lines`` are completed turns, each journaled."""
+    call = await start_call(identity=identity, repo=repo, llm=ScriptedLLM(steps), call_id=call_id)
+    assert call.greeting is not None
+    await call.greeting
+    for line in lines:
+        await call.session.run(user_input=line)
+    await call.journal.flush()
+    return call
+
+
 def call_then_wait_to_be_killed(db_path: str, call_id: str, ready: Event) -> None:
     """Take an order up to the point of placing it, say so, then hang as a call in progress would."""
 
     async def run() -> None:
         async with open_repository(db_path) as repo:
-            llm = ScriptedLLM(ORDER_STEPS)
-            call = await start_call(identity="killed-caller", repo=repo, llm=llm, call_id=call_id)
-            assert call.greeting is not None
-            await call.greeting
-            for line in ORDER_LINES:
-                await call.session.run(user_input=line)
-            await call.journal.flush()
+            await _call_until(repo, "killed-caller", call_id, ORDER_STEPS, ORDER_LINES)
             ready.set()
             await asyncio.sleep(3600)
 
@@ -82,19 +87,11 @@ def place_while_locked_then_wait_to_be_killed(
 
     async def run() -> None:
         async with open_repository(db_path) as repo:
-            call = await start_call(
-                identity="+15550009999", repo=repo, llm=ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS]), call_id=call_id
-            )
-            assert call.greeting is not None
-            await call.greeting
-            for line in ORDER_LINES:
-                await call.session.run(user_input=line)
-            await call.journal.flush()
+            call = await _call_until(repo, "+15550009999", call_id, [*ORDER_STEPS, *PLACE_STEPS], ORDER_LINES)
             ordered.set()
             await asyncio.to_thread(locked.wait)
             result = await call.session.run(user_input="Yes, place it")
-            outputs = [e.item.output for e in result.events if e.type == "function_call_output"]
-            placed.put(outputs)
+            placed.put([e.item.output for e in result.events if e.type == "function_call_output"])
             await asyncio.sleep(3600)
 
     asyncio.run(run())
@@ -105,13 +102,8 @@ def talk_then_wait_to_be_killed(db_path: str, call_id: str, lines: list[str], re
 
     async def run() -> None:
         async with open_repository(db_path) as repo:
-            steps = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
-            call = await start_call(identity="+15550008888", repo=repo, llm=ScriptedLLM(steps), call_id=call_id)
-            assert call.greeting is not None
-            await call.greeting
-            for line in lines:
-                await call.session.run(user_input=line)
-            await call.journal.flush()
+            steps: list[Step] = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
+            await _call_until(repo, "+15550008888", call_id, steps, lines)
             ready.set()
             await asyncio.sleep(3600)
 
