@@ -19,3 +19,7 @@ class DatabaseUnavailable(RepositoryError):
 
 class NotFound(RepositoryError):
     """A row that was asked for by key does not exist."""
+
+
+class BackupRefused(RepositoryError):
+    """A backup would overwrite the live database, one of its files, or a file it was not told to replace."""
