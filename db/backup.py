@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from db import migrations, spool
+from db.connection import BUSY_TIMEOUT_MS
 from db.errors import BackupRefused, NotADatabase, RepositoryError
 
 PAGES_PER_STEP = 1024
-BUSY_TIMEOUT_MS = 5_000
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Files SQLite and the product keep beside a database, named after it.
@@ -131,7 +131,7 @@ def _copy(src: sqlite3.Connection, target: Path, pages_per_step: int) -> int:
     try:
         pages = _copy_into(src, tmp, pages_per_step)
         os.replace(tmp, target)
-        _fsync(target.parent)
+        spool.fsync_path(target.parent)
     except BaseException:
         _remove(tmp)
         raise
@@ -166,7 +166,7 @@ def _copy_into(src: sqlite3.Connection, tmp: Path, pages_per_step: int) -> int:
         dst.close()
         if src.in_transaction:
             src.execute("COMMIT")
-    _fsync(tmp)
+    spool.fsync_path(tmp)
     os.chmod(tmp, 0o600)
     return pages
 
@@ -179,15 +179,6 @@ def _remove(tmp: Path) -> None:
     for path in _with_companions(tmp):
         with suppress(OSError):
             path.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries (so a renamed file stays so)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -50,7 +50,7 @@ def append(path: Path, record: CallSnapshot) -> None:
             line = b"\n" + line  # a previous append was torn by a crash: keep this line whole
         _write_all(fd, line)
         os.fsync(fd)
-    _fsync(path.parent)
+    fsync_path(path.parent)
 
 
 def call_ids(path: Path) -> set[str]:
@@ -119,11 +119,11 @@ def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> Non
     if keep:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     else:
         path.unlink()
-    _fsync(path.parent)
+    fsync_path(path.parent)
 
 
 def _acquire(path: Path, *, create: bool) -> int | None:
@@ -183,7 +183,7 @@ def _append_raw(path: Path, lines: list[bytes]) -> None:
         os.close(fd)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file, or a folder's entries (so a created, renamed or removed file stays so)."""
     fd = os.open(path, os.O_RDONLY)
     try:

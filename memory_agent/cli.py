@@ -1,4 +1,4 @@
-"""The `memory-agent` command: demo, chat, inspect, and the LiveKit worker (start/dev)."""
+"""The `memory-agent` command: demo, chat, inspect, backup, and the LiveKit worker (start/dev)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,20 @@ def inspect(
 
     settings = _settings(db)
     raise typer.Exit(inspect_database(settings.db, port=port, extra=["--open"] if open_browser else ()))
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="The file to write the copy to.", show_default=False)],
+    db: DbOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+) -> None:
+    """Copy the database into one self-contained file, safely while calls are running."""
+    from db.backup import backup_database
+
+    settings = _settings(db)
+    result = backup_database(settings.db, path, overwrite=force)
+    print(f"backed up {settings.db} to {result.target} ({result.bytes:,} bytes)")
 
 
 def _run_worker(mode: str, extra: list[str]) -> None:
