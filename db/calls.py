@@ -27,15 +27,17 @@ from db.models import (
 _CUSTOMER = columns(CustomerBase)
 _LINE = columns(OrderLine)
 
-RECALL_SQL = f"""
-SELECT c.id, {", ".join("c." + name for name in _CUSTOMER)}, o.created_at, o.total_cents,
+_PROFILES_SQL = f"""
+SELECT c.id, c.participant_identity, {", ".join("c." + name for name in _CUSTOMER)}, o.created_at, o.total_cents,
        {", ".join("i." + name for name in _LINE)}
 FROM customers AS c
 LEFT JOIN orders AS o ON o.id = c.last_order_id
 LEFT JOIN order_items AS i ON i.order_id = o.id
-WHERE c.participant_identity = ?
-ORDER BY i.position
 """
+# One profile, by its key.
+RECALL_SQL = _PROFILES_SQL + "WHERE c.participant_identity = ? ORDER BY i.position"
+# Every profile that answers on one number (a household), oldest first.
+HOUSEHOLD_SQL = _PROFILES_SQL + "WHERE c.household = ? ORDER BY c.id, i.position"
 
 _INSERT_LINE = f"INSERT INTO order_items (order_id, position, {', '.join(_LINE)}) VALUES (?, ?{', ?' * len(_LINE)})"
 
@@ -49,25 +51,31 @@ FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?
 """
 
 
-def memory_from_rows(rows: Sequence[Sequence[Any]]) -> CustomerMemory | None:
-    """The caller's memory from the rows of ``RECALL_SQL`` (one per line of their last order)."""
-    if not rows:
-        return None
-    first = rows[0]
-    customer = dict(zip(_CUSTOMER, first[1 : 1 + len(_CUSTOMER)], strict=True))
-    at = 1 + len(_CUSTOMER)
-    lines = tuple(
-        OrderLine.model_validate(dict(zip(_LINE, row[at + 2 :], strict=True)))
-        for row in rows
-        if row[at + 2] is not None
-    )
-    return CustomerMemory(
-        customer_id=first[0],
-        **customer,
-        last_order_at=first[at],
-        last_order_total_cents=first[at + 1],
-        last_order_items=lines,
-    )
+def profiles_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[CustomerMemory, ...]:
+    """The profiles in the rows of ``RECALL_SQL`` or ``HOUSEHOLD_SQL`` (a row per line of each last order)."""
+    at = 2 + len(_CUSTOMER)
+    profiles: list[CustomerMemory] = []
+    by_customer: dict[int, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_customer.setdefault(row[0], []).append(row)
+    for customer_id, own in by_customer.items():
+        first = own[0]
+        lines = tuple(
+            OrderLine.model_validate(dict(zip(_LINE, row[at + 2 :], strict=True)))
+            for row in own
+            if row[at + 2] is not None
+        )
+        profiles.append(
+            CustomerMemory(
+                customer_id=customer_id,
+                key=first[1],
+                **dict(zip(_CUSTOMER, first[2:at], strict=True)),
+                last_order_at=first[at],
+                last_order_total_cents=first[at + 1],
+                last_order_items=lines,
+            )
+        )
+    return tuple(profiles)
 
 
 # -- writing a snapshot --------------------------------------------------------------------------
@@ -81,8 +89,10 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
     With ``careful``, each part is written on its own, so one bad row never loses the rest.
     """
     started = snap.started_at or snap.ended_at or now
-    customer_id = _upsert_customer(db, snap.identity, started) if snap.identity is not None else None
-    existing = db.execute("SELECT ended_at FROM calls WHERE id = ?", (snap.call_id,)).fetchone()
+    customer_id = None
+    if snap.identity is not None:
+        customer_id = _upsert_customer(db, snap.identity, snap.household or snap.identity, started)
+    existing = db.execute("SELECT ended_at, customer_id FROM calls WHERE id = ?", (snap.call_id,)).fetchone()
     if existing is None:
         db.execute(
             "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
@@ -93,6 +103,8 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
             db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
     elif existing[0] is not None and not snap.final:
         return []
+    elif existing[1] is None and customer_id is not None:
+        _link(db, snap.call_id, customer_id)
     at = snap.ended_at or now
     skipped: list[str] = []
 
@@ -138,15 +150,28 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
     return skipped
 
 
-def _upsert_customer(db: sqlite3.Connection, identity: str, seen_at: str) -> int:
+def _upsert_customer(db: sqlite3.Connection, identity: str, household: str, seen_at: str) -> int:
     return int(
         db.execute(
-            "INSERT INTO customers (participant_identity, created_at, last_seen_at) VALUES (?, ?, ?)"
+            "INSERT INTO customers (participant_identity, household, created_at, last_seen_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (participant_identity) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)"
             " RETURNING id",
-            (identity, seen_at, seen_at),
+            (identity, household, seen_at, seen_at),
         ).fetchone()[0]
     )
+
+
+def _link(db: sqlite3.Connection, call_id: str, customer_id: int) -> None:
+    """A call that began before its caller was known (an unverified caller) joins their profile."""
+    linked = "UPDATE {} SET customer_id = ? WHERE {} = ? AND customer_id IS NULL"
+    db.execute(linked.format("calls", "id"), (customer_id, call_id))
+    db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
+    db.execute(linked.format("feedback", "call_id"), (customer_id, call_id))
+    order = db.execute(
+        linked.format("orders", "call_id") + " RETURNING id, status, total_cents", (customer_id, call_id)
+    ).fetchone()
+    if order is not None and order[1] == "placed":
+        _count_placed(db, customer_id, order[0], order[2])
 
 
 # What a call writes about its customer stands unless a newer call of theirs has begun since

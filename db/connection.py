@@ -14,6 +14,8 @@ power. The calls decide which they need (see ``memory_agent.journal``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -57,6 +59,9 @@ def prepare(path: str, busy_timeout_ms: int) -> None:
         raise NotADatabase(f"database path {path} is a directory")
     if not file.parent.is_dir():
         raise NotADatabase(f"folder {file.parent} does not exist")
+    with contextlib.suppress(FileExistsError):
+        # Personal data: readable by its owner only (SQLite gives its -wal and -shm the same mode).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
@@ -120,10 +125,10 @@ class Writer:
                     raise RepositoryError(f"database refused the write: {exc}") from None
         raise AssertionError("unreachable")
 
-    async def checkpoint(self, *, mode: str = "PASSIVE") -> None:
-        """Copy the WAL into the main file now (``TRUNCATE`` also empties the WAL file)."""
+    async def checkpoint(self, *, mode: str = "PASSIVE") -> bool:
+        """Copy the WAL into the main file now (``TRUNCATE`` also empties it); False if readers held it back."""
         async with self._lock:
-            await self._hop(self._checkpoint, mode)
+            return await self._hop(self._checkpoint, mode)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -144,6 +149,7 @@ class Writer:
         db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA secure_delete = ON")  # deleted personal data leaves no trace in free pages
         db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         self._db = db
 
@@ -202,7 +208,8 @@ class Writer:
         except sqlite3.Error:
             pass  # a checkpoint is an optimization: the next one catches up
 
-    def _checkpoint(self, mode: str) -> None:
+    def _checkpoint(self, mode: str) -> bool:
         assert self._db is not None
         self._last_checkpoint = time.monotonic()
-        self._db.execute(f"PRAGMA wal_checkpoint({mode})")
+        busy = self._db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+        return not busy

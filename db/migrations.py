@@ -194,11 +194,26 @@ _OPEN_CALLS_OF_CALLER = """
 CREATE INDEX ix_calls_open_customer ON calls(customer_id) WHERE ended_at IS NULL;
 """
 
+# Version 5: households (several people on one number) and the audit trail of erasures.
+_HOUSEHOLDS = """
+ALTER TABLE customers ADD COLUMN household TEXT;
+UPDATE customers SET household = participant_identity;
+CREATE INDEX ix_customers_household ON customers(household);
+
+CREATE TABLE erasures (
+    id INTEGER PRIMARY KEY,
+    erased_at TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    counts TEXT NOT NULL CHECK (json_valid(counts))
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
     Migration(3, "call owner", _CALL_OWNER),
     Migration(4, "index of a caller's open calls", _OPEN_CALLS_OF_CALLER),
+    Migration(5, "households and erasures", _HOUSEHOLDS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

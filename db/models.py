@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, computed_field, field_validator, model_validator
@@ -197,6 +198,15 @@ class CustomerBase(SQLModel):
     last_feedback_comment: CleanText | None = None
 
 
+def name_key(name: str | None) -> str:
+    """What makes two spoken names the same person's: the first name, in any case, without accents."""
+    if not name:
+        return ""
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch))
+    words = plain.casefold().replace("-", " ").split()
+    return words[0] if words else ""
+
+
 class CustomerRow(CustomerBase, table=True):
     __tablename__ = "customers"
 
@@ -205,6 +215,7 @@ class CustomerRow(CustomerBase, table=True):
     created_at: str
     last_seen_at: str
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    household: str | None = Field(default=None, index=True)  # the number (or identity) the profile answers on
     label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
 
 
@@ -214,9 +225,24 @@ class CustomerMemory(CustomerBase):
     model_config = ConfigDict(frozen=True)  # type: ignore[assignment]
 
     customer_id: int
+    key: str  # the profile's participant_identity
     last_order_at: str | None = None
     last_order_total_cents: int | None = None
     last_order_items: tuple[OrderLine, ...] = ()
+
+
+# -- erasure ----------------------------------------------------------------------------------
+
+
+class ErasureRow(SQLModel, table=True):
+    """An erasure's audit row: when, how much, and a keyed hash of whom; nothing personal."""
+
+    __tablename__ = "erasures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    erased_at: str
+    subject: str
+    counts: str
 
 
 # -- call -----------------------------------------------------------------------------------
@@ -251,7 +277,8 @@ class CallSnapshot(CallBase):
     model_config = ConfigDict(extra="ignore")  # type: ignore[assignment]
 
     call_id: str = Field(min_length=1, max_length=200)
-    identity: str | None = None
+    identity: str | None = None  # the caller's profile; None until they are known
+    household: str | None = None  # the number a new profile answers on (default: its identity)
     email: str | None = None
     order: Order | None = None
     feedback: Feedback | None = None

@@ -1,4 +1,5 @@
-"""Recovery when the product opens the database: replay the spool, then close calls left by dead processes.
+"""Recovery when the product opens the database: replay the spool, close calls left by dead processes,
+then remove transcripts past their retention.
 
 The spool goes first: a spooled call must be written as it was, not closed as abandoned.
 """
@@ -19,10 +20,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("memory_agent.db")
 
 
-async def recover(repo: Repository) -> None:
+async def recover(repo: Repository, keep_transcripts: timedelta | None = None) -> None:
     try:
         await replay_spool(repo)
         await close_stale_calls(repo)
+        if keep_transcripts is not None:
+            purged = await repo.purge_transcripts(older_than=keep_transcripts)
+            if purged["calls"] or purged["comments"]:
+                log.info("past retention: removed %(calls)d transcript(s) and %(comments)d comment(s)", purged)
     except RepositoryError as exc:
         log.warning("recovery at start postponed: %s", exc)
 

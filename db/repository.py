@@ -12,15 +12,18 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiosqlite
 
-from db import calls, recovery, stale
-from db.clock import utcnow_iso
+from db import calls, privacy, recovery, spool, stale
+from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory
@@ -28,6 +31,8 @@ from db.owner import current_owner
 from db.spool import ReplayResult, append, spool_path
 
 log = logging.getLogger("memory_agent.db")
+
+_T = TypeVar("_T")
 
 
 class Repository:
@@ -48,8 +53,13 @@ class Repository:
     # -- reads ------------------------------------------------------------------------------
 
     async def recall(self, identity: str) -> CustomerMemory | None:
-        """What we know of a caller: one indexed statement, whatever their history."""
-        return calls.memory_from_rows(await self.read(calls.RECALL_SQL, (identity,)))
+        """What we know of one profile: one indexed statement, whatever their history."""
+        found = calls.profiles_from_rows(await self.read(calls.RECALL_SQL, (identity,)))
+        return found[0] if found else None
+
+    async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
+        """Every profile that answers on a number (or identity): one indexed statement."""
+        return calls.profiles_from_rows(await self.read(calls.HOUSEHOLD_SQL, (caller,)))
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -111,6 +121,51 @@ class Repository:
         """Copy the write-ahead log into the main file now."""
         await self.writer.checkpoint()
 
+    # -- personal data ----------------------------------------------------------------------
+
+    async def forget(self, identity: str, *, name: str | None = None, dry_run: bool = False) -> Erasure:
+        """Erase the profiles on ``identity`` (or the one person ``name``) and all that is theirs, in one
+        transaction; then empty the write-ahead log and drop their spooled snapshots. ``dry_run`` only counts.
+        """
+        subject = await asyncio.to_thread(privacy.subject_hash, Path(f"{self.path}.erasure-key"), identity)
+        found = await self.writer.run(privacy.forget, identity, name, dry_run, subject, utcnow_iso(), forced=True)
+        keys = {identity, *found["keys"]}
+        needles = [*keys, *found["names"]]
+        spooled = await asyncio.to_thread(spool.forget, self.spool_file, keys, needles, dry_run=dry_run)
+        log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
+        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
+
+    async def export_caller(self, identity: str) -> dict[str, Any]:
+        """Everything held about the profiles on ``identity``, as plain data (for a caller's access request)."""
+        return await asyncio.to_thread(_read_only, self.path, privacy.export_caller, identity)
+
+    async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:
+        """Remove transcripts and free-text comments older than ``older_than``; orders and ratings stay."""
+        cutoff = to_iso(utcnow() - older_than)
+        total = {"calls": 0, "messages": 0, "comments": 0}
+        while True:
+            done = await self.writer.run(privacy.purge, cutoff, batch)
+            for key, value in done.items():
+                total[key] += value
+            if done["calls"] < batch:
+                return total
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What ``forget`` removed (or would remove), by table; whether the write-ahead log was emptied at once."""
+
+    counts: dict[str, int]
+    log_emptied: bool
+
+
+def _read_only(path: str, read: Callable[..., _T], *args: object) -> _T:
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    try:
+        return read(conn, *args)
+    finally:
+        conn.close()
+
 
 def _owned(snap: CallSnapshot) -> CallSnapshot:
     """The snapshot marked with the process running the call, unless it already is (a replay)."""
@@ -126,11 +181,13 @@ async def open_repository(
     *,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     spool_dir: str | Path | None = None,
+    keep_transcripts: timedelta | None = None,
 ) -> AsyncIterator[Repository]:
     """Open the database and yield the repository.
 
     Creates and migrates it; then, in the background (``repo.recovery``), replays the snapshots
-    spooled while it refused writes and closes the calls left open by processes that died. A
+    spooled while it refused writes, closes the calls left open by processes that died, and (with
+    ``keep_transcripts``) removes transcripts and comments older than that. A
     database that still refuses writes does not stop the product from starting. (Reports open
     it read-only with ``db.reports.open_read_only``.)
     """
@@ -142,7 +199,7 @@ async def open_repository(
         await writer.start()
         repo = Repository(path, reader, writer, spool_path(path, spool_dir))
         # In the background: a database that is slow to take writes must not delay the first call.
-        repo.recovery = asyncio.create_task(recovery.recover(repo), name="recover")
+        repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         try:
             yield repo
         finally:

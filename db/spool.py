@@ -190,3 +190,42 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def forget(path: Path, identities: set[str], needles: list[str], *, dry_run: bool) -> int:
+    """Drop the spooled snapshots of these identities (and set-aside lines mentioning any needle); returns how many."""
+    dropped = 0
+    fd = _acquire(path, create=False)
+    if fd is not None:
+        try:
+            lines = [raw for raw in _read_fd(fd).split(b"\n") if raw.strip()]
+            keep = [raw for raw in lines if not _belongs(raw, identities)]
+            dropped += len(lines) - len(keep)
+            if not dry_run and len(keep) < len(lines):
+                _forget_written(path, keep, [])
+        finally:
+            os.close(fd)
+    rejected = path.with_name(path.name.removesuffix(SUFFIX) + REJECTED_SUFFIX)
+    lines = _read_lines(rejected)
+    encoded = [needle.encode("utf-8") for needle in needles if needle]
+    keep = [raw for raw in lines if not any(needle in raw for needle in encoded)]
+    dropped += len(lines) - len(keep)
+    if not dry_run and len(keep) < len(lines):
+        if keep:
+            tmp = rejected.with_name(rejected.name + ".tmp")
+            tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
+            os.chmod(tmp, 0o600)
+            fsync_path(tmp)
+            os.replace(tmp, rejected)
+        else:
+            rejected.unlink()
+        fsync_path(rejected.parent)
+    return dropped
+
+
+def _belongs(raw: bytes, identities: set[str]) -> bool:
+    try:
+        snap = CallSnapshot.model_validate_json(raw)
+    except ValidationError:
+        return False
+    return snap.identity in identities or snap.household in identities
