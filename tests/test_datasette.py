@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -12,14 +10,17 @@ import pytest
 from datasette.app import Datasette
 
 from conftest import open_call, scripted_call
+from inspect_server import serve
+from memory_agent.datasette.serve import register_plugin
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
-from memory_agent.inspect import INSTALL_COMMAND, datasette_command, inspect_database, load_metadata
+from memory_agent.inspect import INSTALL_COMMAND, ROOT_ACTOR, datasette_command, inspect_database, load_metadata
 
 QUERY_PARAMS = {
     "caller": {"identity": "+15551234567"},
     "top_items": {"since": "2000-01-01", "until": "2100-12-31"},
     "low_ratings": {},
     "search_conversations": {"q": "cold"},
+    "daily_sales": {"since": "", "until": ""},
 }
 
 
@@ -32,13 +33,19 @@ async def filled_db(repo, db_path) -> Path:
 
 @pytest.fixture
 async def ds(filled_db) -> Datasette:
+    register_plugin()
     datasette = Datasette([str(filled_db)], metadata=load_metadata(filled_db.stem))
     await datasette.invoke_startup()
     return datasette
 
 
+def logged_in(ds: Datasette) -> dict[str, str]:
+    """The cookie the printed login link sets."""
+    return {"ds_actor": ds.sign({"a": ROOT_ACTOR}, "actor")}
+
+
 async def get_json(ds: Datasette, path: str, **params: str):
-    response = await ds.client.get(path, params=params)
+    response = await ds.client.get(path, params=params, cookies=logged_in(ds))
     assert response.status_code == 200, (path, response.text[:500])
     return response.json()
 
@@ -55,7 +62,7 @@ async def test_database_and_metadata_load_with_views_and_descriptions(ds):
         "daily_sales",
         "feedback_with_call",
     }
-    html = (await ds.client.get("/memory/orders")).text
+    html = (await ds.client.get("/memory/orders", cookies=logged_in(ds))).text
     assert "At most one order per call" in html
     assert "in_progress (still being taken)" in html  # allowed values, in the column description
 
@@ -73,7 +80,7 @@ async def test_database_is_served_read_only_and_sees_new_writes(ds, repo, db_pat
 
 
 async def test_foreign_keys_show_as_links_labelled_by_customer(ds):
-    html = (await ds.client.get("/memory/orders")).text
+    html = (await ds.client.get("/memory/orders", cookies=logged_in(ds))).text
     assert '<a href="/memory/customers/1">Maria (+15551234567)</a>' in html
     assert '<a href="/memory/calls/' in html
 
@@ -115,12 +122,12 @@ async def test_full_text_search_finds_a_phrase_a_caller_said(ds):
 def test_datasette_command_serves_the_live_file_with_the_metadata(tmp_path):
     command = datasette_command(tmp_path / "memory.db", tmp_path / "metadata.json", port=9000)
 
-    assert command[:4] == [sys.executable, "-m", "datasette", "serve"]
+    assert command[:5] == [sys.executable, "-m", "memory_agent.datasette.serve", "serve", str(tmp_path / "memory.db")]
     assert str(tmp_path / "memory.db") in command and "--metadata" in command
     assert "--immutable" not in command and "-i" not in command
 
 
-async def test_inspect_serves_a_database_with_any_file_name(filled_db, tmp_path, capfd):
+def test_inspect_serves_a_database_with_any_file_name(filled_db, tmp_path):
     renamed = tmp_path / "bella.db"
     filled_db.rename(renamed)
     for suffix in ("-wal", "-shm"):
@@ -128,13 +135,11 @@ async def test_inspect_serves_a_database_with_any_file_name(filled_db, tmp_path,
         if side.exists():
             side.rename(renamed.with_name(renamed.name + suffix))
 
-    code = await asyncio.to_thread(
-        inspect_database, renamed, extra=["--get", "/bella/caller.json?identity=%2B15551234567&_shape=array"]
-    )
+    with serve(renamed, tmp_path) as served, served.client() as client:
+        response = client.get("/bella/caller.json", params={"identity": "+15551234567", "_shape": "array"})
 
-    assert code == 0
-    rows = json.loads(capfd.readouterr().out)
-    assert any(row["kind"] == "order" for row in rows)
+    assert response.status_code == 200
+    assert any(row["kind"] == "order" for row in response.json())
 
 
 def test_inspect_without_datasette_prints_the_install_command(db_path, monkeypatch, capsys):

@@ -1,0 +1,123 @@
+"""The memory-agent Datasette plugin: local time and safe search in SQL, dollars, and the guards.
+
+It does nothing unless the metadata has a ``memory-agent`` plugin block (written by
+``memory-agent inspect``), so registering it never changes another Datasette.
+
+- SQL functions: ``tz_periods()``, ``day_start_utc(date)``, ``day_end_utc(date)`` (the
+  restaurant's time zone), ``caller_key(text)`` and ``search_terms(text)``.
+- Cells of ``*_cents`` columns read as dollars: 3650 is ``$36.50``.
+- Requests whose Host is not the loopback name served are refused (DNS rebinding).
+- Without ``allow_sql``, SQL is only what the dashboard and canned queries run: any other
+  ``?sql=`` or ``_where=`` is refused, whoever asks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from datasette import hookimpl  # type: ignore[import-untyped]
+from datasette.utils.asgi import Response  # type: ignore[import-untyped]
+from markupsafe import Markup, escape
+
+from memory_agent.datasette import localtime
+from memory_agent.datasette.dashboard import chart_queries
+from memory_agent.datasette.sqlfunctions import caller_key, search_terms
+
+NAME = "memory-agent"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _config(datasette: Any) -> dict[str, Any] | None:
+    config = datasette.plugin_config(NAME)
+    return config if isinstance(config, dict) else None
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
+    config = _config(datasette)
+    if config is None:
+        return
+    zone = str(config.get("timezone") or "UTC")
+    conn.create_function("tz_periods", 0, lambda: localtime.periods_json(zone), deterministic=True)
+    conn.create_function("day_start_utc", 1, lambda text: localtime.day_start_utc(text, zone), deterministic=True)
+    conn.create_function("day_end_utc", 1, lambda text: localtime.day_end_utc(text, zone), deterministic=True)
+    conn.create_function("caller_key", 1, caller_key, deterministic=True)
+    conn.create_function("search_terms", 1, search_terms, deterministic=True)
+
+
+@hookimpl
+def render_cell(value: Any, column: str, datasette: Any) -> Markup | None:
+    """Money columns (integer cents) read as dollars."""
+    if _config(datasette) is None or not isinstance(column, str) or not column.endswith("_cents"):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        sign = "-" if value < 0 else ""
+        return Markup(escape(f"{sign}${abs(value) // 100:,}.{abs(value) % 100:02d}"))
+    return None
+
+
+@hookimpl
+def forbidden(datasette: Any, request: Any, message: str) -> Response | None:
+    if _config(datasette) is None:
+        return None
+    return Response.html(
+        "<!DOCTYPE html><title>Log in</title><h1>Log in first</h1>"
+        "<p>Open the login link that <code>memory-agent inspect</code> printed when it started."
+        " Restarting it prints a new one.</p>",
+        status=403,
+    )
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Callable[[App], App]:
+    def wrap(app: App) -> App:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            config = _config(datasette)
+            if scope["type"] == "http" and config is not None:
+                refusal = _refusal(scope, config)
+                if refusal is not None:
+                    await _send_text(send, *refusal)
+                    return
+            await app(scope, receive, send)
+
+        return guarded
+
+    return wrap
+
+
+def _refusal(scope: Scope, config: dict[str, Any]) -> tuple[int, str] | None:
+    hosts = config.get("hosts")
+    if hosts:
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+        if host not in hosts:
+            return 421, f"This server answers only to {hosts[0]}, not to {host or 'a request without a Host'}."
+    if config.get("allow_sql"):
+        return None
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if "_where" in query:
+        return 403, "Arbitrary SQL is off: _where= is refused (memory-agent inspect --allow-sql turns it on)."
+    allowed = set(chart_queries().values())
+    for sql in query.get("sql", []):
+        if sql not in allowed:
+            return 403, "Arbitrary SQL is off: use the dashboard and canned queries (or --allow-sql)."
+    return None
+
+
+async def _send_text(send: Send, status: int, text: str) -> None:
+    body = json.dumps({"ok": False, "error": text, "status": status}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json; charset=utf-8")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
