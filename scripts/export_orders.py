@@ -1,225 +1,29 @@
-"""Export Bella Vista's orders as CSV, JSON or JSON Lines, for spreadsheets and accounting.
+"""Export Bella Vista's orders as CSV, JSON or JSON Lines: ``memory-agent export``, from a checkout.
 
     python scripts/export_orders.py --since 2025-01-01 --status placed --output orders.csv
 
-Reads the database without ever writing to it, streams (memory stays flat however many
-orders there are) and writes a CSV that is safe to open in a spreadsheet.
+The installed command is ``memory-agent export``, with the same options; this script only runs
+it, under its old name.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sqlite3
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
-from typing import BinaryIO, NoReturn
 
-from pydantic import ValidationError
-
-from db import RepositoryError, database_path
-from db.reports import (
-    EXPORT_FORMATS,
-    ORDER_STATUSES,
-    OrderFilter,
-    count_rows,
-    export_chunks,
-    open_read_only,
-    parse_moment,
-    parse_statuses,
-)
-from memory_agent.identity import looks_like_phone, normalize_phone
-from memory_agent.settings import Settings
+try:
+    from memory_agent import export
+except ModuleNotFoundError as exc:  # another Python than the project's
+    sys.exit(
+        f"export_orders: memory-agent is not installed for {sys.executable} ({exc.name} is missing);"
+        " run `memory-agent export` or this script with the project's Python (.venv/bin/python)"
+    )
 
 PROG = "export_orders"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, no usage block: the message says what to fix."""
-        self.exit(2, f"{PROG}: error: {message}\n")
-
-
-def _moment(end_of_day: bool):
-    def parse(text: str) -> str:
-        try:
-            return parse_moment(text, end_of_day=end_of_day)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
-def _statuses(text: str) -> tuple[str, ...]:
-    try:
-        return parse_statuses(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Export orders from the memory-agent database (read-only) as CSV, JSON or JSON Lines.",
-    )
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="the database file (default: $MEMORY_AGENT_DB, as for the agent, else memory.db here)",
-    )
-    parser.add_argument(
-        "--format",
-        default="csv",
-        choices=EXPORT_FORMATS,
-        help="csv (with a header row), json (one document) or jsonl (one object per line); default csv",
-    )
-    parser.add_argument(
-        "--since",
-        metavar="DATE",
-        type=_moment(end_of_day=False),
-        help="orders created at or after this date or ISO 8601 time (UTC unless it has an offset)",
-    )
-    parser.add_argument(
-        "--until",
-        metavar="DATE",
-        type=_moment(end_of_day=True),
-        help="orders created before this time; a plain date includes that whole day (UTC)",
-    )
-    parser.add_argument(
-        "--status",
-        metavar="STATUS[,STATUS]",
-        type=_statuses,
-        help=f"only orders with these statuses, comma-separated ({', '.join(ORDER_STATUSES)})",
-    )
-    parser.add_argument(
-        "--customer",
-        metavar="IDENTITY",
-        help="only this caller's orders: their identity, or their phone number in any format",
-    )
-    parser.add_argument("--items", action="store_true", help="one row per order item instead of per order")
-    parser.add_argument(
-        "--output",
-        "-o",
-        metavar="FILE",
-        type=Path,
-        help="write to FILE (replaced only when the export succeeds); default standard output",
-    )
-    return parser
-
-
-def customer_key(text: str | None) -> str | None:
-    """Phone numbers are stored in E.164: '555-123-4567' finds '+15551234567'."""
-    if text is not None and looks_like_phone(text):
-        return normalize_phone(text) or text
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    filters = OrderFilter(
-        since=args.since, until=args.until, statuses=args.status or (), customer=customer_key(args.customer)
-    )
-    try:
-        db = args.db or Settings().db
-    except ValidationError as exc:
-        return _fail(f"invalid setting: {exc.errors()[0]['msg']}")
-    try:
-        conn = open_read_only(db)
-    except RepositoryError as exc:
-        return _fail(str(exc))
-    try:
-        if args.output is not None:
-            problem = _output_problem(args.output, Path(database_path(db)))
-            if problem:
-                return _fail(problem)
-        return _export(conn, filters, args)
-    finally:
-        conn.close()
-
-
-def _export(conn: sqlite3.Connection, filters: OrderFilter, args: argparse.Namespace) -> int:
-    to_stdout = args.output is None
-    show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
-    total = count_rows(conn, filters, items=args.items) if show_progress else 0
-    temp: Path | None = None
-    try:
-        if to_stdout:
-            sys.stdout.flush()
-            _write(conn, filters, args, sys.stdout.buffer, total, show_progress)
-            sys.stdout.buffer.flush()
-        else:
-            fd, name = tempfile.mkstemp(prefix=f".{args.output.name}.", dir=args.output.parent)
-            temp = Path(name)
-            with os.fdopen(fd, "wb") as out:
-                _write(conn, filters, args, out, total, show_progress)
-            os.chmod(temp, _file_mode(args.output))
-            os.replace(temp, args.output)
-            temp = None
-    except BrokenPipeError:
-        # The reader stopped early (| head): not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except KeyboardInterrupt:
-        return _fail("interrupted", code=130)
-    except sqlite3.Error as exc:
-        return _fail(f"database error: {exc}")
-    except OSError as exc:
-        return _fail(f"cannot write {args.output or 'standard output'}: {exc.strerror or exc}")
-    finally:
-        if show_progress:
-            sys.stderr.write("\n")
-        if temp is not None:
-            temp.unlink(missing_ok=True)
-    return 0
-
-
-def _write(
-    conn: sqlite3.Connection,
-    filters: OrderFilter,
-    args: argparse.Namespace,
-    out: BinaryIO,
-    total: int,
-    show_progress: bool,
-) -> None:
-    done = 0
-    unit = "items" if args.items else "orders"
-    for chunk, rows in export_chunks(conn, filters, fmt=args.format, items=args.items):
-        out.write(chunk)
-        if show_progress and rows:
-            done += rows
-            percent = 100 * done // total if total else 100
-            bar = "#" * (percent // 4)
-            sys.stderr.write(f"\r[{bar:<25}] {percent:3d}% {done:,}/{total:,} {unit}")
-            sys.stderr.flush()
-
-
-def _output_problem(output: Path, database: Path) -> str | None:
-    if output.is_dir():
-        return f"output {output} is a folder"
-    if not output.parent.is_dir():
-        return f"folder {output.parent} does not exist"
-    if output.exists() and output.resolve() == database.resolve():
-        return f"output {output} is the database itself"
-    return None
-
-
-def _file_mode(path: Path) -> int:
-    """Keep a replaced file's permissions; a new file gets the usual ones."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fail(message: str, *, code: int = 1) -> int:
-    sys.stderr.write(f"{PROG}: {message}\n")
-    return code
+    return export.main(argv, prog=PROG)
 
 
 if __name__ == "__main__":

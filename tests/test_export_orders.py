@@ -54,9 +54,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+EMPTY = "export_orders: no orders match these filters; the export is empty\n"
+EMPTY_ITEMS = EMPTY.replace("no orders", "no order items")
+
+
 def export(capsys, db_path: Path, *argv: str) -> str:
+    """The export's output; standard error stays silent, but for saying that it is empty."""
     code, out, err = run(capsys, "--db", str(db_path), *argv)
-    assert (code, err) == (0, "")
+    assert code == 0 and err in ("", EMPTY, EMPTY_ITEMS), err
     return out
 
 
@@ -132,7 +137,7 @@ async def test_csv_has_one_row_per_order_with_items_summary_and_dollars(agent_db
         "36.50",
     )
     assert first["rating"] == "2" and exported[1]["rating"] == ""
-    assert first["customer_identity"] == "'+15551234567"  # a leading + is neutralized too (OWASP)
+    assert first["customer_identity"] == "+15551234567"  # a phone number stays readable
     assert first["created_at"].endswith("+00:00")
 
 
@@ -196,14 +201,53 @@ async def test_formula_cells_are_neutralized_in_csv(tricky_db, capsys):
     assert names[3] == "'" + TRICKY_NAMES["+15550000004"]
     for row in [*csv_rows(text), *csv_rows(items_text)]:
         for value in row.values():
-            assert not value or value[0] not in "=+-@\t\r", value
+            assert not value or value[0] not in "=@\t\r", value
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+1", "-2", "@A1", "\tx", "\rx"])
+@pytest.mark.parametrize("value", ["=1+1", "+A1", "-2+3+cmd|' /C calc'!A0", "@A1", "\tx", "\rx", "+", "-"])
 async def test_every_formula_start_is_neutralized(repo, db_path, capsys, value):
     await place(repo, "c1", "someone", [SALAD], name=value)
     [row] = csv_rows(export(capsys, db_path))
     assert row["customer_name"] == "'" + value
+
+
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        ("Ann;=cmd|' /C calc'!A0", "Ann;'=cmd|' /C calc'!A0"),
+        ("Ann,@SUM(A1)", "Ann,'@SUM(A1)"),
+        ("Ann\t=1+1", "Ann\t'=1+1"),
+        ("Ann;  -2+3+cmd|' /C calc'!A0", "Ann;  '-2+3+cmd|' /C calc'!A0"),
+        ("a;=1;b,+x", "a;'=1;b,'+x"),
+        ("Mary-Jane O'Hara = chef", "Mary-Jane O'Hara = chef"),
+    ],
+)
+async def test_formulas_after_any_separator_are_neutralized(repo, db_path, capsys, value, cell):
+    await place(repo, "c1", "someone", [SALAD], name=value)
+    [row] = csv_rows(export(capsys, db_path))
+    assert row["customer_name"] == cell
+
+
+@pytest.mark.parametrize("value", ["+15551234567", "+1 (555) 010-0100", "-2", "call me on; +1 555 010 0100"])
+async def test_phone_numbers_and_numbers_stay_readable(repo, db_path, capsys, value):
+    await place(repo, "c1", "someone", [SALAD], name=value)
+    [row] = csv_rows(export(capsys, db_path))
+    assert row["customer_name"] == value
+
+
+async def test_modifications_are_neutralized_in_the_summary_and_the_items(repo, db_path, capsys):
+    line = OrderLine(
+        menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750, modifications=["x;=cmd|a", "@b"]
+    )
+    await place(repo, "c1", "someone", [line])
+
+    [order] = csv_rows(export(capsys, db_path))
+    [item] = csv_rows(export(capsys, db_path, "--items"))
+
+    assert order["items"] == "1x Tiramisu (x;'=cmd|a, '@b)"
+    assert item["modifications"] == "x;'=cmd|a, '@b"
+    [as_json] = json.loads(export(capsys, db_path, "--items", "--format", "json"))
+    assert as_json["modifications"] == ["x;=cmd|a", "@b"]  # JSON is data, never altered
 
 
 @pytest.mark.parametrize(
@@ -219,6 +263,9 @@ async def test_every_formula_start_is_neutralized(repo, db_path, capsys, value):
         (["--status", "abandoned,in_progress"], ["b", "d"]),
         (["--customer", "+15550000002"], ["c", "d"]),
         (["--customer", "(555) 000-0002"], ["c", "d"]),
+        (["--customer", "555-000-0002"], ["c", "d"]),
+        (["--customer", "tel:+15550000002"], ["c", "d"]),
+        (["--customer", "sip:+15550000002@pbx.example"], ["c", "d"]),
         (["--customer", "nobody"], []),
         (["--customer", "+15550000002", "--status", "placed", "--since", "2025-03-01"], ["c"]),
     ],
@@ -242,6 +289,72 @@ async def test_filters_select_the_right_orders(repo, db_path, capsys, argv, expe
     exported = csv_rows(export(capsys, db_path, *argv))
 
     assert [ids[int(r["order_id"])] for r in exported] == expected
+
+
+async def test_days_are_the_restaurants_local_days(repo, db_path, capsys, monkeypatch):
+    await place(repo, "late", "+15550000001", [SALAD])
+    set_created(db_path, {"late": "2025-07-04T02:30:00.000000+00:00"})  # July 3, 22:30 in New York
+    monkeypatch.setenv("MEMORY_AGENT_TIMEZONE", "America/New_York")
+
+    assert len(csv_rows(export(capsys, db_path, "--since", "2025-07-03", "--until", "2025-07-03"))) == 1
+    assert csv_rows(export(capsys, db_path, "--since", "2025-07-04")) == []
+    assert len(csv_rows(export(capsys, db_path, "--since", "2025-07-03T22:00"))) == 1  # a local time
+
+
+async def test_an_empty_result_says_so_on_stderr(agent_db, capsys):
+    code, out, err = run(capsys, "--db", str(agent_db), "--customer", "+15559999999")
+    assert (code, err) == (0, EMPTY)
+    assert out == ",".join(export_columns()) + "\r\n"
+
+
+async def test_an_impossible_range_is_refused_and_writes_nothing(agent_db, capsys, tmp_path):
+    target = tmp_path / "orders.csv"
+    code, out, err = run(
+        capsys, "--db", str(agent_db), "--since", "2025-03-01", "--until", "2025-02-01", "-o", str(target)
+    )
+
+    assert (code, out) == (2, "")
+    assert err == "export_orders: --since 2025-03-01 is not before --until 2025-02-01: no order can match\n"
+    assert not target.exists()
+
+
+def test_an_unknown_time_zone_is_one_line(agent_db, capsys, monkeypatch):
+    monkeypatch.setenv("MEMORY_AGENT_TIMEZONE", "Mars/Olympus_Mons")
+    code, out, err = run(capsys, "--db", str(agent_db))
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "unknown time zone 'Mars/Olympus_Mons'" in err
+
+
+async def test_the_installed_command_exports_with_the_same_options(agent_db, tmp_path):
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "memory_agent", "export", "--db", str(agent_db), "--status", "placed", "--format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert [order["total_dollars"] for order in json.loads(done.stdout)] == [Decimal("36.50"), Decimal("36.50")]
+
+
+def test_the_installed_command_refuses_bad_input_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "memory_agent", "export", "--db", str(tmp_path / "nope.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"memory-agent export: database {tmp_path / 'nope.db'} does not exist\n"
+
+
+def test_the_script_under_another_python_says_what_to_run(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-S", "-I", str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "memory-agent export" in done.stderr and "Traceback" not in done.stderr
 
 
 async def test_empty_database_gives_a_header_only(repo, db_path, capsys):
