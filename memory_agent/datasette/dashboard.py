@@ -41,6 +41,10 @@ def _money_axis(field: str, title: str) -> dict[str, Any]:
     return {"field": field, "type": "quantitative", "title": title, "axis": {"format": "$,.0f"}}
 
 
+# One bar per week, labelled by its Monday.
+_WEEK_AXIS = {"field": "week", "type": "ordinal", "timeUnit": "yearmonthdate", "title": "Week of"}
+
+
 def _bars(x: dict[str, Any], y: dict[str, Any], **encoding: Any) -> dict[str, Any]:
     return {"mark": {"type": "bar", "tooltip": True}, "encoding": {"x": x, "y": y, **encoding}}
 
@@ -89,7 +93,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         "query": _WITH + f"SELECT {_WEEK} AS week, count(*) AS orders, sum(o.total_cents) / 100.0 AS sales\n"
         f"{_ORDERS}\nWHERE o.status = 'placed'\nGROUP BY week ORDER BY week",
         "display": _bars(
-            {"field": "week", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
+            _WEEK_AXIS,
             _money_axis("sales", "Sales"),
         ),
     },
@@ -129,7 +133,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         f"{_ORDERS}\nJOIN customers AS c ON c.id = o.customer_id\nWHERE o.status = 'placed'\n"
         "GROUP BY week, caller ORDER BY week, caller",
         "display": _bars(
-            {"field": "week", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
+            _WEEK_AXIS,
             {"field": "callers", "type": "quantitative", "title": "Callers who ordered"},
             color={"field": "caller", "type": "nominal", "title": None},
         ),
