@@ -44,7 +44,7 @@ class OrderFilter:
 class _Column:
     name: str
     expr: str  # over the tables o (orders), c (customers), k (calls), f (feedback), i (order_items)
-    kind: Literal["int", "plain", "text", "menu", "summary", "money", "list"]
+    kind: Literal["int", "plain", "text", "summary", "money", "list"]
 
 
 _ITEMS_SUMMARY = """coalesce((SELECT group_concat(
@@ -78,8 +78,8 @@ _ORDER_COLUMNS = (
 _ITEM_COLUMNS = (
     *_ORDER_KEY,
     _Column("position", "i.position", "int"),
-    _Column("menu_item", "i.menu_item", "menu"),
-    _Column("name", "i.name", "menu"),
+    _Column("menu_item", "i.menu_item", "text"),
+    _Column("name", "i.name", "text"),
     _Column("quantity", "i.quantity", "int"),
     _Column("modifications", "i.modifications", "list"),
     _Column("unit_price_dollars", "i.unit_price_cents", "money"),
@@ -203,76 +203,58 @@ def _where(filters: OrderFilter) -> tuple[str, list[object]]:
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-# Where a spreadsheet may start a new cell: the cell's start and after any list separator
-# (``,`` or ``;`` depending on the locale, tab), spaces allowed. What starts there like a formula
-# gets a quote mark; a phone number or plain number is left as it is, since digits, spaces,
-# brackets and dashes call nothing and the number stays readable.
-_CELL_START = re.compile(r"^(?=[=+\-@\t\r])|(?<=[,;\t])[ \t]*(?=[=+\-@])")
-_SEPARATOR = re.compile(r"[,;\t]")
-_NUMBER = re.compile(r"[+-]?\d[\d ().-]*")
-_RISKY_CHARS = ("=", "+", "-", "@", "\t", "\r")  # any of these may need a quote mark
+# OWASP CSV injection: text starting with one of these is read as a formula by spreadsheets.
+_FORMULA_CODES = ", ".join(str(ord(ch)) for ch in "=+-@\t\r")
+# A spreadsheet whose list separator is ``;`` (or tab) starts a new cell after one inside our
+# text, so a formula may hide there too (``Ann;=cmd|' /C calc'!A0``). In the CSV this query
+# writes, a separator followed by one of these can only be inside a quoted text cell: every
+# unquoted cell is a number or a date.
+_AFTER_SEPARATOR = re.compile(rb"[,;\t][ \t]*(?=[=+\-@])")
+_FRAGMENT_END = re.compile(rb'[,;\t"\r\n]')
+# Digits, spaces, brackets and dashes call nothing: a phone number is left readable.
+_NUMBER = re.compile(rb"[+-]?\d[\d ().-]*")
 
 
-def neutralize_formulas(text: str | None) -> str | None:
-    """A CSV cell's text with a quote mark before each part a spreadsheet could run as a formula."""
-    if text is None or not any(ch in text for ch in _RISKY_CHARS):
-        return text
-
-    def quote(match: re.Match[str]) -> str:
-        rest = text[match.end() :]
-        stop = _SEPARATOR.search(rest)
-        part = (rest[: stop.start()] if stop else rest).strip()
-        return match.group() if _NUMBER.fullmatch(part) else match.group() + "'"
-
-    return _CELL_START.sub(quote, text)
+def _quote_after_separator(match: re.Match[bytes]) -> bytes:
+    text = match.string
+    end = _FRAGMENT_END.search(text, match.end())
+    fragment = text[match.end() : end.start() if end else len(text)].strip()
+    return match.group() if _NUMBER.fullmatch(fragment) else match.group() + b"'"
 
 
-_START_CODES = ", ".join(str(ord(ch)) for ch in "=+-@\t\r")
+def _guard(first: str) -> str:
+    """A quote mark when text starts like a formula (OWASP), else nothing; ``first`` is the text.
 
-
-def _any_risky(x: str) -> str:
-    return " OR ".join(f"instr({x}, '{ch}')" for ch in "=+-@")
-
-
-def _guarded(x: str) -> str:
-    """SQL for ``x`` made safe for a spreadsheet. SQLite itself passes the common safe text (no
-    formula start and no risky character anywhere; a plain phone number), so only the rest calls
-    Python."""
-    return (
-        f"CASE WHEN {x} IS NULL THEN ''"
-        f" WHEN unicode({x}) NOT IN ({_START_CODES}) AND NOT ({_any_risky(x)}) THEN {x}"
-        f" WHEN unicode({x}) IN (43, 45) AND unicode(substr({x}, 2)) BETWEEN 48 AND 57"
-        f" AND ltrim(substr({x}, 2), '0123456789 ().-') = '' THEN {x}"
-        f" ELSE neutralize_formulas({x}) END"
-    )
-
-
-def _csv_cell(column: _Column, x: str) -> tuple[str, list[str]]:
-    """The cell's printf format and arguments, over ``x``, the column as the inner query's output.
-
-    Text is always quoted (RFC 4180): ``%w`` doubles the double quotes inside.
+    A phone number or plain number (``+15551234567``, ``-2``) is left as it is: it calls nothing.
     """
+    number = (
+        f"unicode({first}) IN (43, 45) AND coalesce(unicode(substr({first}, 2)), 0) BETWEEN 48 AND 57"
+        f" AND ltrim(substr({first}, 2), '0123456789 ().-') = ''"
+    )
+    return f"CASE WHEN unicode({first}) IN ({_FORMULA_CODES}) AND NOT ({number}) THEN '''' ELSE '' END"
+
+
+def _csv_cell(column: _Column) -> tuple[str, list[str]]:
+    """The cell's printf format and arguments. Text is always quoted (RFC 4180): ``%w`` doubles
+    the double quotes inside; an expensive value appears once, so SQLite evaluates it once."""
+    x = column.expr
     if column.kind == "money":
         return "%d.%02d", [f"{x} / 100", f"{x} % 100"]
     if column.kind in ("int", "plain"):
         return "%s", [f"coalesce({x}, '')"]
+    if column.kind == "summary":
+        return '"%w"', [x]  # starts with a quantity and is never NULL
     if column.kind == "list":
-        return "%s", [f"""CASE WHEN {x} = '' THEN '' ELSE printf('"%w"', {_guarded(x)}) END"""]
-    if column.kind == "menu":  # the menu's own text, never a caller's: only its start is checked
-        return '"%s%w"', [f"CASE WHEN unicode({x}) IN ({_START_CODES}) THEN '''' ELSE '' END", x]
-    return '"%w"', [_guarded(x)]
-
-
-def _csv_value(column: _Column) -> str:
-    """What the inner query yields for a column: a list is joined into text once, there."""
-    if column.kind == "list":
-        return f"coalesce((SELECT group_concat(value, ', ') FROM json_each({column.expr})), '')"
-    return column.expr
+        joined = f"(SELECT group_concat(value, ', ') FROM json_each({x}))"
+        guard = _guard(f"json_extract({x}, '$[0]')")
+        cell = f"""CASE WHEN {x} = '[]' THEN '' ELSE printf('"%s%w"', {guard}, {joined}) END"""
+        return "%s", [cell]
+    return '"%s%w"', [_guard(x), f"coalesce({x}, '')"]
 
 
 def _csv_line(columns: Sequence[_Column]) -> str:
     """One printf builds the whole CSV record: one allocation per row instead of one per cell."""
-    cells = [_csv_cell(c, f"v{n}") for n, c in enumerate(columns)]
+    cells = [_csv_cell(c) for c in columns]
     pattern = ",".join(fmt for fmt, _ in cells)
     arguments = ",\n    ".join(arg for _, args in cells for arg in args)
     return f"printf('{pattern}' || char(13, 10),\n    {arguments})"
@@ -291,17 +273,14 @@ def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) 
     """The query that yields one finished output line per order (or per item)."""
     columns = _ITEM_COLUMNS if items else _ORDER_COLUMNS
     where, params = _where(filters)
-    order = "o.created_at, o.id, i.position" if items else "o.created_at, o.id"
-    source = f"{_ITEMS_FROM if items else _ORDERS_FROM}\n{where}\nORDER BY {order}"
     if fmt == "csv":
-        # Each value is computed once in the inner query (OFFSET keeps SQLite from flattening
-        # it into the outer one, which would compute a value once per use) and streamed in order.
-        values = ", ".join(f"{_csv_value(c)} AS v{n}" for n, c in enumerate(columns))
-        return f"SELECT {_csv_line(columns)}\nFROM (SELECT {values}\n{source}\nLIMIT -1 OFFSET 0)", params
-    line = "json_object(" + ", ".join(f"'{c.name}', {_json_value(c)}" for c in columns) + ")"
-    if fmt == "jsonl":
-        line += " || char(10)"
-    return f"SELECT {line}\n{source}", params
+        line = _csv_line(columns)
+    else:
+        line = "json_object(" + ", ".join(f"'{c.name}', {_json_value(c)}" for c in columns) + ")"
+        if fmt == "jsonl":
+            line += " || char(10)"
+    order = "o.created_at, o.id, i.position" if items else "o.created_at, o.id"
+    return f"SELECT {line}\n{_ITEMS_FROM if items else _ORDERS_FROM}\n{where}\nORDER BY {order}", params
 
 
 def count_rows(conn: sqlite3.Connection, filters: OrderFilter, *, items: bool = False) -> int:
@@ -323,7 +302,6 @@ def export_chunks(
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
     sql, params = export_sql(filters, fmt=fmt, items=items)
-    conn.create_function("neutralize_formulas", 1, neutralize_formulas, deterministic=True)
     cursor = conn.cursor()
     cursor.row_factory = None
     conn.text_factory = bytes
@@ -339,6 +317,8 @@ def export_chunks(
             if fmt == "json":
                 yield separator + b",\n".join(lines), len(lines)
                 separator = b",\n"
+            elif fmt == "csv":
+                yield _AFTER_SEPARATOR.sub(_quote_after_separator, b"".join(lines)), len(lines)
             else:
                 yield b"".join(lines), len(lines)
         if fmt == "json":

@@ -169,9 +169,11 @@ CHARTS: dict[str, dict[str, Any]] = {
         '         (SELECT tz.shift FROM tz WHERE tz.lo <= o.created_at ORDER BY tz.lo DESC LIMIT 1)) AS "when",\n'
         f"       f.rating AS rating, {_html('c.label')} AS caller, {_html('f.comment')} AS comment,\n"
         f'       {_dollars("o.total_cents")} AS "order"\n'
-        "FROM span, orders AS o JOIN feedback AS f ON f.call_id = o.call_id\n"
+        "FROM orders AS o JOIN feedback AS f ON f.call_id = o.call_id\n"
         "LEFT JOIN customers AS c ON c.id = o.customer_id\n"
-        "WHERE o.created_at >= span.lo AND o.created_at < span.hi AND f.rating <= 2\n"
+        # The bounds as plain expressions (not the span row) let SQLite walk the index newest
+        # first and stop at the tenth match instead of sorting the whole range.
+        "WHERE o.created_at >= day_start_utc(:since) AND o.created_at < day_end_utc(:until) AND f.rating <= 2\n"
         "ORDER BY o.created_at DESC LIMIT 10",
     },
 }
