@@ -40,6 +40,8 @@ _PACKAGED_NAME = "memory"
 _NEEDED_MODULES = ("datasette", "datasette_dashboards")
 ROOT_ACTOR = {"id": "root"}
 _STOP_GRACE_S = 10.0
+# Datasette's default (1 s) would cut off a chart over the whole history of a million orders.
+SQL_TIME_LIMIT_MS = 5_000
 
 
 def datasette_installed() -> bool:
@@ -88,6 +90,7 @@ def datasette_command(
     return [
         sys.executable, "-m", "memory_agent.datasette.serve", "serve", str(db),
         "--metadata", str(metadata_file), "--host", host, "--port", str(port), "--root",
+        "--setting", "sql_time_limit_ms", str(SQL_TIME_LIMIT_MS),
         *(["--open"] if open_browser else []),
     ]  # fmt: skip
 

@@ -127,10 +127,12 @@ CHARTS: dict[str, dict[str, Any]] = {
     "new_vs_returning": {
         "title": "New and returning callers per week",
         "library": "vega-lite",
-        "query": _WITH + f"SELECT {_WEEK} AS week,\n"
-        f"       CASE WHEN date(c.created_at, tz.shift) >= {_WEEK} THEN 'new' ELSE 'returning' END AS caller,\n"
-        "       count(DISTINCT o.customer_id) AS callers\n"
-        f"{_ORDERS}\nJOIN customers AS c ON c.id = o.customer_id\nWHERE o.status = 'placed'\n"
+        # New: first seen that week. The inner query (kept apart by OFFSET) computes each week once.
+        "query": _WITH + "SELECT week, CASE WHEN first_seen >= week THEN 'new' ELSE 'returning' END AS caller,\n"
+        "       count(DISTINCT customer_id) AS callers\n"
+        f"FROM (SELECT {_WEEK} AS week, o.customer_id, date(c.created_at, tz.shift) AS first_seen\n"
+        f"      {_ORDERS}\n      JOIN customers AS c ON c.id = o.customer_id\n      WHERE o.status = 'placed'\n"
+        "      LIMIT -1 OFFSET 0)\n"
         "GROUP BY week, caller ORDER BY week, caller",
         "display": _bars(
             _WEEK_AXIS,
