@@ -1,9 +1,10 @@
 """The owner's dashboard: datasette-dashboards configuration, its charts as Vega-Lite over SQL.
 
 Every chart reads the same two filters, ``since`` and ``until``: local dates in the restaurant's
-time zone. Days, weeks and hours are local too: each query shifts stored UTC times by the offset
-of the period they fall in (``tz_periods()``, see ``localtime.py``), in native SQL, and finds the
-orders of the range through the index on ``orders.created_at``.
+time zone (empty is no limit). Days, weeks and hours are local too, and no stored time is
+converted row by row: the SQL functions of ``plugin.py`` turn each local day (or hour) into its
+UTC bounds, and each period's orders are found and summed through the index on
+``orders.created_at``. That keeps a chart over a year of a million orders in SQLite's own loops.
 """
 
 from __future__ import annotations
@@ -14,17 +15,38 @@ from typing import Any
 SLUG = "owner"
 DEFAULT_DAYS = 90
 
-# Local time: tz is the zone's periods of constant offset, span the range as UTC bounds.
-_WITH = """WITH tz AS MATERIALIZED (
-    SELECT json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') AS hi,
-           json_extract(value, '$[2]') AS shift
-    FROM json_each(tz_periods())
-), span AS MATERIALIZED (SELECT day_start_utc(:since) AS lo, day_end_utc(:until) AS hi)
+# Keeps SQLite from merging a subquery into the query around it, which would run each period's
+# sums once for every use of their result instead of once.
+_ONCE = "LIMIT -1 OFFSET 0"
+# The orders of the range, by the index on created_at.
+_IN_RANGE = "o.created_at >= day_start_utc(:since) AND o.created_at < day_end_utc(:until)"
+# The local days of the range, clipped to the days that have orders (an open or absurd range
+# costs nothing); no day at all when the range is impossible.
+_DAYS = """WITH RECURSIVE span AS MATERIALIZED (
+    SELECT max(coalesce(date(nullif(:since, '')), '0000-01-01'),
+               local_date((SELECT min(created_at) FROM orders))) AS first,
+           min(coalesce(date(nullif(:until, '')), '9999-12-31'),
+               local_date((SELECT max(created_at) FROM orders))) AS last
+), days(day) AS (
+    SELECT first FROM span WHERE first <= last
+    UNION ALL SELECT date(day, '+1 day') FROM days, span WHERE day < span.last
+)"""
+# Weeks start on Monday; the first and last are cut to the range.
+_WEEKS = """, weeks(week, lo, hi) AS (
+    SELECT date(day, '-6 days', 'weekday 1'), day_start_utc(day),
+           day_end_utc(min(date(day, '-6 days', 'weekday 1', '+6 days'), span.last))
+    FROM days, span WHERE day = span.first OR strftime('%w', day) = '1'
+)
 """
-# Each order of the range once, with tz.shift its local offset.
-_ORDERS = """FROM span, tz JOIN orders AS o
-  ON o.created_at >= max(tz.lo, span.lo) AND o.created_at < min(tz.hi, span.hi)"""
-_WEEK = "date(o.created_at, tz.shift, '-6 days', 'weekday 1')"  # the Monday starting the week
+
+
+def _per_week(values: str, source: str = "FROM orders AS o") -> str:
+    """One JSON array of ``values`` per week, over the week's orders."""
+    return (
+        _DAYS + _WEEKS + f"SELECT week, (SELECT json_array({values}) {source}\n"
+        "  WHERE o.created_at >= weeks.lo AND o.created_at < weeks.hi AND o.status = 'placed') AS t\n"
+        f"FROM weeks {_ONCE}"
+    )
 
 
 def _html(expr: str) -> str:
@@ -49,39 +71,46 @@ def _bars(x: dict[str, Any], y: dict[str, Any], **encoding: Any) -> dict[str, An
     return {"mark": {"type": "bar", "tooltip": True}, "encoding": {"x": x, "y": y, **encoding}}
 
 
+def _placed(select: str) -> str:
+    return f"SELECT {select}\nFROM orders AS o\nWHERE {_IN_RANGE} AND o.status = 'placed'"
+
+
 CHARTS: dict[str, dict[str, Any]] = {
     "sales": {
         "title": "Sales",
         "library": "metric",
-        "query": _WITH + f"SELECT {_dollars('sum(o.total_cents)')} AS sales\n{_ORDERS}\nWHERE o.status = 'placed'",
+        "query": _placed(f"{_dollars('sum(o.total_cents)')} AS sales"),
         "display": {"field": "sales"},
     },
     "orders": {
         "title": "Orders placed",
         "library": "metric",
-        "query": _WITH + f"SELECT printf('%,d', count(*)) AS orders\n{_ORDERS}\nWHERE o.status = 'placed'",
+        "query": _placed("printf('%,d', count(*)) AS orders"),
         "display": {"field": "orders"},
     },
     "average_order": {
         "title": "Average order",
         "library": "metric",
-        "query": _WITH + f"SELECT {_dollars('CAST(round(avg(o.total_cents)) AS INTEGER)')} AS average\n{_ORDERS}\n"
-        "WHERE o.status = 'placed'",
+        "query": _placed(f"{_dollars('CAST(round(avg(o.total_cents)) AS INTEGER)')} AS average"),
         "display": {"field": "average"},
     },
     "repeat_rate": {
         "title": "Repeat rate (callers of the range who have ordered more than once)",
         "library": "metric",
-        "query": _WITH + "SELECT coalesce(printf('%d%%', round(100.0 * avg(c.order_count >= 2))), '-') AS repeat_rate\n"
-        f"FROM customers AS c WHERE c.id IN (SELECT o.customer_id {_ORDERS} WHERE o.status = 'placed')",
+        "query": "SELECT coalesce(printf('%d%%', round(100.0 * avg(c.order_count >= 2))), '-') AS repeat_rate\n"
+        "FROM customers AS c WHERE c.id IN (\n"
+        f"  SELECT o.customer_id FROM orders AS o WHERE {_IN_RANGE} AND o.status = 'placed')",
         "display": {"field": "repeat_rate"},
     },
     "sales_per_day": {
         "title": "Sales per day",
         "library": "vega-lite",
-        "query": _WITH
-        + "SELECT date(o.created_at, tz.shift) AS day, count(*) AS orders, sum(o.total_cents) / 100.0 AS sales\n"
-        f"{_ORDERS}\nWHERE o.status = 'placed'\nGROUP BY day ORDER BY day",
+        "query": _DAYS + "\nSELECT day, json_extract(t, '$[0]') AS orders, json_extract(t, '$[1]') / 100.0 AS sales\n"
+        "FROM (SELECT day, (SELECT json_array(count(*), sum(o.total_cents)) FROM orders AS o\n"
+        "                   WHERE o.created_at >= day_start_utc(day) AND o.created_at < day_end_utc(day)\n"
+        "                     AND o.status = 'placed') AS t\n"
+        f"      FROM days {_ONCE})\n"
+        "WHERE orders > 0",
         "display": _bars(
             {"field": "day", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
             _money_axis("sales", "Sales"),
@@ -90,18 +119,19 @@ CHARTS: dict[str, dict[str, Any]] = {
     "sales_per_week": {
         "title": "Sales per week (weeks start on Monday)",
         "library": "vega-lite",
-        "query": _WITH + f"SELECT {_WEEK} AS week, count(*) AS orders, sum(o.total_cents) / 100.0 AS sales\n"
-        f"{_ORDERS}\nWHERE o.status = 'placed'\nGROUP BY week ORDER BY week",
-        "display": _bars(
-            _WEEK_AXIS,
-            _money_axis("sales", "Sales"),
-        ),
+        "query": "SELECT week, json_extract(t, '$[0]') AS orders, json_extract(t, '$[1]') / 100.0 AS sales\nFROM ("
+        + _per_week("count(*), sum(o.total_cents)")
+        + ")\nWHERE orders > 0",
+        "display": _bars(_WEEK_AXIS, _money_axis("sales", "Sales")),
     },
     "orders_by_hour": {
         "title": "Orders by hour of the day",
         "library": "vega-lite",
-        "query": _WITH + "SELECT CAST(strftime('%H', o.created_at, tz.shift) AS INTEGER) AS hour, count(*) AS orders\n"
-        f"{_ORDERS}\nWHERE o.status = 'placed'\nGROUP BY hour ORDER BY hour",
+        "query": _DAYS + ", hours(hour) AS (SELECT 0 UNION ALL SELECT hour + 1 FROM hours WHERE hour < 23)\n"
+        "SELECT hour, sum((SELECT count(*) FROM orders AS o\n"
+        "                  WHERE o.created_at >= hour_start_utc(day, hour)\n"
+        "                    AND o.created_at < hour_start_utc(day, hour + 1) AND o.status = 'placed')) AS orders\n"
+        "FROM days, hours GROUP BY hour HAVING orders > 0 ORDER BY hour",
         "display": _bars(
             {"field": "hour", "type": "ordinal", "title": "Hour (local time)"},
             {"field": "orders", "type": "quantitative", "title": "Orders"},
@@ -110,9 +140,9 @@ CHARTS: dict[str, dict[str, Any]] = {
     "top_items": {
         "title": "Top items",
         "library": "vega-lite",
-        "query": _WITH
-        + "SELECT i.name AS item, sum(i.quantity) AS sold, sum(i.quantity * i.unit_price_cents) / 100.0 AS revenue\n"
-        f"{_ORDERS}\nJOIN order_items AS i ON i.order_id = o.id\nWHERE o.status = 'placed'\n"
+        "query": "SELECT i.name AS item, sum(i.quantity) AS sold,\n"
+        "       sum(i.quantity * i.unit_price_cents) / 100.0 AS revenue\n"
+        f"FROM orders AS o JOIN order_items AS i ON i.order_id = o.id\nWHERE {_IN_RANGE} AND o.status = 'placed'\n"
         "GROUP BY i.name ORDER BY sold DESC LIMIT 10",
         "display": _bars(
             {"field": "sold", "type": "quantitative", "title": "Sold"},
@@ -125,15 +155,11 @@ CHARTS: dict[str, dict[str, Any]] = {
         ),
     },
     "new_vs_returning": {
-        "title": "New and returning callers per week",
+        "title": "New and returning callers per week (new: first call that week)",
         "library": "vega-lite",
-        # New: first seen that week. The inner query (kept apart by OFFSET) computes each week once.
-        "query": _WITH + "SELECT week, CASE WHEN first_seen >= week THEN 'new' ELSE 'returning' END AS caller,\n"
-        "       count(DISTINCT customer_id) AS callers\n"
-        f"FROM (SELECT {_WEEK} AS week, o.customer_id, date(c.created_at, tz.shift) AS first_seen\n"
-        f"      {_ORDERS}\n      JOIN customers AS c ON c.id = o.customer_id\n      WHERE o.status = 'placed'\n"
-        "      LIMIT -1 OFFSET 0)\n"
-        "GROUP BY week, caller ORDER BY week, caller",
+        "query": "SELECT week, 'new' AS caller, json_extract(t, '$[0]') AS callers FROM weekly\n"
+        "UNION ALL SELECT week, 'returning', json_extract(t, '$[1]') - json_extract(t, '$[0]') FROM weekly\n"
+        "ORDER BY week, caller",
         "display": _bars(
             _WEEK_AXIS,
             {"field": "callers", "type": "quantitative", "title": "Callers who ordered"},
@@ -143,8 +169,9 @@ CHARTS: dict[str, dict[str, Any]] = {
     "average_rating": {
         "title": "Average rating per week (1 to 5)",
         "library": "vega-lite",
-        "query": _WITH + f"SELECT {_WEEK} AS week, round(avg(f.rating), 2) AS rating, count(*) AS ratings\n"
-        f"{_ORDERS}\nJOIN feedback AS f ON f.call_id = o.call_id\nGROUP BY week ORDER BY week",
+        "query": "SELECT week, round(json_extract(t, '$[0]'), 2) AS rating, json_extract(t, '$[1]') AS ratings\nFROM ("
+        + _per_week("avg(f.rating), count(*)", "FROM orders AS o JOIN feedback AS f ON f.call_id = o.call_id")
+        + ")\nWHERE ratings > 0",
         "display": {
             "mark": {"type": "line", "point": True, "tooltip": True},
             "encoding": {
@@ -156,8 +183,8 @@ CHARTS: dict[str, dict[str, Any]] = {
     "abandoned": {
         "title": "Abandoned orders: why the call ended",
         "library": "vega-lite",
-        "query": _WITH + "SELECT coalesce(k.end_reason, 'still open or unknown') AS reason, count(*) AS calls\n"
-        f"{_ORDERS}\nJOIN calls AS k ON k.id = o.call_id\nWHERE o.status = 'abandoned'\n"
+        "query": "SELECT coalesce(k.end_reason, 'still open or unknown') AS reason, count(*) AS calls\n"
+        f"FROM orders AS o JOIN calls AS k ON k.id = o.call_id\nWHERE {_IN_RANGE} AND o.status = 'abandoned'\n"
         "GROUP BY reason ORDER BY calls DESC",
         "display": _bars(
             {"field": "calls", "type": "quantitative", "title": "Calls"},
@@ -167,18 +194,27 @@ CHARTS: dict[str, dict[str, Any]] = {
     "low_ratings": {
         "title": "Latest low ratings (1 or 2)",
         "library": "table",
-        "query": _WITH + "SELECT strftime('%Y-%m-%d %H:%M', o.created_at,\n"
-        '         (SELECT tz.shift FROM tz WHERE tz.lo <= o.created_at ORDER BY tz.lo DESC LIMIT 1)) AS "when",\n'
-        f"       f.rating AS rating, {_html('c.label')} AS caller, {_html('f.comment')} AS comment,\n"
+        # SQLite walks the index newest first and stops at the tenth match.
+        "query": 'SELECT local_time(o.created_at) AS "when", f.rating AS rating,\n'
+        f"       {_html('c.label')} AS caller, {_html('f.comment')} AS comment,\n"
         f'       {_dollars("o.total_cents")} AS "order"\n'
         "FROM orders AS o JOIN feedback AS f ON f.call_id = o.call_id\n"
         "LEFT JOIN customers AS c ON c.id = o.customer_id\n"
-        # The bounds as plain expressions (not the span row) let SQLite walk the index newest
-        # first and stop at the tenth match instead of sorting the whole range.
-        "WHERE o.created_at >= day_start_utc(:since) AND o.created_at < day_end_utc(:until) AND f.rating <= 2\n"
+        f"WHERE {_IN_RANGE} AND f.rating <= 2\n"
         "ORDER BY o.created_at DESC LIMIT 10",
     },
 }
+
+# Distinct callers per week, and how many of them first called that week. Their first call is
+# read from the customer (one lookup per order) and compared with the week's UTC bounds.
+CHARTS["new_vs_returning"]["query"] = (
+    _DAYS + _WEEKS + ", weekly AS MATERIALIZED (SELECT week, (SELECT json_array(\n"
+    "      count(DISTINCT CASE WHEN c.created_at >= weeks.lo THEN o.customer_id END),\n"
+    "      count(DISTINCT o.customer_id))\n"
+    "    FROM orders AS o JOIN customers AS c ON c.id = o.customer_id\n"
+    "    WHERE o.created_at >= weeks.lo AND o.created_at < weeks.hi AND o.status = 'placed') AS t\n"
+    "  FROM weeks)\n" + CHARTS["new_vs_returning"]["query"]
+)
 
 # Grid of the dashboard, in the order the owner reads it.
 LAYOUT = [
@@ -215,12 +251,19 @@ def chart_queries() -> dict[str, str]:
 
 # Shown in place of the view of the same name: the same columns, in the restaurant's local days.
 DAILY_SALES_SQL = (
-    _WITH
-    + """SELECT date(o.created_at, tz.shift) AS day, count(*) AS orders,
-       sum((SELECT sum(quantity) FROM order_items WHERE order_id = o.id)) AS items,
-       sum(o.subtotal_cents) AS subtotal_cents, sum(o.tip_cents) AS tip_cents, sum(o.total_cents) AS total_cents,
-       CAST(round(avg(o.total_cents)) AS INTEGER) AS average_order_cents
-"""
-    + _ORDERS
-    + "\nWHERE o.status = 'placed'\nGROUP BY day ORDER BY day DESC"
+    _DAYS
+    + """
+SELECT day, json_extract(t, '$[0]') AS orders, json_extract(t, '$[1]') AS items,
+       json_extract(t, '$[2]') AS subtotal_cents, json_extract(t, '$[3]') AS tip_cents,
+       json_extract(t, '$[4]') AS total_cents, json_extract(t, '$[5]') AS average_order_cents
+FROM (SELECT day, (SELECT json_array(count(*),
+                                     sum((SELECT sum(quantity) FROM order_items WHERE order_id = o.id)),
+                                     sum(o.subtotal_cents), sum(o.tip_cents), sum(o.total_cents),
+                                     CAST(round(avg(o.total_cents)) AS INTEGER))
+                   FROM orders AS o
+                   WHERE o.created_at >= day_start_utc(day) AND o.created_at < day_end_utc(day)
+                     AND o.status = 'placed') AS t
+      FROM days LIMIT -1 OFFSET 0)
+WHERE orders > 0
+ORDER BY day DESC"""
 )

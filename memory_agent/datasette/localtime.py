@@ -1,21 +1,16 @@
-"""The restaurant's time zone in SQL: UTC offsets as periods, and local days as UTC bounds.
+"""The restaurant's time zone for SQL: local days and hours as bounds in stored (UTC) time.
 
-Stored times are UTC text. SQLite converts a time with a fixed modifier (``date(t, '-8 hours')``),
-so a zone is given to SQL as the list of its periods of constant offset; a query joins its rows
-to the period they fall in and shifts each by that period's offset, all in native SQL.
+Stored times are UTC text whose order is time order, so a local day is a range of stored text:
+a query finds a day's orders through the index instead of converting every stored time.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from db.clock import to_iso
 
-FIRST_YEAR = 1970
-LAST_YEAR = 2100
 _BEFORE_ALL = ""  # sorts before any stored time
 _AFTER_ALL = "9999"  # sorts after any stored time
 
@@ -26,50 +21,6 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York or UTC)") from None
-
-
-def _offset_seconds(tz: ZoneInfo, moment: datetime) -> int:
-    offset = moment.astimezone(tz).utcoffset()
-    return int(offset.total_seconds()) if offset is not None else 0
-
-
-@lru_cache(maxsize=16)
-def periods(name: str) -> tuple[tuple[str, str, str], ...]:
-    """``(start, stop, modifier)`` rows covering all time: UTC text bounds and SQLite's shift."""
-    tz = zone(name)
-    start = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
-    end = datetime(LAST_YEAR, 1, 1, tzinfo=UTC)
-    # Offsets change at most a few times a year, always on the hour or half hour: find each
-    # change hour by hour within the days where the offset at midnight differs.
-    changes: list[tuple[datetime, int]] = [(start, _offset_seconds(tz, start))]
-    day = start
-    while day < end:
-        following = day + timedelta(days=1)
-        if _offset_seconds(tz, following) != changes[-1][1]:
-            moment = day
-            while moment < following:
-                moment += timedelta(minutes=15)
-                offset = _offset_seconds(tz, moment)
-                if offset != changes[-1][1]:
-                    changes.append((moment, offset))
-                    break
-        day = following
-    rows = []
-    for n, (moment, offset) in enumerate(changes):
-        low = _BEFORE_ALL if n == 0 else to_iso(moment)[:19]
-        high = to_iso(changes[n + 1][0])[:19] if n + 1 < len(changes) else _AFTER_ALL
-        rows.append((low, high, f"{offset:+d} seconds"))
-    return tuple(rows)
-
-
-def periods_json(name: str) -> str:
-    """The periods as one JSON text, for SQL's ``json_each``."""
-    return _periods_json(name)
-
-
-@lru_cache(maxsize=16)
-def _periods_json(name: str) -> str:
-    return json.dumps([list(row) for row in periods(name)])
 
 
 def local_midnight(day: date, name: str) -> datetime:
@@ -98,3 +49,38 @@ def _date(text: object) -> date | None:
         return date.fromisoformat(text.strip()[:10])
     except ValueError:
         return None
+
+
+def local_date(text: object, name: str) -> str | None:
+    """A stored UTC time -> its local date ``YYYY-MM-DD``; None if it is not a time."""
+    moment = _local(text, name)
+    return None if moment is None else moment.date().isoformat()
+
+
+def local_time(text: object, name: str) -> str | None:
+    """A stored UTC time -> local ``YYYY-MM-DD HH:MM``; None if it is not a time."""
+    moment = _local(text, name)
+    return None if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _local(text: object, name: str) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone(name))
+
+
+def hour_start_utc(day_text: object, hour: object, name: str) -> str | None:
+    """Local ``day_text`` at ``hour`` o'clock (24 is the next midnight) -> stored-time text."""
+    day = _date(day_text)
+    if day is None or not isinstance(hour, int) or not 0 <= hour <= 24:
+        return None
+    moment = datetime.combine(day, time(), zone(name)) + timedelta(hours=hour)
+    # Wall-clock hours: the hour is added on the local clock, then converted.
+    local = datetime(moment.year, moment.month, moment.day, moment.hour, tzinfo=zone(name))
+    return to_iso(local.astimezone(UTC))

@@ -3,8 +3,9 @@
 It does nothing unless the metadata has a ``memory-agent`` plugin block (written by
 ``memory-agent inspect``), so registering it never changes another Datasette.
 
-- SQL functions: ``tz_periods()``, ``day_start_utc(date)``, ``day_end_utc(date)`` (the
-  restaurant's time zone), ``caller_key(text)`` and ``search_terms(text)``.
+- SQL functions in the restaurant's time zone: ``day_start_utc(day)``, ``day_end_utc(day)``,
+  ``hour_start_utc(day, hour)`` (local -> stored time), ``local_date(time)``, ``local_time(time)``
+  (stored -> local); and ``caller_key(text)``, ``search_terms(text)``.
 - Cells of ``*_cents`` columns read as dollars: 3650 is ``$36.50``.
 - Requests whose Host is not the loopback name served are refused (DNS rebinding).
 - Without ``allow_sql``, SQL is only what the dashboard and canned queries run: any other
@@ -46,9 +47,13 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
     if config is None:
         return
     zone = str(config.get("timezone") or "UTC")
-    conn.create_function("tz_periods", 0, lambda: localtime.periods_json(zone), deterministic=True)
     conn.create_function("day_start_utc", 1, lambda text: localtime.day_start_utc(text, zone), deterministic=True)
     conn.create_function("day_end_utc", 1, lambda text: localtime.day_end_utc(text, zone), deterministic=True)
+    conn.create_function(
+        "hour_start_utc", 2, lambda day, hour: localtime.hour_start_utc(day, hour, zone), deterministic=True
+    )
+    conn.create_function("local_date", 1, lambda text: localtime.local_date(text, zone), deterministic=True)
+    conn.create_function("local_time", 1, lambda text: localtime.local_time(text, zone), deterministic=True)
     conn.create_function("caller_key", 1, caller_key, deterministic=True)
     conn.create_function("search_terms", 1, search_terms, deterministic=True)
 
