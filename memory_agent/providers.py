@@ -1,12 +1,34 @@
-"""The live providers (OpenAI LLM and TTS, Deepgram STT), built from Settings."""
+"""The providers a call speaks and listens with, built from Settings: live OpenAI LLM and TTS, Deepgram STT."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from livekit.agents import llm, stt, tts, vad
 from livekit.plugins import deepgram, openai
 
 from memory_agent.settings import Settings
+
+
+@dataclass(frozen=True)
+class Providers:
+    """What one call's session is built with; ``vad=None`` means the worker's prewarmed Silero VAD."""
+
+    llm: llm.LLM
+    stt: stt.STT
+    tts: tts.TTS
+    vad: vad.VAD | None = None
+
+
+# The worker builds each call's providers with one of these; tests substitute offline ones.
+ProviderFactory = Callable[[Settings], Providers]
+
+
+def live_providers(settings: Settings) -> Providers:
+    """OpenAI (or any OpenAI-compatible server) for the LLM and TTS, Deepgram for speech recognition."""
+    return Providers(llm=make_llm(settings), stt=make_stt(settings), tts=make_tts(settings))
 
 
 def _openai_options(settings: Settings) -> dict[str, Any]:

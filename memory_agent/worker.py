@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents.voice import UserStateChangedEvent
 from livekit.plugins import silero
 
 from db import open_repository
 from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, redact
-from memory_agent.providers import make_llm, make_stt, make_tts
+from memory_agent.journal import in_background
+from memory_agent.providers import ProviderFactory, live_providers
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
+
+PHONE_ATTRIBUTE = "sip.phoneNumber"
+# SIP attributes can reach the room after the participant does; a caller is worth a short wait.
+SIP_ATTRIBUTES_WAIT_S = 2.0
+# A caller silent for the session's away timeout (15 s) is asked once, then the line is closed.
+STILL_THERE = "Are you still there?"
+GOODBYE = "I can't hear you, so I'll hang up now. Please call us again. Goodbye!"
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -23,12 +34,23 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load()
 
 
-server = AgentServer(setup_fnc=prewarm)
+def build_server(settings: Settings) -> AgentServer:
+    """The worker: its connection retries and, for explicit dispatch, its agent name, from Settings."""
+    server = AgentServer(setup_fnc=prewarm, max_retry=settings.livekit_retries)
+    # Job processes import this module and call `entrypoint` by name, so it stays a module-level function.
+    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    return server
 
 
-@server.rtc_session()
-async def entrypoint(ctx: JobContext) -> None:
-    settings = Settings()
+async def entrypoint(
+    ctx: JobContext,
+    *,
+    providers: ProviderFactory = live_providers,
+    settings: Settings | None = None,
+    sip_attributes_wait_s: float = SIP_ATTRIBUTES_WAIT_S,
+) -> None:
+    """One call: open the database, wait for the caller, start the call; finish it however the job ends."""
+    settings = settings or Settings()
     resources = AsyncExitStack()
     call: Call | None = None
 
@@ -44,20 +66,71 @@ async def entrypoint(ctx: JobContext) -> None:
     repo = await resources.enter_async_context(open_repository(settings.db, spool_dir=settings.spool_dir))
     await ctx.connect()
     participant = await ctx.wait_for_participant()
-    key = caller_key(
-        participant.identity,
-        is_sip=participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
-        attributes=participant.attributes,
-    )
+    is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+    attributes = await sip_attributes(ctx.room, participant, wait_s=sip_attributes_wait_s) if is_sip else None
+    key = caller_key(participant.identity, is_sip=is_sip, attributes=attributes)
+    made = providers(settings)
     call = await start_call(
         identity=key,
         repo=repo,
-        llm=make_llm(settings),
-        stt=make_stt(settings),
-        tts=make_tts(settings),
-        vad=ctx.proc.userdata.get("vad") or silero.VAD.load(),
+        llm=made.llm,
+        stt=made.stt,
+        tts=made.tts,
+        vad=made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
+        trust_caller_id=settings.trust_caller_id,
+        attested=is_attested(attributes, settings.attestation_attribute),
     )
+    hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
     log.info("serving %s in job %s", redact(key), ctx.job.id)
+
+
+def hang_up_when_silent(ctx: JobContext, call: Call) -> None:
+    """Ask a caller gone silent whether they are still there; if they stay silent as long again, hang up."""
+    session = call.session
+    waiting: asyncio.Task[None] | None = None
+
+    async def ask_then_hang_up() -> None:
+        await session.say(STILL_THERE)
+        await asyncio.sleep(session.options.user_away_timeout or 0)
+        await session.say(GOODBYE, allow_interruptions=False)
+        await call.finish("caller_silent")
+        ctx.delete_room()  # ends the phone call for the caller too
+
+    def on_user_state(event: UserStateChangedEvent) -> None:
+        nonlocal waiting
+        if event.new_state == "away" and waiting is None:
+            waiting = asyncio.create_task(ask_then_hang_up())
+            in_background(waiting, f"hanging up the silent call {call.call_id}")
+        elif event.new_state == "speaking" and waiting is not None:
+            waiting.cancel()
+            waiting = None
+
+    session.on("user_state_changed", on_user_state)
+
+
+def is_attested(attributes: Mapping[str, str] | None, attribute: str | None) -> bool:
+    """Whether the trunk marked the caller's number as verified by the carrier (STIR/SHAKEN "A")."""
+    return attributes is not None and attribute is not None and attributes.get(attribute) == "A"
+
+
+async def sip_attributes(room: rtc.Room, participant: rtc.RemoteParticipant, *, wait_s: float) -> Mapping[str, str]:
+    """A SIP participant's attributes once its phone number has arrived, or as they are after ``wait_s``."""
+    if isinstance(participant.attributes.get(PHONE_ATTRIBUTE), str):
+        return participant.attributes
+    arrived = asyncio.Event()
+
+    def on_changed(_changed: list[str], changed: rtc.Participant) -> None:
+        if changed.identity == participant.identity and PHONE_ATTRIBUTE in changed.attributes:
+            arrived.set()
+
+    room.on("participant_attributes_changed", on_changed)
+    try:
+        await asyncio.wait_for(arrived.wait(), wait_s)
+    except TimeoutError:
+        log.warning("no %s for SIP participant after %.1f s: serving without memory", PHONE_ATTRIBUTE, wait_s)
+    finally:
+        room.off("participant_attributes_changed", on_changed)
+    return participant.attributes
