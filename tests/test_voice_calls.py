@@ -23,13 +23,13 @@ pytest.importorskip("piper", reason="needs the voice-test extra")
 from livekit.agents import JobContext  # noqa: E402
 from livekit.agents.testing import fake_job_context  # noqa: E402
 from livekit.plugins import silero  # noqa: E402
-from voice_io import Caller, Heard, PhoneRoom, PiperTTS, WhisperSTT  # noqa: E402
 
 from conftest import rows  # noqa: E402
 from memory_agent.providers import Providers  # noqa: E402
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall  # noqa: E402
 from memory_agent.settings import Settings  # noqa: E402
 from memory_agent.worker import entrypoint  # noqa: E402
+from voice_io import Caller, Heard, PhoneRoom, PiperTTS, WhisperSTT  # noqa: E402
 
 NUMBER = "+14155550134"
 WAIT_S = 90.0  # a guard against a hung call, never a measure of speed

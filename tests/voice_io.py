@@ -22,6 +22,7 @@ from unittest.mock import create_autospec
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, tts, utils
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,7 +120,8 @@ class WhisperSTT(stt.STT):
             pcm = _resample(np.ascontiguousarray(pcm), frame.sample_rate, RATE)
         text = await asyncio.to_thread(transcribe_pcm, pcm)
         return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[stt.SpeechData(language="en", text=text)]
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
         )
 
 
