@@ -23,11 +23,14 @@ TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages")
 _FTS = ("messages_fts", "feedback_fts")
 
 
-def select_profiles(db: sqlite3.Connection, identity: str, name: str | None) -> list[tuple[int, str | None, str]]:
-    """The profiles a request names: every profile on a number (or identity), or the one person ``name``."""
+def select_profiles(
+    db: sqlite3.Connection, identity: str, name: str | None, exact: bool = False
+) -> list[tuple[int, str | None, str]]:
+    """The profiles a request names: every profile on a number (or identity), the one person ``name``
+    of them, or (``exact``) the one profile keyed ``identity``."""
+    where = "participant_identity = ?" if exact else "household = ? OR participant_identity = ?"
     found = db.execute(
-        "SELECT id, name, participant_identity FROM customers WHERE household = ? OR participant_identity = ?",
-        (identity, identity),
+        f"SELECT id, name, participant_identity FROM customers WHERE {where}", (identity,) * where.count("?")
     ).fetchall()
     if name is not None:
         wanted = name_key(name)
@@ -36,10 +39,10 @@ def select_profiles(db: sqlite3.Connection, identity: str, name: str | None) -> 
 
 
 def forget(
-    db: sqlite3.Connection, identity: str, name: str | None, dry_run: bool, subject: str, now: str
+    db: sqlite3.Connection, identity: str, name: str | None, exact: bool, dry_run: bool, subject: str, now: str
 ) -> dict[str, Any]:
     """Delete the profiles (and all that is theirs); returns the counts and the profiles' keys and names."""
-    profiles = select_profiles(db, identity, name)
+    profiles = select_profiles(db, identity, name, exact)
     ids = [p[0] for p in profiles]
     marks = ", ".join("?" * len(ids)) or "NULL"
     calls = f"SELECT id FROM calls WHERE customer_id IN ({marks})"
@@ -48,7 +51,7 @@ def forget(
         "customers": (f"id IN ({marks})", ids),
         "calls": (f"customer_id IN ({marks})", ids),
         "orders": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
-        "order_items": (f"order_id IN ({orders})", ids * 3),
+        "order_items": (f"order_id IN ({orders})", ids * 2),
         "feedback": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
         "messages": (f"call_id IN ({calls})", ids),
     }

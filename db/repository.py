@@ -45,6 +45,11 @@ class Repository:
         self.spool_file = spool_file
         self.recovery: asyncio.Task[None] | None = None
 
+    async def recovered(self) -> None:
+        """Wait for the recovery started at open (spool replay, stale calls, retention) to end."""
+        if self.recovery is not None:
+            await self.recovery
+
     @property
     def write_counts(self) -> Counter[str]:
         """Committed write transactions so far, as ``forced`` (on disk at once) and ``relaxed``."""
@@ -123,15 +128,22 @@ class Repository:
 
     # -- personal data ----------------------------------------------------------------------
 
-    async def forget(self, identity: str, *, name: str | None = None, dry_run: bool = False) -> Erasure:
-        """Erase the profiles on ``identity`` (or the one person ``name``) and all that is theirs, in one
-        transaction; then empty the write-ahead log and drop their spooled snapshots. ``dry_run`` only counts.
+    async def forget(
+        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+    ) -> Erasure:
+        """Erase the profiles on ``identity`` (or the one person ``name``, or with ``exact`` the one profile
+        keyed ``identity``) and all that is theirs, in one transaction; then empty the write-ahead log
+        and drop their spooled snapshots. ``dry_run`` only counts.
         """
         subject = await asyncio.to_thread(privacy.subject_hash, Path(f"{self.path}.erasure-key"), identity)
-        found = await self.writer.run(privacy.forget, identity, name, dry_run, subject, utcnow_iso(), forced=True)
+        found = await self.writer.run(
+            privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
+        )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
-        spooled = await asyncio.to_thread(spool.forget, self.spool_file, keys, needles, dry_run=dry_run)
+        spooled = await asyncio.to_thread(
+            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+        )
         log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
         return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
 

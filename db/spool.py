@@ -192,14 +192,15 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def forget(path: Path, identities: set[str], needles: list[str], *, dry_run: bool) -> int:
-    """Drop the spooled snapshots of these identities (and set-aside lines mentioning any needle); returns how many."""
+def forget(path: Path, identities: set[str], needles: list[str], *, households: bool, dry_run: bool) -> int:
+    """Drop the spooled snapshots of these identities (with ``households``, of every profile on them too)
+    and the set-aside lines that mention any needle; returns how many."""
     dropped = 0
     fd = _acquire(path, create=False)
     if fd is not None:
         try:
             lines = [raw for raw in _read_fd(fd).split(b"\n") if raw.strip()]
-            keep = [raw for raw in lines if not _belongs(raw, identities)]
+            keep = [raw for raw in lines if not _belongs(raw, identities, households)]
             dropped += len(lines) - len(keep)
             if not dry_run and len(keep) < len(lines):
                 _forget_written(path, keep, [])
@@ -223,9 +224,9 @@ def forget(path: Path, identities: set[str], needles: list[str], *, dry_run: boo
     return dropped
 
 
-def _belongs(raw: bytes, identities: set[str]) -> bool:
+def _belongs(raw: bytes, identities: set[str], households: bool) -> bool:
     try:
         snap = CallSnapshot.model_validate_json(raw)
     except ValidationError:
         return False
-    return snap.identity in identities or snap.household in identities
+    return snap.identity in identities or (households and snap.household in identities)

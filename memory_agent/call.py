@@ -16,7 +16,7 @@ from livekit.agents.voice import CloseEvent
 from db import CallSnapshot, Message, Repository
 from db.clock import from_epoch, utcnow_iso
 from memory_agent.agents import Greeter
-from memory_agent.identity import clean_identity, redact
+from memory_agent.identity import clean_identity, is_phone_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
 from memory_agent.state import Userdata
@@ -65,8 +65,10 @@ class Call:
                 # Whatever the session did on its way out, the call is written (or spooled).
                 written = await self.journal.close(self.end_reason or "finished")
             self.finished = True
+            if self.userdata.forget_requested and self.userdata.identity is not None:
+                await self.journal.forget(self.userdata.identity)
             where = "finalized" if written else "spooled"
-            log.info("call %s of %s %s (%s)", self.call_id, redact(self.userdata.identity), where, self.end_reason)
+            log.info("call %s of %s %s (%s)", self.call_id, redact(self.userdata.caller), where, self.end_reason)
 
 
 async def start_call(
@@ -82,17 +84,25 @@ async def start_call(
     call_id: str | None = None,
     memory_enabled: bool = True,
     recall_budget_s: float = DEFAULT_RECALL_BUDGET_S,
+    trust_caller_id: bool = False,
+    attested: bool = False,
 ) -> Call:
-    """Open the call's journal, build Userdata and the session, and start the Greeter."""
+    """Open the call's journal, build Userdata and the session, and start the Greeter.
+
+    A phone number is only a hint of who calls, unless the deployment trusts caller ID
+    (``trust_caller_id``) or the network attested the number (``attested``); other identities come
+    from tokens the deployment signed.
+    """
     key = clean_identity(identity)
     call_id = call_id or uuid.uuid4().hex
     ud = Userdata(
-        journal=Journal(repo, call_id=call_id, identity=key, budget_s=recall_budget_s),
+        journal=Journal(repo, call_id=call_id, caller=key, budget_s=recall_budget_s),
         menu=menu or load_menu(),
         call_id=call_id,
-        identity=key,
+        caller=key,
         started_at=utcnow_iso(),
         recall_budget_s=recall_budget_s,
+        verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
     )
     # Without a VAD there is no audio to detect turns in (text chat, tests).
@@ -124,6 +134,7 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
     return CallSnapshot(
         call_id=ud.call_id,
         identity=ud.identity,
+        household=ud.caller,
         started_at=ud.started_at,
         caller_name=ud.caller_name,
         email=ud.order.email,

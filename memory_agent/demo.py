@@ -5,7 +5,7 @@ Only the LLM's turns are scripted; the agents, tools, session, memory and databa
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -44,7 +44,9 @@ FIRST_CALL_LINES = [
 ]
 
 RETURN_CALL_STEPS: list[Step] = [
-    Say("Welcome back, Maria! I'm sorry the pizza was cold last time. Would you like the same as last time?"),
+    Say("Welcome back to Bella Vista! Who am I speaking with?"),
+    ToolCall("save_customer_name", {"name": "Maria Rossi"}),
+    Say("Maria, welcome back! I'm sorry the pizza was cold last time. Would you like the same as last time?"),
     ToolCall("transfer_to_order_taker"),
     Say("Shall I put in two Margherita Pizzas with extra basil and a Tiramisu again?"),
     ToolCall("reorder_last_order"),
@@ -52,7 +54,7 @@ RETURN_CALL_STEPS: list[Step] = [
     ToolCall("confirm_order"),
     Say("Placed! It will be hot this time, Maria. See you soon."),
 ]
-RETURN_CALL_LINES = ["Yes, the same please", "Yes, the same as last time", "Yes"]
+RETURN_CALL_LINES = ["Hi, it's Maria Rossi", "Yes, the same please", "Yes, the same as last time", "Yes"]
 
 Printer = Callable[[str], None]
 
@@ -83,18 +85,18 @@ async def play(repo: Repository, identity: str, steps: Iterable[Step], lines: It
 
 
 async def run_demo(db: Path, out: Printer = print) -> None:
-    identity = f"demo-{uuid.uuid4().hex[:8]}"
+    identity = f"+1415555{secrets.randbelow(10_000):04d}"  # a made-up phone caller: caller ID alone proves nothing
     async with open_repository(db) as repo:
         out("memory-agent demo: the LLM's turns are scripted (offline, no keys);")
         out("the agents, tools, session and SQLite database are the real product.")
-        out(f"Database: {db}   Caller identity: {identity}\n")
+        out(f"Database: {db}   Caller ID: {identity}\n")
         out("== Call 1: a new caller ==")
         first = await play(repo, identity, FIRST_CALL_STEPS, FIRST_CALL_LINES, out)
 
         out("\n== What the agent remembered before call 2 (read from SQLite, given to the LLM) ==")
         out("  " + memory_text(await repo.recall(identity)).replace("\n", "\n  "))
 
-        out("\n== Call 2: the same caller, a week later ==")
+        out("\n== Call 2: the same number, a week later: memory only once the caller says the name on file ==")
         second = await play(repo, identity, RETURN_CALL_STEPS, RETURN_CALL_LINES, out)
 
         out("\n== Rows written ==")

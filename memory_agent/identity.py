@@ -12,6 +12,7 @@ MOCK_IDENTITIES = frozenset({"mock_user", "console", "console_user"})
 MAX_IDENTITY = 256
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
 _DIGIT_RUN = re.compile(r"\d{5,}")
+_E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:
@@ -53,6 +54,11 @@ def caller_key(identity: object, *, is_sip: bool, attributes: Mapping[str, objec
         return normalize_phone(identity) if isinstance(identity, str) else None
     key = clean_identity(identity)
     return None if key is not None and looks_like_phone(key) else key
+
+
+def is_phone_key(key: str) -> bool:
+    """A key that is a phone number (E.164), which anyone can present: a hint, not proof."""
+    return _E164.match(key) is not None
 
 
 def looks_like_phone(text: str) -> bool:

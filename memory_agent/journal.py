@@ -33,9 +33,9 @@ SnapshotSource = Callable[[str | None], CallSnapshot]
 
 
 class Journal:
-    def __init__(self, repo: Repository, *, call_id: str, identity: str | None, budget_s: float) -> None:
+    def __init__(self, repo: Repository, *, call_id: str, caller: str | None, budget_s: float) -> None:
         self.call_id = call_id
-        self.identity = identity
+        self.caller = caller
         self.budget_s = budget_s
         self.closed = False
         self._repo = repo
@@ -56,29 +56,36 @@ class Journal:
         in_background(asyncio.ensure_future(self._open()), f"recording the start of call {self.call_id}")
 
     async def _open(self) -> None:
-        if self.identity is not None:
+        if self.caller is not None:
             try:
                 # The caller's earlier calls left open by a dead process must not linger.
-                await self._repo.close_stale_calls(identity=self.identity)
+                await self._repo.close_stale_calls(identity=self.caller)
             except RepositoryError as exc:
-                log.warning("could not check the earlier calls of %s: %s", redact(self.identity), exc)
+                log.warning("could not check the earlier calls of %s: %s", redact(self.caller), exc)
         self.checkpoint()
 
-    async def recall(self, *, budget_s: float | None) -> CustomerMemory | None:
-        """The caller's memory, or None when the lookup fails or overruns its budget (None: no limit)."""
-        if self.identity is None:
-            return None
+    async def household(self, *, budget_s: float | None) -> tuple[CustomerMemory, ...] | None:
+        """The profiles on the caller's number (or identity); None when the lookup fails or overruns
+        its budget (``budget_s`` None: no limit)."""
+        if self.caller is None:
+            return ()
         try:
-            return await asyncio.wait_for(self._repo.recall(self.identity), timeout=budget_s)
+            return await asyncio.wait_for(self._repo.household(self.caller), timeout=budget_s)
         except TimeoutError:
             log.warning(
                 "caller lookup for %s took over %.0f ms; going on without memory",
-                redact(self.identity),
+                redact(self.caller),
                 (budget_s or 0) * 1000,
             )
         except RepositoryError as exc:
-            log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.identity), exc)
+            log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.caller), exc)
         return None
+
+    async def forget(self, identity: str) -> None:
+        """Erase the profile ``identity`` and everything of it, this call included (once its final record is in)."""
+        erased = await self._repo.forget(identity, exact=True)
+        rows = sum(erased.counts.values())
+        log.info("call %s: the caller's profile was erased at their request (%d rows)", self.call_id, rows)
 
     def checkpoint(self) -> None:
         """Write the call as it now stands, without waiting; nothing if nothing changed."""
@@ -110,7 +117,7 @@ class Journal:
             snap = self._source(end_reason)
         except Exception as exc:  # noqa: BLE001  (the last good snapshot is better than nothing)
             log.error("call %s: could not build its final record (%s); writing the last snapshot", self.call_id, exc)
-            base = self._latest or CallSnapshot(call_id=self.call_id, identity=self.identity)
+            base = self._latest or CallSnapshot(call_id=self.call_id)
             snap = base.model_copy(update={"ended_at": utcnow_iso(), "end_reason": end_reason})
         return await self._durably(snap, within_s=within_s, what="call")
 

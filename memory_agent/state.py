@@ -95,10 +95,16 @@ class Userdata:
     journal: Journal
     menu: Menu
     call_id: str
-    identity: str | None
+    caller: str | None  # the participant's key: a number in E.164, or a signed web identity; None: anonymous
     started_at: str
     recall_budget_s: float
+    # The number is vouched for (trusted caller ID, network attestation, or a signed identity).
+    # Even so, a number shared by several people needs the spoken name to say which one is calling.
+    verified: bool = False
     memory_enabled: bool = True
-    memory: CustomerMemory | None = None
+    profiles: tuple[CustomerMemory, ...] | None = None  # on the caller's number; never shown to the LLM
+    identity: str | None = None  # the profile this call belongs to, once known
+    memory: CustomerMemory | None = None  # that profile's memory: the only one the LLM is told
     caller_name: str | None = None
+    forget_requested: bool = False  # erase this caller when the call ends
     order: OrderState = field(default_factory=OrderState)

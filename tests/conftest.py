@@ -40,10 +40,11 @@ async def scripted_call(
     user_lines: Iterable[str] = (),
     *,
     finish: bool = True,
+    trust_caller_id: bool = False,
 ) -> tuple[Call, ScriptedLLM]:
     """Run one call: the greeting, then each user line as a turn; finish it unless told not to."""
     llm = ScriptedLLM(steps)
-    call = await start_call(identity=identity, repo=repo, llm=llm)
+    call = await start_call(identity=identity, repo=repo, llm=llm, trust_caller_id=trust_caller_id)
     assert call.greeting is not None
     await call.greeting
     for line in user_lines:

@@ -40,9 +40,9 @@ def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
     assert result.returncode == 0, result.stderr
     system = stub.requests[0]["messages"][0]
     assert system["role"] in ("system", "developer")
-    assert 'The caller\'s name is "Alice"' in system["content"]
+    assert '<caller-data>\n{"name": "Alice"' in system["content"]
     tools = {t["function"]["name"] for t in stub.requests[0]["tools"]}
-    assert tools == {"save_customer_name", "transfer_to_order_taker"}
+    assert tools == {"save_customer_name", "transfer_to_order_taker", "forget_me"}
 
 
 def test_chat_with_an_unreachable_llm_says_so_in_one_line_and_keeps_the_call(tmp_path):

@@ -28,21 +28,21 @@ def test_demo_runs_offline_and_remembers_the_caller(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "scripted" in result.stdout
-    assert "Welcome back, Maria" in result.stdout
-    assert 'Returning caller: "Maria"' in result.stdout
-    db = tmp_path / "memory.db"
+    assert "Maria, welcome back" in result.stdout
+    assert '<caller-data>\n  {"name": "Maria"' in result.stdout
+    db = tmp_path / "demo.db"
     assert rows(db, "SELECT name, order_count FROM customers") == [("Maria", 2)]
     assert rows(db, "SELECT status FROM orders") == [("placed",), ("placed",)]
 
 
-def test_demo_honours_db_option_and_environment(tmp_path):
-    env = {**CLEAN_ENV, "MEMORY_AGENT_DB": str(tmp_path / "from_env.db")}
+def test_demo_writes_its_own_database_or_the_one_given_never_the_real_one(tmp_path):
+    env = {**CLEAN_ENV, "MEMORY_AGENT_DB": str(tmp_path / "real.db")}
     assert run("demo", cwd=tmp_path, env=env).returncode == 0
     assert run("demo", "--db", str(tmp_path / "flag.db"), cwd=tmp_path, env=env).returncode == 0
 
-    assert rows(tmp_path / "from_env.db", "SELECT count(*) FROM customers") == [(1,)]
+    assert rows(tmp_path / "demo.db", "SELECT count(*) FROM customers") == [(1,)]
     assert rows(tmp_path / "flag.db", "SELECT count(*) FROM customers") == [(1,)]
-    assert not (tmp_path / "memory.db").exists()
+    assert not (tmp_path / "real.db").exists() and not (tmp_path / "memory.db").exists()
 
 
 def test_chat_without_credentials_exits_with_one_line(tmp_path):

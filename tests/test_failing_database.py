@@ -71,7 +71,7 @@ def a_record(call_id: str = "c1", *, messages: int = 3, text: str = "hello") -> 
 
 async def finalize_or_spool(repo: Repository, record: CallSnapshot, *, within_s: float = FINALIZE_WITHIN_S) -> bool:
     """Close a call whose final record is ``record`` through its journal: True if written, False if spooled."""
-    journal = Journal(repo, call_id=record.call_id, identity=record.identity, budget_s=0.3)
+    journal = Journal(repo, call_id=record.call_id, caller=record.identity, budget_s=0.3)
     journal.attach(lambda end_reason: record)
     return await journal.close(record.end_reason or "finished", within_s=within_s)
 
@@ -302,7 +302,8 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
 
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         with write_lock_held(db_path):
-            call = await start_call(identity="+15550001111", repo=repo, llm=ScriptedLLM(RETURN_CALL_STEPS))
+            returning = ScriptedLLM(RETURN_CALL_STEPS)
+            call = await start_call(identity="+15550001111", repo=repo, llm=returning, trust_caller_id=True)
             await call.greeting
             await call.journal.flush()
         assert f"checkpoint of call {call.call_id} not written" in caplog.text
@@ -324,7 +325,7 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
 async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_order(db_path):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         older = ScriptedLLM(ORDER_STEPS)
-        call = await start_call(identity="+15552223333", repo=repo, llm=older)
+        call = await start_call(identity="+15552223333", repo=repo, llm=older, trust_caller_id=True)
         await call.greeting
         for line in ORDER_LINES:
             await call.session.run(user_input=line)  # written through: in progress
@@ -333,7 +334,9 @@ async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_orde
             await call.finish()
         assert spooled_ids(db_path) == [call.call_id]
 
-        newer = await start_call(identity="+15552223333", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS))
+        newer = await start_call(
+            identity="+15552223333", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS), trust_caller_id=True
+        )
         await newer.greeting
         for line in FIRST_CALL_LINES:
             await newer.session.run(user_input=line)

@@ -82,7 +82,7 @@ async def test_one_sip_caller_in_two_formats_is_one_customer(repo, db_path):
     first = caller_key("a", is_sip=True, attributes={"sip.phoneNumber": "+1 415 555 0134"})
     await scripted_call(repo, first, steps, ["I'm Ana"])
     second = caller_key("b", is_sip=True, attributes={"sip.phoneNumber": "tel:+14155550134"})
-    _, llm = await scripted_call(repo, second, [Say("Welcome back, Ana!")])
+    _, llm = await scripted_call(repo, second, [Say("Welcome back, Ana!")], trust_caller_id=True)
 
     assert '"Ana"' in llm.requests[0].instructions
     assert rows(db_path, "SELECT participant_identity FROM customers") == [("+14155550134",)]

@@ -142,7 +142,7 @@ async def test_a_call_forces_two_writes_to_disk_placing_the_order_and_ending(rep
     forced = []
     for steps, lines in [(FIRST_CALL_STEPS, FIRST_CALL_LINES), (RETURN_CALL_STEPS, RETURN_CALL_LINES)]:
         before = repo.write_counts["forced"]
-        await scripted_call(repo, "+15550004444", steps, lines)
+        await scripted_call(repo, "+15550004444", steps, lines, trust_caller_id=True)
         forced.append(repo.write_counts["forced"] - before)
 
     assert forced == [2, 2]  # a new caller and a returning one: the placed order, then the call's end

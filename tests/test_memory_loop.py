@@ -29,15 +29,14 @@ async def test_returning_caller_is_greeted_by_name_with_last_order(repo, db_path
 
     _, llm = await scripted_call(repo, "alice", RETURN_CALL_STEPS, RETURN_CALL_LINES)
 
-    greeting = llm.requests[0].instructions
+    greeting = llm.requests[2].instructions  # after the caller said their name
     assert '"Maria"' in greeting
-    assert "2x Margherita Pizza (extra basil) and 1x Tiramisu" in greeting
+    assert '"items": ["2x Margherita Pizza (extra basil)", "1x Tiramisu"]' in greeting
     assert "Apologize" in greeting
     assert "the pizza arrived cold" in greeting
     # the OrderTaker knows the name too, and is never told to ask for it
-    order_taker_turn = llm.requests[2].instructions
-    assert "reorder_last_order" in llm.requests[2].tool_names
-    assert 'The caller\'s name is "Maria"' in order_taker_turn
+    order_taker_turn = next(r for r in llm.requests if "reorder_last_order" in r.tool_names).instructions
+    assert '<caller-data>\n{"name": "Maria"' in order_taker_turn
 
 
 async def test_reorder_places_the_same_items_at_menu_prices(repo, db_path):

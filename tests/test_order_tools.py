@@ -6,6 +6,7 @@ import pytest
 
 from conftest import rows, scripted_call
 from memory_agent import start_call
+from memory_agent.memory import as_data
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 TO_ORDER_TAKER = [Say("Welcome! Your name?"), ToolCall("transfer_to_order_taker"), Say("What would you like?")]
@@ -186,7 +187,7 @@ async def test_odd_names_are_stored_exactly_and_remembered(repo, db_path, name):
 
     stored = rows(db_path, "SELECT name FROM customers")[0][0]
     assert stored == name.replace("\u202e", "")
-    assert stored in llm.requests[0].instructions
+    assert as_data(stored) in llm.requests[0].instructions  # as escaped data, never as prose
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
 
 

@@ -64,7 +64,9 @@ def finish_calls(db_path: str, worker: int, calls: int, identities: list[str], s
             for n in range(calls):
                 identity = identities[(worker + n) % len(identities)]
                 llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
-                call = await start_call(identity=identity, repo=repo, llm=llm, call_id=f"w{worker}-c{n}")
+                call = await start_call(
+                    identity=identity, repo=repo, llm=llm, call_id=f"w{worker}-c{n}", trust_caller_id=True
+                )
                 assert call.greeting is not None
                 await call.greeting
                 for line in [*ORDER_LINES, "Yes, place it"]:

@@ -56,7 +56,8 @@ class Feedback(BellaVistaAgent):
         """
         if context.userdata.identity is None:
             raise ToolError(
-                "We cannot keep an email for a caller we cannot identify: tell them the receipt cannot be emailed."
+                "We cannot keep an email for a caller we have not identified: tell them the receipt cannot be"
+                " emailed on this call."
             )
         try:
             normalized = validate_email(email.strip(), check_deliverability=False).normalized

@@ -10,14 +10,15 @@ from livekit.agents import RunContext, ToolError, function_tool
 from memory_agent.agents.base import BellaVistaAgent, caller_context
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
+from memory_agent.verification import identify, recognize
 
 log = logging.getLogger("memory_agent")
 
 MAX_NAME = 60
 
 INSTRUCTIONS = """\
-You greet callers. A returning caller is greeted warmly by name and reminded of their last \
-order; if they were unhappy last time, apologize first. A new caller is welcomed to \
+You greet callers. A returning caller we remember is greeted warmly by name and reminded of their \
+last order; if they were unhappy last time, apologize first. Anyone else is welcomed to \
 {restaurant} and asked for their name, which you save with save_customer_name. As soon as the \
 caller wants to order (or you know their name), call transfer_to_order_taker."""
 
@@ -28,11 +29,10 @@ class Greeter(BellaVistaAgent):
 
     async def on_enter(self) -> None:
         ud = self.userdata
-        if ud.memory_enabled and ud.identity is not None and ud.memory is None:
-            ud.memory = await ud.journal.recall(budget_s=ud.recall_budget_s)
-            if ud.memory is not None:
-                ud.caller_name = ud.caller_name or ud.memory.name
-                await self.update_instructions(_instructions(ud))
+        if ud.caller is not None and ud.profiles is None and ud.identity is None:
+            found = await ud.journal.household(budget_s=ud.recall_budget_s) if ud.memory_enabled else None
+            recognize(ud, found)
+            await self.update_instructions(_instructions(ud))
         self.session.generate_reply()
 
     async def on_exit(self) -> None:
@@ -40,16 +40,20 @@ class Greeter(BellaVistaAgent):
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> str:
-        """Save the caller's name once they have told you. Do not call it for a caller whose name you already know.
+        """Save the caller's name once they have told you; it also tells us which of our callers this is.
+
+        Do not call it for a caller whose name you already know.
 
         Args:
             name: The caller's name as they said it, e.g. "Maria".
         """
         ud = context.userdata
-        cleaned = clean_name(name)
-        ud.caller_name = cleaned
+        known = await identify(ud, clean_name(name)) == "known"
         ud.journal.checkpoint()
-        return f"Saved the name {cleaned!r}. Greet them by it and offer to take their order."
+        await self.update_instructions(_instructions(ud))
+        if known:
+            return "A returning caller: what we remember of them is now in your instructions. Greet them by name."
+        return "Saved their name. Greet them by it and offer to take their order."
 
     @function_tool
     async def transfer_to_order_taker(self, context: RunContext[Userdata]) -> BellaVistaAgent:

@@ -13,6 +13,7 @@ from memory_agent.agents.feedback import Feedback
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents
 from memory_agent.state import OrderLimitError, Userdata
+from memory_agent.verification import recognize
 
 MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
@@ -90,12 +91,12 @@ class OrderTaker(BellaVistaAgent):
         _ensure_open(ud)
         if ud.order.reordered:
             raise ToolError(f"The previous order is already in this order: {ud.order.spoken_summary}")
-        if ud.memory is None and ud.identity is not None and ud.memory_enabled:
+        if ud.memory is None and ud.profiles is None and ud.verified and ud.memory_enabled:
             # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
-            ud.memory = await ud.journal.recall(budget_s=None)
+            recognize(ud, await ud.journal.household(budget_s=None))
         past = ud.memory.last_order_items if ud.memory else ()
         if not past:
-            raise ToolError("This caller has no previous order on record; ask what they would like.")
+            raise ToolError("We have no previous order of this caller on record; ask what they would like.")
         ud.order.reordered = True
         missing, skipped = [], []
         for old in past:
