@@ -4,8 +4,10 @@
     python scripts/bench.py --customers 1000000     # by hand; builds a ~12 GB file once, then cached
 
 Builds (or reuses) a synthetic database, then measures, with product and reference interleaved:
-recall, recall by history length, finalize, concurrent finalize, the greeting's memory overhead
-and the memory text's size. Prints a table and writes the figures into BENCHMARKS.md.
+recall, recall by history length, finalize, concurrent finalize, the greeting's time to its LLM
+request, the memory text's size, and whole scripted calls: write transactions per call, database
+time per call (against a repository that does nothing) and the files' size after many calls.
+Prints a table and writes the figures into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_calls import bench_db_time, bench_file_sizes, bench_greeting, bench_write_counts, percentiles
 from bench_data import SPECIAL_ORDER_COUNTS, cached_database, regular_identity, special_identity
+from bench_fsync import traced_fsyncs
 from bench_report import render, update_document
 from bench_workload import REFERENCE_RECALL_SQL, finished_call, open_raw, raw_finalize
 
-from db import Repository, open_repository
-from db.repository import run_on_connection_thread
-from memory_agent import start_call
+from db import CallSnapshot, Repository, open_repository
 from memory_agent.memory import memory_text
-from memory_agent.scripted_llm import Say, ScriptedLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = Path(__file__).resolve().parent / "bench_writer.py"
@@ -48,25 +49,36 @@ class Plan:
     finalize_samples: int
     greeting_calls: int
     writer_seconds: float
+    count_pairs: int  # new/returning call pairs whose write transactions are counted
+    db_time_calls: int  # whole calls through each repository, real and null
+    file_calls: int  # whole calls written to a fresh database before its files are measured
+    strace: bool
 
 
 def plan_for(args: argparse.Namespace) -> Plan:
     if args.smoke:
-        return Plan(customers=args.customers or 1000, recall_samples=200, finalize_samples=40,
-                    greeting_calls=10, writer_seconds=0.3)
-    return Plan(customers=args.customers or 10_000, recall_samples=args.samples,
-                finalize_samples=args.samples // 4, greeting_calls=args.greeting_calls,
-                writer_seconds=args.writer_seconds)
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    """p50 and p99 in milliseconds."""
-    ordered = sorted(seconds)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "n": len(ordered)}
+        return Plan(
+            customers=args.customers or 1000,
+            recall_samples=200,
+            finalize_samples=40,
+            greeting_calls=10,
+            writer_seconds=0.3,
+            count_pairs=1,
+            db_time_calls=2,
+            file_calls=10,
+            strace=not args.no_strace,
+        )
+    return Plan(
+        customers=args.customers or 10_000,
+        recall_samples=args.samples,
+        finalize_samples=args.samples // 4,
+        greeting_calls=args.greeting_calls,
+        writer_seconds=args.writer_seconds,
+        count_pairs=args.count_pairs,
+        db_time_calls=args.calls,
+        file_calls=args.file_calls,
+        strace=not args.no_strace,
+    )
 
 
 async def timed(fn: Callable[[], Awaitable[object]]) -> float:
@@ -82,7 +94,7 @@ async def interleaved(
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(warmup + samples):
-        order = names[i % len(names):] + names[: i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         for name in order:
             elapsed = await timed(contenders[name])
             if i >= warmup:
@@ -108,7 +120,7 @@ async def bench_recall(repo: Repository, raw: Any, plan: Plan, rng: random.Rando
         raw.execute(REFERENCE_RECALL_SQL, (identity(),)).fetchall()
 
     async def hop() -> None:
-        await run_on_connection_thread(repo._conn, lambda db: None)
+        await repo.reader.execute_fetchall("SELECT 1")
 
     return await interleaved(plan.recall_samples, {"product": product, "raw": sync(reference), "hop": hop})
 
@@ -123,28 +135,28 @@ async def bench_history(repo: Repository, plan: Plan) -> dict[str, Any]:
 
 
 async def bench_finalize(repo: Repository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
-    template = finished_call("template", 1)
+    template = finished_call("template", regular_identity(1))
     run = uuid.uuid4().hex[:10]
     counter = iter(range(10**9))
 
-    def record() -> Any:
+    def snapshot() -> CallSnapshot:
         return template.model_copy(
-            update={"call_id": f"f{run}-{next(counter)}", "customer_id": rng.randint(1, plan.customers)}
+            update={"call_id": f"f{run}-{next(counter)}", "identity": regular_identity(rng.randint(1, plan.customers))}
         )
 
-    # Records are built before the clock starts: finalize_call's own cost is what is measured.
+    # Snapshots are built before the clock starts: save_call's own cost is what is measured.
     async def product() -> None:
-        await repo.finalize_call(pending["product"])
+        await repo.save_call(pending["product"], forced=True)
 
     def reference() -> None:
         raw_finalize(raw, pending["raw"])
 
-    pending: dict[str, Any] = {}
+    pending: dict[str, CallSnapshot] = {}
     names = ["product", "raw"]
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(10 + plan.finalize_samples):
-        for name in names[i % 2:] + names[: i % 2]:
-            pending[name] = record()
+        for name in names[i % 2 :] + names[: i % 2]:
+            pending[name] = snapshot()
             elapsed = await timed(product if name == "product" else sync(reference))
             if i >= 10:
                 times[name].append(elapsed)
@@ -156,9 +168,20 @@ def bench_concurrency(path: Path, plan: Plan) -> list[dict[str, Any]]:
     for count in PROCESS_COUNTS:
         writers = [
             subprocess.Popen(
-                [sys.executable, str(WRITER), str(path), "--customers", str(plan.customers),
-                 "--seconds", str(plan.writer_seconds), "--seed", str(n)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    str(WRITER),
+                    str(path),
+                    "--customers",
+                    str(plan.customers),
+                    "--seconds",
+                    str(plan.writer_seconds),
+                    "--seed",
+                    str(n),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             for n in range(count)
         ]
@@ -175,58 +198,17 @@ def bench_concurrency(path: Path, plan: Plan) -> list[dict[str, Any]]:
             out, _ = writer.communicate(timeout=plan.writer_seconds + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
         calls = sum(r["calls"] for r in results)
-        rows.append({
-            "processes": count,
-            "calls": calls,
-            "calls_per_s": calls / max(r["elapsed_s"] for r in results),
-            "errors": sum(r["errors"] for r in results),
-            "worst_wait_ms": max(r["worst_s"] for r in results) * 1000,
-            "first_error": next((r["first_error"] for r in results if r["first_error"]), None),
-        })
-    return rows
-
-
-class _TimedLLM(ScriptedLLM):
-    """Notes when the first LLM request (the greeting) was made."""
-
-    first_request_at: float | None = None
-
-    def chat(self, **kwargs: Any) -> Any:
-        if self.first_request_at is None:
-            self.first_request_at = time.perf_counter()
-        return super().chat(**kwargs)
-
-
-async def bench_greeting(repo: Repository, plan: Plan, rng: random.Random) -> dict[str, Any]:
-    async def one(memory_enabled: bool) -> float:
-        llm = _TimedLLM([Say("Welcome back to Bella Vista!")])
-        started = time.perf_counter()
-        call = await start_call(
-            identity=regular_identity(rng.randint(1, plan.customers)), repo=repo, llm=llm,
-            memory_enabled=memory_enabled,
+        rows.append(
+            {
+                "processes": count,
+                "calls": calls,
+                "calls_per_s": calls / max(r["elapsed_s"] for r in results),
+                "errors": sum(r["errors"] for r in results),
+                "worst_wait_ms": max(r["worst_s"] for r in results) * 1000,
+                "first_error": next((r["first_error"] for r in results if r["first_error"]), None),
+            }
         )
-        assert call.greeting is not None
-        await call.greeting
-        assert llm.first_request_at is not None
-        elapsed = llm.first_request_at - started
-        await call.finish()
-        return elapsed
-
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(3 + plan.greeting_calls):
-        for enabled in ((True, False) if i % 2 else (False, True)):
-            elapsed = await one(enabled)
-            if i >= 3:
-                times[enabled].append(elapsed)
-    on, off = percentiles(times[True]), percentiles(times[False])
-    return {
-        "memory": on,
-        "no memory": off,
-        "overhead_p50_ms": on["p50_ms"] - off["p50_ms"],
-        # A difference of two p99s is noisy (it can come out negative); the goal is judged on the
-        # larger of it and "p99 with memory minus p50 without", an upper bound of the added time.
-        "overhead_p99_ms": max(on["p99_ms"] - off["p99_ms"], on["p99_ms"] - off["p50_ms"]),
-    }
+    return rows
 
 
 async def bench_text_size(repo: Repository, raw: Any) -> list[dict[str, Any]]:
@@ -254,12 +236,19 @@ def naive_dump(raw: Any, identity: str) -> str:
             " ORDER BY position",
             (order_id,),
         ).fetchall()
-        dump.append({
-            "date": created_at, "status": status, "total_cents": total, "payment": payment,
-            "items": [{"name": n, "quantity": q, "unit_price_cents": p, "modifications": json.loads(m)}
-                      for n, q, p, m in items],
-            "feedback": {"rating": rating, "comment": comment} if rating is not None else None,
-        })
+        dump.append(
+            {
+                "date": created_at,
+                "status": status,
+                "total_cents": total,
+                "payment": payment,
+                "items": [
+                    {"name": n, "quantity": q, "unit_price_cents": p, "modifications": json.loads(m)}
+                    for n, q, p, m in items
+                ],
+                "feedback": {"rating": rating, "comment": comment} if rating is not None else None,
+            }
+        )
     return json.dumps(dump, ensure_ascii=False)
 
 
@@ -269,13 +258,20 @@ async def run(plan: Plan, cache_dir: Path, rebuild: bool, seed: int) -> dict[str
     how = "from cache" if built.cached else "built now"
     print(f"  {built.path} ({built.size_bytes / 1e9:.2f} GB, {how})", flush=True)
     rng = random.Random(seed)
-    results: dict[str, Any] = {"plan": plan.__dict__, "database": {
-        "path": str(built.path), "size_bytes": built.size_bytes, "build_seconds": built.build_seconds,
-        "cached": built.cached,
-    }}
+    results: dict[str, Any] = {
+        "plan": plan.__dict__,
+        "database": {
+            "path": str(built.path),
+            "size_bytes": built.size_bytes,
+            "build_seconds": built.build_seconds,
+            "cached": built.cached,
+        },
+    }
     raw = open_raw(built.path)
     try:
         async with open_repository(built.path) as repo:
+            if repo.recovery is not None:
+                await repo.recovery
             gc.collect()
             print("1. recall", flush=True)
             results["recall"] = await bench_recall(repo, raw, plan, rng)
@@ -284,25 +280,42 @@ async def run(plan: Plan, cache_dir: Path, rebuild: bool, seed: int) -> dict[str
             print("3. finalize", flush=True)
             results["finalize"] = await bench_finalize(repo, raw, plan, rng)
             print("5. greeting", flush=True)
-            results["greeting"] = await bench_greeting(repo, plan, rng)
+            callers = [regular_identity(rng.randint(1, plan.customers)) for _ in range(1000)]
+            results["greeting"] = await bench_greeting(repo, callers, plan.greeting_calls)
             print("6. memory text size", flush=True)
             results["text_size"] = await bench_text_size(repo, raw)
+            print("7. write transactions per call", flush=True)
+            results["write_counts"] = await bench_write_counts(repo, plan.count_pairs)
+            print("8. database time per call", flush=True)
+            results["db_time"] = await bench_db_time(repo, plan.db_time_calls)
     finally:
         raw.close()
     print("4. concurrent finalize", flush=True)
     results["concurrency"] = bench_concurrency(built.path, plan)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
+        print(f"9. files after {plan.file_calls:,} calls", flush=True)
+        results["files"] = await bench_file_sizes(Path(scratch) / "files.db", plan.file_calls)
+        if plan.strace:
+            print("7. fsyncs per call (strace)", flush=True)
+            fsync_dir = Path(scratch) / "fsync"
+            fsync_dir.mkdir()
+            results["fsyncs"] = await asyncio.to_thread(traced_fsyncs, fsync_dir)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, help="regular customers in the synthetic database (10,000)")
     parser.add_argument("--smoke", action="store_true", help="1,000 customers and few samples: seconds")
     parser.add_argument("--samples", type=int, default=2000, help="recall samples per contender (2000)")
     parser.add_argument("--greeting-calls", type=int, default=200, help="calls per greeting variant (200)")
     parser.add_argument("--writer-seconds", type=float, default=5.0, help="seconds per concurrency level (5)")
+    parser.add_argument("--count-pairs", type=int, default=20, help="new/returning pairs whose writes are counted (20)")
+    parser.add_argument(
+        "--calls", type=int, default=400, help="whole calls per repository and LLM pace, database time (400)"
+    )
+    parser.add_argument("--file-calls", type=int, default=1000, help="whole calls before the files are measured (1000)")
+    parser.add_argument("--no-strace", action="store_true", help="do not count fsyncs with strace")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "memory-agent-bench")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the synthetic database")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="document to update")

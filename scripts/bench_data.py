@@ -20,7 +20,7 @@ from pathlib import Path
 from db import migrations
 
 # Bump when the generated data changes, so cached files are rebuilt.
-DATA_VERSION = 1
+DATA_VERSION = 2
 ORDERS_PER_CUSTOMER = 10
 MESSAGES_PER_CALL = 4
 SPECIAL_ORDER_COUNTS = (1, 10, 100, 1000)
@@ -33,7 +33,7 @@ PHRASES = (
     "Hi, I'd like to order for pickup",
     "Welcome back to Bella Vista! The same as last time?",
     "Yes please, and add a tiramisu",
-    "add_to_order({\"item\": \"tiramisu\", \"quantity\": 1})",
+    'add_to_order({"item": "tiramisu", "quantity": 1})',
     "Added 1x Tiramisu. Anything else?",
     "That's all, thank you",
     "Your order is placed and will be ready in 25 minutes.",
@@ -203,15 +203,17 @@ def _add_customers(conn: sqlite3.Connection, customers: int) -> None:
         f"WHEN {customers + i} THEN '{special_identity(count)}'"
         for i, count in enumerate(SPECIAL_ORDER_COUNTS, start=1)
     )
+    # Each caller is the only profile on their number (``household``), as the product writes them.
     conn.execute(
-        "INSERT INTO customers (id, participant_identity, name, email, created_at, last_seen_at,"
+        "INSERT INTO customers (id, participant_identity, household, name, email, created_at, last_seen_at,"
         " call_count, order_count, lifetime_spend_cents, last_order_id, last_rating, last_feedback_comment)"
-        f" SELECT cid, CASE cid {specials} ELSE '+1555' || printf('%07d', cid) END,"
-        f" CASE cid % {len(FIRST_NAMES)} {names} END,"
+        f" SELECT cid, identity, identity, CASE cid % {len(FIRST_NAMES)} {names} END,"
         " CASE WHEN cid % 4 = 0 THEN printf('caller%d@example.com', cid) END,"
         " first_at, last_at, orders, orders, spend, last_order,"
         f" 1 + last_fb % 5, CASE last_fb % {len(COMMENTS)} {comments} END"
-        " FROM (SELECT customer_id AS cid, count(*) AS orders, sum(total_cents) AS spend,"
+        " FROM (SELECT customer_id AS cid,"
+        f" CASE customer_id {specials} ELSE '+1555' || printf('%07d', customer_id) END AS identity,"
+        " count(*) AS orders, sum(total_cents) AS spend,"
         " max(id) AS last_order,"
         " max(CASE WHEN id % 3 = 0 THEN id END) AS last_fb, min(created_at) AS first_at,"
         " max(updated_at) AS last_at FROM orders GROUP BY customer_id ORDER BY customer_id)"

@@ -86,9 +86,7 @@ _NEUTRALIZED = {"'" + ch for ch in "=+-@\t\r"}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_export", description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000, help="orders in the synthetic database")
-    parser.add_argument(
-        "--db", type=Path, help="database file (default .bench/export-ORDERS.db, built if missing)"
-    )
+    parser.add_argument("--db", type=Path, help="database file (default .bench/export-ORDERS.db, built if missing)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each tool (default 3)")
     args = parser.parse_args(argv)
 

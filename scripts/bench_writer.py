@@ -1,7 +1,8 @@
 """One writer process of the concurrent-finalize benchmark (started by bench.py, not by hand).
 
-Opens the product's repository, prints ``ready``, waits for a line on stdin, then finalizes
-calls for ``--seconds`` and prints one JSON line: calls, errors, the worst wait, elapsed time.
+Opens the product's repository, prints ``ready``, waits for a line on stdin, then writes
+finished calls (``save_call(final snapshot, forced=True)``) of random regular callers for
+``--seconds`` and prints one JSON line: calls, errors, the worst wait, elapsed time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 import uuid
 
+from bench_data import regular_identity
 from bench_workload import finished_call
 
 from db import open_repository
@@ -21,7 +23,7 @@ from db import open_repository
 
 async def run(path: str, customers: int, seconds: float, seed: int) -> dict[str, object]:
     rng = random.Random(seed)
-    template = finished_call("template", 1)
+    template = finished_call("template", regular_identity(1))
     prefix = uuid.uuid4().hex[:12]
     calls = errors = 0
     worst = 0.0
@@ -32,11 +34,14 @@ async def run(path: str, customers: int, seconds: float, seed: int) -> dict[str,
         started = time.perf_counter()
         deadline = started + seconds
         while (now := time.perf_counter()) < deadline:
-            record = template.model_copy(
-                update={"call_id": f"w{prefix}-{calls + errors}", "customer_id": rng.randint(1, customers)}
+            snap = template.model_copy(
+                update={
+                    "call_id": f"w{prefix}-{calls + errors}",
+                    "identity": regular_identity(rng.randint(1, customers)),
+                }
             )
             try:
-                await repo.finalize_call(record)
+                await repo.save_call(snap, forced=True)
                 calls += 1
             except Exception as exc:  # every failure counts; the benchmark reports them
                 errors += 1

@@ -12,8 +12,11 @@ SECTIONS = (
     "2. Recall by history length",
     "3. Finalize: one finished call",
     "4. Concurrent finalize",
-    "5. Greeting: added time to the first LLM request",
+    "5. Greeting: time to the first LLM request",
     "6. Memory text size",
+    "7. Write transactions per call",
+    "8. Database time per call",
+    "9. WAL and database file size",
     "Goals",
 )
 
