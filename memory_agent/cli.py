@@ -1,8 +1,9 @@
-"""The `memory-agent` command: demo, chat, inspect, backup, and the LiveKit worker (start/dev)."""
+"""The `memory-agent` command: demo, chat, inspect, export, backup, and the LiveKit worker (start/dev)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -13,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from db import RepositoryError
+from memory_agent.logs import protect_logs
 from memory_agent.settings import Settings
 
 app = typer.Typer(
@@ -36,7 +38,7 @@ class ServiceError(Exception):
     """A service the command needs did not answer; printed as one line."""
 
 
-def _settings(db: Path | None = None) -> Settings:
+def _settings(db: Path | None = None, *, log_handler: bool = True) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -44,18 +46,31 @@ def _settings(db: Path | None = None) -> Settings:
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if db is not None:
         settings.db = db
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if log_handler:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    else:  # LiveKit's CLI installs the one handler; a second would print every line twice
+        logging.getLogger("memory_agent").setLevel(settings.log_level.upper())
+    protect_logs()
     return settings
 
 
+DEMO_DB = Path("demo.db")
+
+
 @app.command()
-def demo(db: DbOption = None) -> None:
+def demo(
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="SQLite database file (default: ./demo.db, never the real one)."),
+    ] = None,
+) -> None:
     """Replay two scripted calls of one caller offline (no keys) and show what was remembered."""
     from memory_agent.demo import run_demo
 
-    settings = _settings(db)
+    _settings()
     logging.getLogger().setLevel(logging.WARNING)
-    asyncio.run(run_demo(settings.db))
+    # Made-up callers go to a database of their own unless told otherwise, never into $MEMORY_AGENT_DB.
+    asyncio.run(run_demo(db or DEMO_DB))
 
 
 @app.command()
@@ -83,13 +98,18 @@ def chat(
 def inspect(
     db: DbOption = None,
     port: Annotated[int, typer.Option(help="Port to serve on (localhost only).", min=1, max=65535)] = 8001,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser, logged in.")] = False,
+    allow_sql: Annotated[bool, typer.Option("--allow-sql", help="Allow arbitrary SQL (off by default).")] = False,
 ) -> None:
-    """Browse the database in Datasette, read-only (needs the 'inspect' extra)."""
+    """The owner's dashboard and the database in Datasette, read-only, behind a login ('inspect' extra)."""
     from memory_agent.inspect import inspect_database
 
     settings = _settings(db)
-    raise typer.Exit(inspect_database(settings.db, port=port, extra=["--open"] if open_browser else ()))
+    raise typer.Exit(
+        inspect_database(
+            settings.db, port=port, timezone=settings.timezone, allow_sql=allow_sql, open_browser=open_browser
+        )
+    )
 
 
 @app.command()
@@ -106,24 +126,156 @@ def backup(
     print(f"backed up {settings.db} to {result.target} ({result.bytes:,} bytes)")
 
 
+CallerArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="IDENTITY", help="The caller: a phone number in any form (+1 415 555 0134, tel:, sip:) or an identity."
+    ),
+]
+
+
+def _caller(text: str) -> str:
+    """The key a caller is stored under, from the forms an owner may type."""
+    from memory_agent.identity import clean_identity, looks_like_phone, normalize_phone
+
+    if looks_like_phone(text) or text.strip().lower().startswith(("tel:", "sip:")):
+        if (number := normalize_phone(text)) is None:
+            raise UsageError(f"{text!r} is not a full phone number (with its area code)")
+        return number
+    if (key := clean_identity(text)) is None:
+        raise UsageError(f"{text!r} is not a caller identity")
+    return key
+
+
+@app.command()
+def forget(
+    identity: CallerArgument,
+    name: Annotated[str | None, typer.Option("--name", help="Only this person of the number's household.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be erased; change nothing.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
+    from db import open_repository
+
+    settings = _settings(db)
+    key = _caller(identity)
+
+    async def erase() -> None:
+        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
+            await repo.recovered()
+            erased = await repo.forget(key, name=name, dry_run=dry_run)
+        if not erased.counts["customers"] and not erased.counts["spool_lines"]:
+            raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
+        counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
+        print(f"{'would erase' if dry_run else 'erased'}: {counts}")
+        if not erased.log_emptied:
+            print("note: the write-ahead log is still in use; it is emptied at the next checkpoint", file=sys.stderr)
+
+    asyncio.run(erase())
+
+
+@app.command("export-caller")
+def export_caller(identity: CallerArgument, db: DbOption = None) -> None:
+    """Print everything held about a caller (every profile on their number) as JSON."""
+    import json
+
+    from db import open_repository
+
+    settings = _settings(db)
+    key = _caller(identity)
+
+    async def read() -> dict[str, object]:
+        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
+            await repo.recovered()
+            return await repo.export_caller(key)
+
+    held = asyncio.run(read())
+    if not held["profiles"]:
+        raise UsageError(f"nothing is held about {identity!r}")
+    print(json.dumps(held, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def purge(
+    days: Annotated[
+        int | None,
+        typer.Option("--days", min=1, help="Keep this many days (default: MEMORY_AGENT_KEEP_TRANSCRIPTS_DAYS)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Remove transcripts and free-text comments past their retention; orders and ratings stay."""
+    from datetime import timedelta
+
+    from db import open_repository
+
+    settings = _settings(db)
+    keep = days or settings.keep_transcripts_days
+
+    async def run() -> dict[str, int]:
+        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
+            await repo.recovered()
+            return await repo.purge_transcripts(older_than=timedelta(days=keep))
+
+    done = asyncio.run(run())
+    print(
+        f"removed the transcripts of {done['calls']} call(s) and {done['comments']} comment(s) older than {keep} days"
+    )
+
+
 def _run_worker(mode: str, extra: list[str]) -> None:
-    settings = _settings()
+    settings = _settings(log_handler=False)
     livekit = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
     if missing := settings.missing(*livekit):
         raise UsageError(f"set {', '.join(missing)} to run the worker (see .env.example)")
-    if missing := settings.missing("OPENAI_API_KEY", "DEEPGRAM_API_KEY"):
-        raise UsageError(f"set {', '.join(missing)}: the worker speaks with OpenAI TTS and listens with Deepgram")
+    if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
+        raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the worker's LLM")
+    if missing := settings.missing("DEEPGRAM_API_KEY"):
+        raise UsageError(f"set {', '.join(missing)}: the worker listens with Deepgram")
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
     from livekit.agents import cli
 
-    from memory_agent.worker import server
+    from memory_agent.worker import build_server
 
     sys.argv = ["memory-agent", mode, *extra]
-    cli.run_app(server)
+    failure = _WorkerFailure()
+    logging.getLogger("livekit.agents").addFilter(failure)
+    try:
+        cli.run_app(build_server(settings))  # ends in SystemExit(0) even when the worker failed
+    except SystemExit as exc:
+        if exc.code not in (0, None) or failure.reason is None:
+            raise
+    finally:
+        logging.getLogger("livekit.agents").removeFilter(failure)
+    if failure.reason is not None:
+        raise ServiceError(
+            f"the worker stopped: {failure.reason} ({settings.livekit_url}); check LIVEKIT_URL and the server,"
+            " or raise MEMORY_AGENT_LIVEKIT_RETRIES"
+        )
+
+
+class _WorkerFailure(logging.Filter):
+    """Catches LiveKit's record of a failed worker (a traceback, then exit 0) to report it in one line instead."""
+
+    FAILED = frozenset({"worker failed", "Error in _connection_task"})
+    reason: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() not in self.FAILED:
+            return True
+        self.reason = str(record.exc_info[1]) if record.exc_info and record.exc_info[1] else "unknown error"
+        return False
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def export(ctx: typer.Context) -> None:
+    """Export orders as CSV, JSON or JSON Lines, read-only (`memory-agent export --help` for the options)."""
+    from memory_agent.export import main as export_main
+
+    raise typer.Exit(export_main(ctx.args))
 
 
 @app.command(context_settings=_PASS_THROUGH)
@@ -134,8 +286,35 @@ def start(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASS_THROUGH)
 def dev(ctx: typer.Context) -> None:
-    """Run the LiveKit worker in development mode, reloading on change."""
+    """Run the LiveKit worker in development mode: debug logs, no draining (LiveKit 1.8.9 has no auto-reload)."""
     _run_worker("dev", ctx.args)
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def console(ctx: typer.Context) -> None:
+    """Talk to the agent through this computer's microphone and speaker (`--text` to type); no LiveKit server.
+
+    The console's caller is anonymous, so it is served without memory. Needs the PortAudio library and
+    the provider keys.
+    """
+    try:
+        importlib.import_module("sounddevice")  # LiveKit's console needs it even in text mode
+    except OSError:
+        raise UsageError(
+            "memory-agent console needs the PortAudio library: apt-get install libportaudio2"
+            " (Debian, Ubuntu) or brew install portaudio (macOS)"
+        ) from None
+    settings = _settings(log_handler=False)
+    if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
+        raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the agent's LLM")
+    if missing := settings.missing("DEEPGRAM_API_KEY"):
+        raise UsageError(f"set {', '.join(missing)}: the console listens with Deepgram")
+    from livekit.agents import cli
+
+    from memory_agent.worker import build_server
+
+    sys.argv = ["memory-agent", "console", *ctx.args]
+    cli.run_app(build_server(settings))
 
 
 @app.command("download-files")
@@ -143,10 +322,10 @@ def download_files() -> None:
     """Fetch the plugins' model files ahead of time (Silero ships inside its wheel)."""
     from livekit.agents import cli
 
-    from memory_agent.worker import server
+    from memory_agent.worker import build_server
 
     sys.argv = ["memory-agent", "download-files"]
-    cli.run_app(server)
+    cli.run_app(build_server(_settings(log_handler=False)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +21,15 @@ class Settings(BaseSettings):
     db: Path = Field(default=Path("memory.db"), validation_alias="MEMORY_AGENT_DB")
     # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
     spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
+    # Transcripts and free-text comments are kept this long; orders and ratings (the books) stay.
+    keep_transcripts_days: int = Field(default=90, ge=1, le=3650, validation_alias="MEMORY_AGENT_KEEP_TRANSCRIPTS_DAYS")
+    # Phone numbers are a hint of who calls, unless the deployment trusts caller ID, or the SIP trunk
+    # maps the carrier's STIR/SHAKEN attestation into this participant attribute ("A": verified).
+    trust_caller_id: bool = Field(default=False, validation_alias="MEMORY_AGENT_TRUST_CALLER_ID")
+    attestation_attribute: str | None = Field(default=None, validation_alias="MEMORY_AGENT_ATTESTATION_ATTRIBUTE")
     recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
+    # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
+    timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias="MEMORY_AGENT_LOG_LEVEL"
     )
@@ -34,11 +43,25 @@ class Settings(BaseSettings):
     livekit_url: str | None = Field(default=None, validation_alias="LIVEKIT_URL")
     livekit_api_key: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_KEY")
     livekit_api_secret: SecretStr | None = Field(default=None, validation_alias="LIVEKIT_API_SECRET")
+    # Set for explicit dispatch (telephony): LiveKit then sends only the jobs that name this agent.
+    agent_name: str = Field(default="", max_length=128, validation_alias="LIVEKIT_AGENT_NAME")
+    # Connection attempts after the first; 3 gives up on an unreachable server within about 10 s.
+    livekit_retries: int = Field(default=3, ge=0, le=100, validation_alias="MEMORY_AGENT_LIVEKIT_RETRIES")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        name = value.strip() or "UTC"
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
+        return name
 
     @field_validator("spool_dir")
     @classmethod
