@@ -37,7 +37,7 @@ class OrderFilter:
     since: str | None = None  # inclusive, ISO 8601 UTC as stored
     until: str | None = None  # exclusive
     statuses: tuple[str, ...] = ()
-    customer: str | None = None  # participant identity, exactly as stored
+    customer: str | None = None  # participant identity as stored; its household's profiles too
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,12 @@ def _where(filters: OrderFilter) -> tuple[str, list[object]]:
         clauses.append(f"o.status IN ({', '.join('?' * len(filters.statuses))})")
         params.extend(filters.statuses)
     if filters.customer is not None:
-        clauses.append("o.customer_id = (SELECT id FROM customers WHERE participant_identity = ?)")
-        params.append(filters.customer)
+        # The identity, and every other person on the same number (a household: ``+1...#2``).
+        clauses.append(
+            "o.customer_id IN (SELECT id FROM customers WHERE participant_identity = ?"
+            " OR participant_identity BETWEEN ? || '#' AND ? || '#~')"
+        )
+        params.extend([filters.customer] * 3)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -196,3 +196,15 @@ async def test_another_host_name_is_refused(seeded):
 
     assert refused.status_code == 421 and "Maria" not in refused.text
     assert served.status_code == 200
+
+
+async def test_a_number_finds_every_person_on_it(repo, seeded):
+    await _place(repo, "tom", "2026-07-05T18:00:00.000000+00:00", "+15551234567#2", "placed", 4, "nice")
+    ds = await _datasette(seeded)
+
+    rows = await canned(ds, "caller", identity="555-123-4567")
+    second = await canned(ds, "caller", identity="+15551234567#2")
+
+    customers = [row["detail"] for row in rows if row["kind"] == "customer"]
+    assert len(customers) == 2 and any("+15551234567#2" in detail for detail in customers)
+    assert [row["detail"] for row in second if row["kind"] == "customer"] == [d for d in customers if "#2" in d]

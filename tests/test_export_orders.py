@@ -301,6 +301,19 @@ async def test_days_are_the_restaurants_local_days(repo, db_path, capsys, monkey
     assert len(csv_rows(export(capsys, db_path, "--since", "2025-07-03T22:00"))) == 1  # a local time
 
 
+async def test_a_number_exports_every_person_on_it(repo, db_path, capsys):
+    await place(repo, "maria", "+15550000002", [SALAD])
+    await place(repo, "tom", "+15550000002#2", [TIRAMISU])
+    await place(repo, "other", "+15550000021", [PIZZA])
+
+    by_number = csv_rows(export(capsys, db_path, "--customer", "555-000-0002"))
+    by_profile = csv_rows(export(capsys, db_path, "--customer", "+15550000002#2"))
+
+    # A household's second profile is not a plain number: its + gets the quote mark.
+    assert sorted(r["customer_identity"] for r in by_number) == ["'+15550000002#2", "+15550000002"]
+    assert [r["customer_identity"] for r in by_profile] == ["'+15550000002#2"]
+
+
 async def test_an_empty_result_says_so_on_stderr(agent_db, capsys):
     code, out, err = run(capsys, "--db", str(agent_db), "--customer", "+15559999999")
     assert (code, err) == (0, EMPTY)
