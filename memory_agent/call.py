@@ -111,11 +111,11 @@ async def start_call(
         userdata=ud, llm=llm, stt=_given(stt), tts=_given(tts), vad=_given(vad), turn_handling=turns
     )
     call = Call(session=session, userdata=ud)
-    ud.journal.open(lambda end_reason: call_snapshot(ud, session.history, end_reason))
+    ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason))
     session.on("close", call._on_close)
-    # Each completed turn, handoff and tool step is journaled as it happens.
-    session.on("conversation_item_added", lambda _event: ud.journal.checkpoint())
-    session.on("function_tools_executed", lambda _event: ud.journal.checkpoint())
+    # The agent's every reply completes a turn: the turn is journaled then (tools journal their
+    # own changes as they make them, and with them the caller's words that led to them).
+    session.on("conversation_item_added", lambda event: _on_item(ud, event.item))
     log.info("call %s started for %s", ud.call_id, redact(key))
     try:
         if room is None:
@@ -174,6 +174,11 @@ def transcript(history: llm.ChatContext) -> list[Message]:
                 )
             )
     return rows
+
+
+def _on_item(ud: Userdata, item: llm.ChatItem) -> None:
+    if item.type == "message" and item.role == "assistant":
+        ud.journal.checkpoint()
 
 
 def _given(value: T | None) -> NotGivenOr[T]:

@@ -38,6 +38,7 @@ class Journal:
         self.caller = caller
         self.budget_s = budget_s
         self.closed = False
+        self._opened = False
         self._repo = repo
         self._source: SnapshotSource | None = None
         self._latest: CallSnapshot | None = None  # the newest snapshot handed to the database
@@ -50,9 +51,11 @@ class Journal:
         """Journal the call whose snapshots ``source`` builds."""
         self._source = source
 
-    def open(self, source: SnapshotSource) -> None:
-        """Attach ``source`` and write the call's start, in the background."""
-        self.attach(source)
+    def open(self) -> None:
+        """Write the call's start, in the background (once the greeting is on its way)."""
+        if self._opened or self._source is None:
+            return
+        self._opened = True
         in_background(asyncio.ensure_future(self._open()), f"recording the start of call {self.call_id}")
 
     async def _open(self) -> None:
@@ -116,7 +119,12 @@ class Journal:
             assert self._source is not None, "the journal is not open"
             snap = self._source(end_reason)
         except Exception as exc:  # noqa: BLE001  (the last good snapshot is better than nothing)
-            log.error("call %s: could not build its final record (%s); writing the last snapshot", self.call_id, exc)
+            # The exception's type only: its text may quote what the caller said.
+            log.error(
+                "call %s: could not build its final record (%s); writing the last snapshot",
+                self.call_id,
+                type(exc).__name__,
+            )
             base = self._latest or CallSnapshot(call_id=self.call_id)
             snap = base.model_copy(update={"ended_at": utcnow_iso(), "end_reason": end_reason})
         return await self._durably(snap, within_s=within_s, what="call")
@@ -160,14 +168,22 @@ class Journal:
 
     def _new_in(self, snap: CallSnapshot) -> CallSnapshot:
         """``snap`` with only the transcript lines the database does not have yet (a final one whole)."""
-        if snap.final or self._written is None:
+        written = self._written
+        if snap.final or written is None:
             return snap
         same = 0
-        for old, new in zip(self._written.messages, snap.messages, strict=False):
+        for old, new in zip(written.messages, snap.messages, strict=False):
             if old != new:
                 break
             same += 1
-        return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1})
+        # Parts the database already has are left out (None: not touched), so a checkpoint that
+        # only adds a line of the conversation writes only that line.
+        unchanged = {
+            part: None
+            for part in ("caller_name", "email", "order", "feedback")
+            if getattr(written, part) == getattr(snap, part) and written.identity == snap.identity
+        }
+        return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()

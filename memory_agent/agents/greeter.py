@@ -34,6 +34,7 @@ class Greeter(BellaVistaAgent):
             recognize(ud, found)
             await self.update_instructions(_instructions(ud))
         self.session.generate_reply()
+        ud.journal.open()  # the call's start is written while the greeting is on its way
 
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
