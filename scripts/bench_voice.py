@@ -223,6 +223,8 @@ async def bench(calls: int, turns: int) -> dict[str, Any]:
     for arm, values in samples.items():
         result[arm] = {"n": len(values), **{f"p{q}_ms": pct(values, q) * 1000 for q in (50, 90, 99)}}
         result[arm]["mean_ms"] = statistics.fmean(values) * 1000
+        result[arm]["max_ms"] = max(values) * 1000
+        result[arm]["samples_ms"] = [round(v * 1000, 2) for v in values]
     for q in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
         result[f"memory_minus_no_memory_{q}"] = result["memory"][q] - result["no_memory"][q]
         result[f"memory_over_no_memory_{q[:-3]}"] = result["memory"][q] / result["no_memory"][q]
@@ -237,10 +239,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     result = asyncio.run(bench(args.calls, args.turns))
-    print(f"{'arm':<10} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    print(f"{'arm':<10} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8}")
     for arm in ("memory", "no_memory"):
         r = result[arm]
-        print(f"{arm:<10} {r['n']:>4} {r['p50_ms']:>8.1f} {r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['mean_ms']:>8.1f}")
+        figures = " ".join(f"{r[k]:>8.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"))
+        print(f"{arm:<10} {r['n']:>4} {figures}")
     for q in ("p50", "p90", "p99"):
         diff, ratio = result[f"memory_minus_no_memory_{q}_ms"], result[f"memory_over_no_memory_{q}"]
         print(f"memory adds {diff:+.1f} ms at {q} ({ratio:.3f}x)")
