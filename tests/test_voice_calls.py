@@ -186,12 +186,18 @@ async def test_a_caller_orders_by_voice_and_is_welcomed_back_by_name_when_callin
     assert "same" in said[4] and "last time" in said[4]
     assert "maria" in words(heard[1].text)
     assert "welcome back" in words(heard[1].text)
+    # The number alone is a hint: what we remember came with the spoken name, not before it.
+    assert "Maria" not in second.llm.requests[0].instructions
+    assert "Margherita" in second.llm.requests[2].instructions
 
 
 async def test_a_caller_who_hangs_up_mid_sentence_leaves_a_finished_call_with_their_last_words(dial, settings):
     call = await dial([Say("Welcome to Bella Vista! May I have your name?")])
     await call.hears(1)
-    await call.caller.say("Hi, this is Maria, and I would like two margherita pizzas and a", cut_after_s=3.2)
+    # Cut in "tiramisu", half a second after "margherita pizzas" (4.6 s in all).
+    await call.caller.say(
+        "Hi, this is Maria, and I would like two margherita pizzas and a tiramisu with", cut_after_s=4.2
+    )
     await call.caller.hang_up()
     await call.end()
 
