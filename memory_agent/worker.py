@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
@@ -16,6 +17,7 @@ from db import open_repository
 from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, redact
 from memory_agent.journal import in_background
+from memory_agent.logs import protect_logs
 from memory_agent.providers import ProviderFactory, live_providers
 from memory_agent.settings import Settings
 
@@ -63,7 +65,11 @@ async def entrypoint(
 
     # Registered first, so the database is closed however the job ends.
     ctx.add_shutdown_callback(finish_and_close)
-    repo = await resources.enter_async_context(open_repository(settings.db, spool_dir=settings.spool_dir))
+    protect_logs()  # the job process's handlers are LiveKit's: keep personal data out of them too
+    keep = timedelta(days=settings.keep_transcripts_days)
+    repo = await resources.enter_async_context(
+        open_repository(settings.db, spool_dir=settings.spool_dir, keep_transcripts=keep)
+    )
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
