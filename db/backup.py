@@ -22,7 +22,6 @@ from db.errors import BackupRefused, NotADatabase, RepositoryError
 
 PAGES_PER_STEP = 1024
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Files SQLite and the product keep beside a database, named after it.
 _COMPANIONS = ("-wal", "-shm", "-journal", ".lock", spool.SUFFIX, f"{spool.SUFFIX}.tmp", spool.REJECTED_SUFFIX)
 # A non-empty one of these beside a file is read by SQLite as part of it: a stale one would
@@ -91,22 +90,7 @@ def _open_source(source: Path) -> sqlite3.Connection:
 
     A file that is not ours is refused from its header, before SQLite opens it (and its WAL).
     """
-    if not source.exists():
-        raise NotADatabase(f"database {source} does not exist")
-    if not source.is_file():
-        raise NotADatabase(f"database {source} is not a file")
-    try:
-        with source.open("rb") as file:
-            header = file.read(100)
-    except OSError as exc:
-        raise NotADatabase(f"cannot read {source}: {exc.strerror}") from None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise NotADatabase(f"{source} is not a SQLite database")
-    # A new database's first page may still be only in its WAL: then SQLite itself has to say.
-    wal = Path(f"{source}-wal")
-    pending = wal.is_file() and wal.stat().st_size > 0
-    if int.from_bytes(header[68:72], "big") != migrations.APPLICATION_ID and not pending:
-        raise NotADatabase(f"{source} is a SQLite database, but not a memory-agent database")
+    migrations.refuse_foreign_file(source)
     uri = f"file:{quote(source.resolve().as_posix())}?mode=rw"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
 
 # PRAGMA application_id marks a file as this product's database ("MEMA").
 APPLICATION_ID = 0x4D454D41
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,27 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at TEXT NOT NULL
 )
 """
+
+
+def refuse_foreign_file(path: Path) -> None:
+    """Refuse a missing, foreign or non-SQLite file from its header, without opening it in SQLite."""
+    if not path.exists():
+        raise NotADatabase(f"database {path} does not exist")
+    if not path.is_file():
+        raise NotADatabase(f"database {path} is not a file")
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise NotADatabase(f"cannot read {path}: {exc.strerror}") from None
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise NotADatabase(f"{path} is not a SQLite database")
+    app_id = int.from_bytes(header[68:72], "big")
+    # A new database's first pages may still be in its WAL: then SQLite itself has to decide.
+    wal = path.with_name(path.name + "-wal")
+    pending = app_id == 0 and wal.is_file() and wal.stat().st_size > 0
+    if app_id != APPLICATION_ID and not pending:
+        raise NotADatabase(f"{path} is a SQLite database, but not a memory-agent database")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -57,7 +57,12 @@ def process_start(pid: int) -> str | None:
 
 
 def current_owner() -> Owner:
-    pid = os.getpid()
+    """This process (read once per process: every write of a call is stamped with it)."""
+    return _owner(os.getpid())
+
+
+@cache
+def _owner(pid: int) -> Owner:
     return Owner(host=machine_id(), pid=pid, started=process_start(pid))
 
 

@@ -27,8 +27,6 @@ ExportFormat = Literal["csv", "json", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
 
 @dataclass(frozen=True)
 class OrderFilter:
@@ -145,7 +143,7 @@ def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
     any schema version from 1 up to this code's: reports use only the tables of version 1.
     """
     path = Path(database_path(url_or_path))
-    _check_header(path)
+    migrations.refuse_foreign_file(path)
     uri = f"file:{quote(path.resolve().as_posix())}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -162,27 +160,6 @@ def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _check_header(path: Path) -> None:
-    """Refuse a missing, foreign or non-SQLite file from its header, without opening it in SQLite."""
-    if not path.exists():
-        raise NotADatabase(f"database {path} does not exist")
-    if not path.is_file():
-        raise NotADatabase(f"database {path} is not a file")
-    try:
-        with path.open("rb") as file:
-            header = file.read(100)
-    except OSError as exc:
-        raise NotADatabase(f"cannot read {path}: {exc.strerror}") from None
-    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
-        raise NotADatabase(f"{path} is not a SQLite database")
-    app_id = int.from_bytes(header[68:72], "big")
-    # A new database's first pages may still be in its WAL: then SQLite itself has to decide.
-    wal = path.with_name(path.name + "-wal")
-    pending = app_id == 0 and wal.is_file() and wal.stat().st_size > 0
-    if app_id != migrations.APPLICATION_ID and not pending:
-        raise NotADatabase(f"{path} is a SQLite database, but not a memory-agent database")
 
 
 def _where(filters: OrderFilter) -> tuple[str, list[object]]:

@@ -115,15 +115,28 @@ async def replay(path: Path, finalize: Callable[[CallSnapshot], Awaitable[None]]
 def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> None:
     """Called with the spool locked, after the database committed every record not in ``keep``."""
     if rejected:
-        _append_raw(path.with_name(path.name.removesuffix(SUFFIX) + REJECTED_SUFFIX), rejected)
-    if keep:
+        _append_raw(_rejected_path(path), rejected)
+    _rewrite(path, keep)
+
+
+def _rewrite(path: Path, lines: list[bytes]) -> None:
+    """Replace the file with ``lines`` (removing it if none), atomically and readable by its owner only."""
+    if lines:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
-        fsync_path(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, b"".join(raw + b"\n" for raw in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     else:
         path.unlink()
     fsync_path(path.parent)
+
+
+def _rejected_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(SUFFIX) + REJECTED_SUFFIX)
 
 
 def _acquire(path: Path, *, create: bool) -> int | None:
@@ -206,21 +219,13 @@ def forget(path: Path, identities: set[str], needles: list[str], *, households: 
                 _forget_written(path, keep, [])
         finally:
             os.close(fd)
-    rejected = path.with_name(path.name.removesuffix(SUFFIX) + REJECTED_SUFFIX)
+    rejected = _rejected_path(path)
     lines = _read_lines(rejected)
     encoded = [needle.encode("utf-8") for needle in needles if needle]
     keep = [raw for raw in lines if not any(needle in raw for needle in encoded)]
     dropped += len(lines) - len(keep)
     if not dry_run and len(keep) < len(lines):
-        if keep:
-            tmp = rejected.with_name(rejected.name + ".tmp")
-            tmp.write_bytes(b"".join(raw + b"\n" for raw in keep))
-            os.chmod(tmp, 0o600)
-            fsync_path(tmp)
-            os.replace(tmp, rejected)
-        else:
-            rejected.unlink()
-        fsync_path(rejected.parent)
+        _rewrite(rejected, keep)
     return dropped
 
 

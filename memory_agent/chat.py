@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
 
-from db import open_repository
 from memory_agent.call import start_call
 from memory_agent.demo import print_events
 from memory_agent.providers import make_llm
@@ -16,8 +14,7 @@ from memory_agent.settings import Settings
 async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
-    keep = timedelta(days=settings.keep_transcripts_days)
-    async with open_repository(settings.db, spool_dir=settings.spool_dir, keep_transcripts=keep) as repo:
+    async with settings.repository() as repo:
         call = await start_call(identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s)
         try:
             assert call.greeting is not None

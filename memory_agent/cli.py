@@ -7,8 +7,9 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +17,11 @@ from pydantic import ValidationError
 from db import RepositoryError
 from memory_agent.logs import protect_logs
 from memory_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from db import Repository
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Bella Vista's phone ordering agent that remembers every caller.",
@@ -147,6 +153,20 @@ def _caller(text: str) -> str:
     return key
 
 
+def _on_repository(settings: Settings, work: Callable[[Repository], Awaitable[T]]) -> T:
+    """Run ``work`` on the database once its recovery (spool replay, stale calls) is done.
+
+    The command's own work decides what is kept, so the retention is not applied at open.
+    """
+
+    async def run() -> T:
+        async with settings.repository(retention=False) as repo:
+            await repo.recovered()
+            return await work(repo)
+
+    return asyncio.run(run())
+
+
 @app.command()
 def forget(
     identity: CallerArgument,
@@ -155,23 +175,15 @@ def forget(
     db: DbOption = None,
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
-    from db import open_repository
-
     settings = _settings(db)
     key = _caller(identity)
-
-    async def erase() -> None:
-        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
-            await repo.recovered()
-            erased = await repo.forget(key, name=name, dry_run=dry_run)
-        if not erased.counts["customers"] and not erased.counts["spool_lines"]:
-            raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
-        counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
-        print(f"{'would erase' if dry_run else 'erased'}: {counts}")
-        if not erased.log_emptied:
-            print("note: the write-ahead log is still in use; it is emptied at the next checkpoint", file=sys.stderr)
-
-    asyncio.run(erase())
+    erased = _on_repository(settings, lambda repo: repo.forget(key, name=name, dry_run=dry_run))
+    if not erased.counts["customers"] and not erased.counts["spool_lines"]:
+        raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
+    counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
+    print(f"{'would erase' if dry_run else 'erased'}: {counts}")
+    if not erased.log_emptied:
+        print("note: the write-ahead log is still in use; it is emptied at the next checkpoint", file=sys.stderr)
 
 
 @app.command("export-caller")
@@ -179,17 +191,9 @@ def export_caller(identity: CallerArgument, db: DbOption = None) -> None:
     """Print everything held about a caller (every profile on their number) as JSON."""
     import json
 
-    from db import open_repository
-
     settings = _settings(db)
     key = _caller(identity)
-
-    async def read() -> dict[str, object]:
-        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
-            await repo.recovered()
-            return await repo.export_caller(key)
-
-    held = asyncio.run(read())
+    held = _on_repository(settings, lambda repo: repo.export_caller(key))
     if not held["profiles"]:
         raise UsageError(f"nothing is held about {identity!r}")
     print(json.dumps(held, indent=2, ensure_ascii=False))
@@ -206,17 +210,9 @@ def purge(
     """Remove transcripts and free-text comments past their retention; orders and ratings stay."""
     from datetime import timedelta
 
-    from db import open_repository
-
     settings = _settings(db)
     keep = days or settings.keep_transcripts_days
-
-    async def run() -> dict[str, int]:
-        async with open_repository(settings.db, spool_dir=settings.spool_dir) as repo:
-            await repo.recovered()
-            return await repo.purge_transcripts(older_than=timedelta(days=keep))
-
-    done = asyncio.run(run())
+    done = _on_repository(settings, lambda repo: repo.purge_transcripts(older_than=timedelta(days=keep)))
     print(
         f"removed the transcripts of {done['calls']} call(s) and {done['comments']} comment(s) older than {keep} days"
     )

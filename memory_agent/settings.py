@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from db import Repository
 
 _PLACEHOLDER = re.compile(r"your-project|changeme|<[^>]*>", re.IGNORECASE)
 
@@ -99,6 +104,14 @@ class Settings(BaseSettings):
             elif _PLACEHOLDER.search(text):
                 problems.append(f"{variable} (still the placeholder from .env.example)")
         return problems
+
+    def repository(self, *, retention: bool = True) -> AbstractAsyncContextManager[Repository]:
+        """The database as these settings describe it: its spool folder and (unless told not to,
+        for commands that choose their own) the retention of transcripts applied when it opens."""
+        from db import open_repository
+
+        keep = timedelta(days=self.keep_transcripts_days) if retention else None
+        return open_repository(self.db, spool_dir=self.spool_dir, keep_transcripts=keep)
 
     @property
     def recall_budget_s(self) -> float:

@@ -6,14 +6,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from datetime import timedelta
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.voice import UserStateChangedEvent
 from livekit.plugins import silero
 
-from db import open_repository
 from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, redact
 from memory_agent.journal import in_background
@@ -66,10 +64,7 @@ async def entrypoint(
     # Registered first, so the database is closed however the job ends.
     ctx.add_shutdown_callback(finish_and_close)
     protect_logs()  # the job process's handlers are LiveKit's: keep personal data out of them too
-    keep = timedelta(days=settings.keep_transcripts_days)
-    repo = await resources.enter_async_context(
-        open_repository(settings.db, spool_dir=settings.spool_dir, keep_transcripts=keep)
-    )
+    repo = await resources.enter_async_context(settings.repository())
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
