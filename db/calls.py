@@ -6,13 +6,16 @@ opened. Column lists come from the models in ``db.models``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from db import spool, stale
+from db.migrations import USUAL_ORDER_SQL
 from db.models import (
+    CallerFact,
     CallSnapshot,
     CustomerBase,
     CustomerMemory,
@@ -20,6 +23,7 @@ from db.models import (
     Message,
     Order,
     OrderLine,
+    PastOrder,
     columns,
     values,
 )
@@ -27,8 +31,17 @@ from db.models import (
 _CUSTOMER = columns(CustomerBase)
 _LINE = columns(OrderLine)
 
+_FACT = columns(CallerFact)
+MAX_FACTS = 60  # told to the agents at most; the memory text is cut to fit anyway
+
 _PROFILES_SQL = f"""
-SELECT c.id, c.participant_identity, {", ".join("c." + name for name in _CUSTOMER)}, o.created_at, o.total_cents,
+SELECT c.id, c.participant_identity, {", ".join("c." + name for name in _CUSTOMER)},
+       (SELECT json_group_array(json_array({", ".join(_FACT)})) FROM (
+            SELECT * FROM caller_facts WHERE customer_id = c.id AND superseded_at IS NULL AND value IS NOT NULL
+            ORDER BY kind, stated_at DESC, id DESC LIMIT {MAX_FACTS})) AS facts,
+       (SELECT json_group_array(json_array({", ".join(_LINE)})) FROM (
+            SELECT * FROM order_items WHERE order_id = c.usual_order_id ORDER BY position)) AS usual,
+       o.created_at, o.total_cents,
        {", ".join("i." + name for name in _LINE)}
 FROM customers AS c
 LEFT JOIN orders AS o ON o.id = c.last_order_id
@@ -51,25 +64,52 @@ FROM calls AS c LEFT JOIN orders AS o ON o.call_id = c.id WHERE c.id = ?
 """
 
 
+# A customer's last placed orders, newest first, a row per line.
+PAST_ORDERS_SQL = f"""
+SELECT o.id, o.created_at, o.total_cents, {", ".join("i." + name for name in _LINE)}
+FROM (SELECT id, created_at, total_cents FROM orders
+      WHERE customer_id = (SELECT id FROM customers WHERE participant_identity = ?) AND status = 'placed'
+      ORDER BY created_at DESC, id DESC LIMIT ?) AS o
+JOIN order_items AS i ON i.order_id = o.id
+ORDER BY o.created_at DESC, o.id DESC, i.position
+"""
+
+
+def line_from_row(row: Sequence[Any]) -> OrderLine:
+    """An order line from its columns in ``columns(OrderLine)`` order."""
+    return OrderLine.model_validate(dict(zip(_LINE, row, strict=True)))
+
+
+def past_orders_from_rows(rows: Sequence[Sequence[Any]]) -> list[PastOrder]:
+    """The orders in the rows of ``PAST_ORDERS_SQL``, in their order."""
+    orders: dict[int, PastOrder] = {}
+    for row in rows:
+        order = orders.setdefault(row[0], PastOrder(created_at=row[1], total_cents=row[2], items=[]))
+        order.items.append(line_from_row(row[3:]))
+    return list(orders.values())
+
+
 def profiles_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[CustomerMemory, ...]:
     """The profiles in the rows of ``RECALL_SQL`` or ``HOUSEHOLD_SQL`` (a row per line of each last order)."""
-    at = 2 + len(_CUSTOMER)
+    at = 4 + len(_CUSTOMER)
     profiles: list[CustomerMemory] = []
     by_customer: dict[int, list[Sequence[Any]]] = {}
     for row in rows:
         by_customer.setdefault(row[0], []).append(row)
     for customer_id, own in by_customer.items():
         first = own[0]
-        lines = tuple(
-            OrderLine.model_validate(dict(zip(_LINE, row[at + 2 :], strict=True)))
-            for row in own
-            if row[at + 2] is not None
+        lines = tuple(line_from_row(row[at + 2 :]) for row in own if row[at + 2] is not None)
+        facts = tuple(
+            CallerFact.model_validate(dict(zip(_FACT, fact, strict=True))) for fact in json.loads(first[at - 2] or "[]")
         )
+        usual = tuple(line_from_row(line) for line in json.loads(first[at - 1] or "[]"))
         profiles.append(
             CustomerMemory(
                 customer_id=customer_id,
                 key=first[1],
-                **dict(zip(_CUSTOMER, first[2:at], strict=True)),
+                **dict(zip(_CUSTOMER, first[2 : at - 2], strict=True)),
+                facts=facts,
+                usual_items=usual,
                 last_order_at=first[at],
                 last_order_total_cents=first[at + 1],
                 last_order_items=lines,
@@ -130,6 +170,8 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
         part("order", _write_order, snap.call_id, customer_id, snap.order, started, at)
     if snap.feedback is not None:
         part("feedback", _write_feedback, snap.call_id, customer_id, snap.feedback, at)
+    if snap.facts and customer_id is not None:
+        part("facts", _write_facts, snap.call_id, customer_id, snap.facts)
     numbered = list(enumerate(snap.messages, start=snap.first_seq))
     if careful:
         for seq, message in numbered:
@@ -201,11 +243,13 @@ def _write_order(
     order_id = int(
         db.execute(
             "INSERT INTO orders (call_id, customer_id, status, subtotal_cents, tip_cents, total_cents,"
-            " payment_method, created_at, updated_at, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " payment_method, kitchen_note, created_at, updated_at, placed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,"
             " customer_id = coalesce(orders.customer_id, excluded.customer_id),"
             " subtotal_cents = excluded.subtotal_cents, tip_cents = excluded.tip_cents,"
             " total_cents = excluded.total_cents, payment_method = excluded.payment_method,"
+            " kitchen_note = excluded.kitchen_note,"
             " updated_at = excluded.updated_at, placed_at = excluded.placed_at RETURNING id",
             (
                 call_id,
@@ -215,6 +259,7 @@ def _write_order(
                 order.tip_cents,
                 order.total_cents,
                 order.payment_method,
+                order.kitchen_note,
                 created_at,
                 at,
                 at if order.status == "placed" else None,
@@ -239,6 +284,29 @@ def _count_placed(db: sqlite3.Connection, customer_id: int, order_id: int, total
         " WHERE id = ?",
         (total_cents, order_id, order_id, customer_id),
     )
+    db.execute(f"UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE id = ?", (customer_id,))
+
+
+def _write_facts(db: sqlite3.Connection, call_id: str, customer_id: int, facts: list[CallerFact]) -> None:
+    """The call's word on each topic supersedes what was said before it; what was said after it stands."""
+    for fact in facts:
+        own = db.execute(
+            "INSERT INTO caller_facts (customer_id, call_id, kind, topic, value, stated_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (call_id, kind, topic) DO UPDATE SET value = excluded.value, stated_at = excluded.stated_at,"
+            " customer_id = excluded.customer_id RETURNING id",
+            (customer_id, call_id, fact.kind, fact.topic, fact.value, fact.stated_at),
+        ).fetchone()[0]
+        same = " WHERE customer_id = ? AND kind = ? AND topic = ? AND id != ?"
+        key = (customer_id, fact.kind, fact.topic, own)
+        db.execute(
+            "UPDATE caller_facts SET superseded_at = ?" + same + " AND superseded_at IS NULL AND stated_at <= ?",
+            (fact.stated_at, *key, fact.stated_at),
+        )
+        db.execute(  # a later statement, written first (a replay from the spool), stands
+            "UPDATE caller_facts SET superseded_at ="
+            " (SELECT min(stated_at) FROM caller_facts" + same + " AND stated_at > ?) WHERE id = ?",
+            (*key, fact.stated_at, own),
+        )
 
 
 def _write_feedback(db: sqlite3.Connection, call_id: str, customer_id: int | None, feedback: Feedback, at: str) -> None:

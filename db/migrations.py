@@ -13,6 +13,23 @@ from pathlib import Path
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
 
+# A customer's usual order: the most frequent of their last 10 placed orders (two orders are the
+# same if they hold the same dishes in the same quantities with the same changes), the most recent
+# of a tie; its newest instance. A scalar subquery over ``customers``: the end-of-call write and
+# migration 6 both use it.
+USUAL_ORDER_SQL = """(
+WITH recent AS (
+    SELECT o.id, o.created_at,
+           (SELECT group_concat(dish, '|') FROM (
+                SELECT menu_item || '*' || quantity || '*' || modifications AS dish
+                FROM order_items WHERE order_id = o.id ORDER BY dish)) AS dishes
+    FROM orders AS o
+    WHERE o.customer_id = customers.id AND o.status = 'placed'
+    ORDER BY o.created_at DESC, o.id DESC LIMIT 10)
+SELECT id FROM recent
+WHERE dishes = (SELECT dishes FROM recent GROUP BY dishes ORDER BY count(*) DESC, max(created_at) DESC LIMIT 1)
+ORDER BY created_at DESC, id DESC LIMIT 1)"""
+
 # PRAGMA application_id marks a file as this product's database ("MEMA").
 APPLICATION_ID = 0x4D454D41
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -210,12 +227,60 @@ CREATE TABLE erasures (
 );
 """
 
+# Version 6: what callers tell us about themselves (allergies, preferences), each with the call
+# it came from; the allergies a kitchen must know on each order, and the ones a caller accepted
+# on a line; and each caller's usual order (kept by the end-of-call write, see db.calls).
+_CALLER_FACTS = f"""
+CREATE TABLE caller_facts (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    kind TEXT NOT NULL CHECK (kind IN ('allergy', 'preference')),
+    topic TEXT NOT NULL,
+    value TEXT,
+    stated_at TEXT NOT NULL,
+    superseded_at TEXT,
+    UNIQUE (call_id, kind, topic)
+);
+CREATE INDEX ix_caller_facts_current ON caller_facts(customer_id, kind, topic) WHERE superseded_at IS NULL;
+
+ALTER TABLE orders ADD COLUMN kitchen_note TEXT;
+ALTER TABLE order_items ADD COLUMN accepted_allergens TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(accepted_allergens));
+ALTER TABLE customers ADD COLUMN usual_order_id INTEGER REFERENCES orders(id);
+CREATE INDEX ix_customers_usual_order_id ON customers(usual_order_id);
+UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS NOT NULL;
+
+DROP VIEW order_lines;
+CREATE VIEW order_lines AS
+SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
+       o.status, o.created_at, i.position, i.menu_item, i.name, i.quantity, i.modifications,
+       i.unit_price_cents, i.quantity * i.unit_price_cents AS line_total_cents,
+       i.accepted_allergens, o.kitchen_note
+FROM order_items AS i
+JOIN orders AS o ON o.id = i.order_id
+LEFT JOIN customers AS c ON c.id = o.customer_id;
+
+CREATE VIEW allergy_roster AS
+SELECT f.customer_id, c.label AS customer, f.topic AS allergen, f.value AS as_said,
+       f.stated_at, f.call_id
+FROM caller_facts AS f JOIN customers AS c ON c.id = f.customer_id
+WHERE f.kind = 'allergy' AND f.superseded_at IS NULL AND f.value IS NOT NULL;
+
+CREATE VIEW caller_preferences AS
+SELECT f.customer_id, c.label AS customer, f.topic AS about, f.value AS preference,
+       f.stated_at, f.call_id
+FROM caller_facts AS f JOIN customers AS c ON c.id = f.customer_id
+WHERE f.kind = 'preference' AND f.superseded_at IS NULL AND f.value IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
     Migration(3, "call owner", _CALL_OWNER),
     Migration(4, "index of a caller's open calls", _OPEN_CALLS_OF_CALLER),
     Migration(5, "households and erasures", _HOUSEHOLDS),
+    Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

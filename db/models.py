@@ -69,6 +69,8 @@ class OrderLine(SQLModel):
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
     unit_price_cents: int = Field(ge=0)
     modifications: list[CleanText] = Field(default_factory=list, max_length=10)
+    # Allergens of the caller's that this dish contains, ordered anyway once the caller was told.
+    accepted_allergens: list[str] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,7 +80,7 @@ class OrderLine(SQLModel):
             data = {**data, "menu_item": data["menu_item_id"]}
         return data
 
-    @field_validator("modifications", mode="before")
+    @field_validator("modifications", "accepted_allergens", mode="before")
     @classmethod
     def _from_json_text(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -99,6 +101,7 @@ class OrderItemRow(OrderLine, table=True):
     order_id: int = Field(foreign_key="orders.id", index=True)
     position: int
     modifications: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accepted_allergens: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 # -- order ----------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ class OrderBase(SQLModel):
     status: OrderStatus = Field(sa_type=Text)
     tip_cents: int = Field(default=0, ge=0)
     payment_method: str | None = None
+    kitchen_note: CleanText | None = Field(default=None, max_length=500)  # e.g. the caller's allergies
 
 
 class Order(OrderBase):
@@ -133,6 +137,14 @@ class Order(OrderBase):
     @property
     def total_cents(self) -> int:
         return self.subtotal_cents + self.tip_cents
+
+
+class PastOrder(SQLModel):
+    """A placed order as a caller's history shows it."""
+
+    created_at: str
+    total_cents: int
+    items: list[OrderLine]
 
 
 class OrderRow(OrderBase, table=True):
@@ -185,6 +197,37 @@ class MessageRow(Message, table=True):
     seq: int
 
 
+# -- caller facts ---------------------------------------------------------------------------
+
+FactKind = Literal["allergy", "preference"]
+
+MAX_TOPIC = 60
+MAX_FACT = 120
+
+
+class CallerFact(SQLModel):
+    """Something a caller told us about themselves, as the call that heard it states it.
+
+    ``topic`` is what it is about (an allergen of the menu's vocabulary, or the caller's words;
+    a preference's subject such as "crust"): a newer statement on the same topic supersedes the
+    older one, which stays as history. ``value`` None: the caller withdrew it ("not any more").
+    """
+
+    kind: FactKind = Field(sa_type=Text)
+    topic: CleanText = Field(min_length=1, max_length=MAX_TOPIC)
+    value: CleanText | None = Field(default=None, max_length=MAX_FACT)
+    stated_at: str
+
+
+class CallerFactRow(CallerFact, table=True):
+    __tablename__ = "caller_facts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    call_id: str = Field(foreign_key="calls.id")
+    superseded_at: str | None = None
+
+
 # -- customer -------------------------------------------------------------------------------
 
 
@@ -216,6 +259,7 @@ class CustomerRow(CustomerBase, table=True):
     last_seen_at: str
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     household: str | None = Field(default=None, index=True)  # the number (or identity) the profile answers on
+    usual_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)  # see USUAL_ORDER_SQL
     label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
 
 
@@ -229,6 +273,11 @@ class CustomerMemory(CustomerBase):
     last_order_at: str | None = None
     last_order_total_cents: int | None = None
     last_order_items: tuple[OrderLine, ...] = ()
+    usual_items: tuple[OrderLine, ...] = ()  # their most frequent recent order
+    facts: tuple[CallerFact, ...] = ()  # what they told us and still hold: allergies first, newest first
+
+    def current(self, kind: FactKind) -> tuple[CallerFact, ...]:
+        return tuple(fact for fact in self.facts if fact.kind == kind)
 
 
 # -- erasure ----------------------------------------------------------------------------------
@@ -284,6 +333,7 @@ class CallSnapshot(CallBase):
     feedback: Feedback | None = None
     messages: list[Message] = Field(default_factory=list)
     first_seq: int = Field(default=1, ge=1)
+    facts: list[CallerFact] = Field(default_factory=list)  # the call's last word on each topic
 
     @property
     def final(self) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from db.models import name_key
 
-TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages")
+TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts")
 _FTS = ("messages_fts", "feedback_fts")
 
 
@@ -54,14 +54,15 @@ def forget(
         "order_items": (f"order_id IN ({orders})", ids * 2),
         "feedback": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
         "messages": (f"call_id IN ({calls})", ids),
+        "caller_facts": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
     }
     counts = {
         table: db.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
         for table, (where, args) in scopes.items()
     }
     if not dry_run and ids:
-        db.execute(f"UPDATE customers SET last_order_id = NULL WHERE id IN ({marks})", ids)
-        for table in ("messages", "order_items", "feedback", "orders", "calls", "customers"):
+        db.execute(f"UPDATE customers SET last_order_id = NULL, usual_order_id = NULL WHERE id IN ({marks})", ids)
+        for table in ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers"):
             where, args = scopes[table]
             db.execute(f"DELETE FROM {table} WHERE {where}", args)
         merge_search_indexes(db)
@@ -116,12 +117,13 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
             if order:
                 call["order"] = order[0]
                 call["order"]["items"] = all_rows(
-                    "SELECT position, menu_item, name, quantity, unit_price_cents, modifications"
+                    "SELECT position, menu_item, name, quantity, unit_price_cents, modifications, accepted_allergens"
                     " FROM order_items WHERE order_id = ? ORDER BY position",
                     (order[0]["id"],),
                 )
                 for item in call["order"]["items"]:
                     item["modifications"] = json.loads(item["modifications"])
+                    item["accepted_allergens"] = json.loads(item["accepted_allergens"])
             feedback = all_rows("SELECT rating, comment, created_at FROM feedback WHERE call_id = ?", (call["id"],))
             call["feedback"] = feedback[0] if feedback else None
             call["transcript"] = all_rows(
@@ -129,6 +131,11 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
                 (call["id"],),
             )
         profile["calls"] = calls
+        profile["facts"] = all_rows(
+            "SELECT kind, topic, value, stated_at, superseded_at, call_id FROM caller_facts"
+            " WHERE customer_id = ? ORDER BY kind, stated_at",
+            (profile["id"],),
+        )
     return {"identity": identity, "profiles": profiles}
 
 

@@ -26,7 +26,7 @@ from db import calls, privacy, recovery, spool, stale
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
-from db.models import CallSnapshot, CustomerMemory
+from db.models import CallSnapshot, CustomerMemory, PastOrder
 from db.owner import current_owner
 from db.spool import ReplayResult, append, spool_path
 
@@ -65,6 +65,10 @@ class Repository:
     async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
         """Every profile that answers on a number (or identity): one indexed statement."""
         return calls.profiles_from_rows(await self.read(calls.HOUSEHOLD_SQL, (caller,)))
+
+    async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
+        """The profile's last ``limit`` placed orders with their lines, newest first."""
+        return calls.past_orders_from_rows(await self.read(calls.PAST_ORDERS_SQL, (identity, limit)))
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
