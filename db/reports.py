@@ -39,57 +39,57 @@ class OrderFilter:
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     name: str
     expr: str  # over the tables o (orders), c (customers), k (calls), f (feedback), i (order_items)
     kind: Literal["int", "plain", "text", "summary", "money", "list"]
 
 
-_ITEMS_SUMMARY = """coalesce((SELECT group_concat(
+ITEMS_SUMMARY = """coalesce((SELECT group_concat(
     s.quantity || 'x ' || s.name || CASE WHEN s.modifications = '[]' THEN ''
         ELSE ' (' || (SELECT group_concat(value, ', ') FROM json_each(s.modifications)) || ')' END,
     ', ') FROM order_items AS s WHERE s.order_id = o.id), '')"""
 
 # Every export row starts with its order: which one, when, whose, and where it stands.
 _ORDER_KEY = (
-    _Column("order_id", "o.id", "int"),
-    _Column("created_at", "o.created_at", "plain"),
-    _Column("customer_identity", "c.participant_identity", "text"),
-    _Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
-    _Column("status", "o.status", "plain"),
+    Column("order_id", "o.id", "int"),
+    Column("created_at", "o.created_at", "plain"),
+    Column("customer_identity", "c.participant_identity", "text"),
+    Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
+    Column("status", "o.status", "plain"),
 )
 
-_ORDER_COLUMNS = (
+ORDER_COLUMNS = (
     *_ORDER_KEY,
-    _Column(
+    Column(
         "item_count",
         "(SELECT coalesce(sum(s.quantity), 0) FROM order_items AS s WHERE s.order_id = o.id)",
         "int",
     ),
-    _Column("items", _ITEMS_SUMMARY, "summary"),
-    _Column("subtotal_dollars", "o.subtotal_cents", "money"),
-    _Column("tip_dollars", "o.tip_cents", "money"),
-    _Column("total_dollars", "o.total_cents", "money"),
-    _Column("rating", "f.rating", "int"),
+    Column("items", ITEMS_SUMMARY, "summary"),
+    Column("subtotal_dollars", "o.subtotal_cents", "money"),
+    Column("tip_dollars", "o.tip_cents", "money"),
+    Column("total_dollars", "o.total_cents", "money"),
+    Column("rating", "f.rating", "int"),
 )
 
-_ITEM_COLUMNS = (
+ITEM_COLUMNS = (
     *_ORDER_KEY,
-    _Column("position", "i.position", "int"),
-    _Column("menu_item", "i.menu_item", "text"),
-    _Column("name", "i.name", "text"),
-    _Column("quantity", "i.quantity", "int"),
-    _Column("modifications", "i.modifications", "list"),
-    _Column("unit_price_dollars", "i.unit_price_cents", "money"),
-    _Column("line_total_dollars", "i.quantity * i.unit_price_cents", "money"),
+    Column("position", "i.position", "int"),
+    Column("menu_item", "i.menu_item", "text"),
+    Column("name", "i.name", "text"),
+    Column("quantity", "i.quantity", "int"),
+    Column("modifications", "i.modifications", "list"),
+    Column("unit_price_dollars", "i.unit_price_cents", "money"),
+    Column("line_total_dollars", "i.quantity * i.unit_price_cents", "money"),
 )
 
-_ORDERS_FROM = """FROM orders AS o
+ORDERS_FROM = """FROM orders AS o
 LEFT JOIN customers AS c ON c.id = o.customer_id
 LEFT JOIN calls AS k ON k.id = o.call_id
 LEFT JOIN feedback AS f ON f.call_id = o.call_id"""
 
-_ITEMS_FROM = """FROM orders AS o
+ITEMS_FROM = """FROM orders AS o
 JOIN order_items AS i ON i.order_id = o.id
 LEFT JOIN customers AS c ON c.id = o.customer_id
 LEFT JOIN calls AS k ON k.id = o.call_id"""
@@ -97,7 +97,7 @@ LEFT JOIN calls AS k ON k.id = o.call_id"""
 
 def export_columns(*, items: bool = False) -> tuple[str, ...]:
     """The export's column names (the CSV header, the JSON keys)."""
-    return tuple(column.name for column in (_ITEM_COLUMNS if items else _ORDER_COLUMNS))
+    return tuple(column.name for column in (ITEM_COLUMNS if items else ORDER_COLUMNS))
 
 
 def parse_moment(text: str, *, end_of_day: bool = False, timezone: str = "UTC") -> str:
@@ -162,23 +162,25 @@ def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def _where(filters: OrderFilter) -> tuple[str, list[object]]:
+def where_sql(filters: OrderFilter, *, mark: str = "?", binary: str = "") -> tuple[str, list[object]]:
+    """The WHERE clause of ``filters`` over ``orders AS o``, with ``mark`` for each parameter;
+    ``binary`` is what makes a text comparison byte by byte (as SQLite's) where it is not already."""
     clauses: list[str] = []
     params: list[object] = []
     if filters.since is not None:
-        clauses.append("o.created_at >= ?")
+        clauses.append(f"o.created_at >= {mark}")
         params.append(filters.since)
     if filters.until is not None:
-        clauses.append("o.created_at < ?")
+        clauses.append(f"o.created_at < {mark}")
         params.append(filters.until)
     if filters.statuses:
-        clauses.append(f"o.status IN ({', '.join('?' * len(filters.statuses))})")
+        clauses.append(f"o.status IN ({', '.join([mark] * len(filters.statuses))})")
         params.extend(filters.statuses)
     if filters.customer is not None:
         # The identity, and every other person on the same number (a household: ``+1...#2``).
         clauses.append(
-            "o.customer_id IN (SELECT id FROM customers WHERE participant_identity = ?"
-            " OR participant_identity BETWEEN ? || '#' AND ? || '#~')"
+            f"o.customer_id IN (SELECT id FROM customers WHERE participant_identity = {mark}"
+            f" OR participant_identity{binary} BETWEEN {mark} || '#' AND {mark} || '#~')"
         )
         params.extend([filters.customer] * 3)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
@@ -215,7 +217,7 @@ def _guard(first: str) -> str:
     return f"CASE WHEN unicode({first}) IN ({_FORMULA_CODES}) AND NOT ({number}) THEN '''' ELSE '' END"
 
 
-def _csv_cell(column: _Column) -> tuple[str, list[str]]:
+def _csv_cell(column: Column) -> tuple[str, list[str]]:
     """The cell's printf format and arguments. Text is always quoted (RFC 4180): ``%w`` doubles
     the double quotes inside; an expensive value appears once, so SQLite evaluates it once."""
     x = column.expr
@@ -233,7 +235,7 @@ def _csv_cell(column: _Column) -> tuple[str, list[str]]:
     return '"%s%w"', [_guard(x), f"coalesce({x}, '')"]
 
 
-def _csv_line(columns: Sequence[_Column]) -> str:
+def _csv_line(columns: Sequence[Column]) -> str:
     """One printf builds the whole CSV record: one allocation per row instead of one per cell."""
     cells = [_csv_cell(c) for c in columns]
     pattern = ",".join(fmt for fmt, _ in cells)
@@ -241,7 +243,7 @@ def _csv_line(columns: Sequence[_Column]) -> str:
     return f"printf('{pattern}' || char(13, 10),\n    {arguments})"
 
 
-def _json_value(column: _Column) -> str:
+def _json_value(column: Column) -> str:
     x = column.expr
     if column.kind == "money":
         return f"json(printf('%d.%02d', {x} / 100, {x} % 100))"
@@ -252,8 +254,8 @@ def _json_value(column: _Column) -> str:
 
 def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) -> tuple[str, list[object]]:
     """The query that yields one finished output line per order (or per item)."""
-    columns = _ITEM_COLUMNS if items else _ORDER_COLUMNS
-    where, params = _where(filters)
+    columns = ITEM_COLUMNS if items else ORDER_COLUMNS
+    where, params = where_sql(filters)
     if fmt == "csv":
         line = _csv_line(columns)
     else:
@@ -261,12 +263,12 @@ def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) 
         if fmt == "jsonl":
             line += " || char(10)"
     order = "o.created_at, o.id, i.position" if items else "o.created_at, o.id"
-    return f"SELECT {line}\n{_ITEMS_FROM if items else _ORDERS_FROM}\n{where}\nORDER BY {order}", params
+    return f"SELECT {line}\n{ITEMS_FROM if items else ORDERS_FROM}\n{where}\nORDER BY {order}", params
 
 
 def count_rows(conn: sqlite3.Connection, filters: OrderFilter, *, items: bool = False) -> int:
     """How many rows an export will write (for a progress bar)."""
-    where, params = _where(filters)
+    where, params = where_sql(filters)
     source = "FROM orders AS o JOIN order_items AS i ON i.order_id = o.id" if items else "FROM orders AS o"
     return int(conn.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0])
 
@@ -280,30 +282,41 @@ def export_chunks(
     chunk_rows: int = 5_000,
 ) -> Iterator[tuple[bytes, int]]:
     """The whole export as UTF-8 chunks, each with the number of rows it holds."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+    check_format(fmt)
     sql, params = export_sql(filters, fmt=fmt, items=items)
     cursor = conn.cursor()
     cursor.row_factory = None
     conn.text_factory = bytes
     try:
         cursor.execute(sql, params)
-        if fmt == "csv":
-            yield (",".join(export_columns(items=items)) + "\r\n").encode(), 0
-        elif fmt == "json":
-            yield b"[", 0
-        separator = b"\n"
-        while rows := cursor.fetchmany(chunk_rows):
-            lines = [row[0] for row in rows]
-            if fmt == "json":
-                yield separator + b",\n".join(lines), len(lines)
-                separator = b",\n"
-            elif fmt == "csv":
-                yield _AFTER_SEPARATOR.sub(_quote_after_separator, b"".join(lines)), len(lines)
-            else:
-                yield b"".join(lines), len(lines)
-        if fmt == "json":
-            yield (b"\n]\n" if separator == b",\n" else b"]\n"), 0
+        yield from assemble(iter(lambda: cursor.fetchmany(chunk_rows), []), fmt=fmt, items=items)
     finally:
         conn.text_factory = str
         cursor.close()
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+
+
+def assemble(
+    batches: Iterator[Sequence[Sequence[bytes]]], *, fmt: ExportFormat, items: bool = False
+) -> Iterator[tuple[bytes, int]]:
+    """The export's chunks from batches of finished lines (rows of one column, as bytes)."""
+    if fmt == "csv":
+        yield (",".join(export_columns(items=items)) + "\r\n").encode(), 0
+    elif fmt == "json":
+        yield b"[", 0
+    separator = b"\n"
+    for rows in batches:
+        lines = [row[0] for row in rows]
+        if fmt == "json":
+            yield separator + b",\n".join(lines), len(lines)
+            separator = b",\n"
+        elif fmt == "csv":
+            yield _AFTER_SEPARATOR.sub(_quote_after_separator, b"".join(lines)), len(lines)
+        else:
+            yield b"".join(lines), len(lines)
+    if fmt == "json":
+        yield (b"\n]\n" if separator == b",\n" else b"]\n"), 0

@@ -1,4 +1,4 @@
-"""The `memory-agent` command: demo, chat, inspect, export, backup, and the LiveKit worker (start/dev)."""
+"""The `memory-agent` command: demo, chat, inspect, export, backup, migrate-to-postgres, and the LiveKit worker."""
 
 from __future__ import annotations
 
@@ -216,6 +216,45 @@ def purge(
     print(
         f"removed the transcripts of {done['calls']} call(s) and {done['comments']} comment(s) older than {keep} days"
     )
+
+
+@app.command("migrate-to-postgres")
+def migrate_to_postgres(
+    sqlite_path: Annotated[
+        Path, typer.Argument(metavar="SQLITE_PATH", help="The SQLite database to copy (only read).", show_default=False)
+    ],
+    postgres_url: Annotated[
+        str,
+        typer.Argument(
+            metavar="POSTGRES_URL", help="postgresql://user:password@host:port/database", show_default=False
+        ),
+    ],
+) -> None:
+    """Copy a SQLite database, while calls run, into PostgreSQL: safe to repeat and to resume; counts per table."""
+    from db.pg.migrate_sqlite import TableCopy, copy_to_postgres
+    from db.pg.safe_url import redact_url
+    from db.spool import call_ids, spool_path
+
+    settings = _settings()
+
+    shown: list[TableCopy] = []
+
+    def show(table: TableCopy) -> None:
+        if not shown:
+            print(f"Copying {sqlite_path} (one snapshot, only read) into {redact_url(postgres_url)}:")
+        shown.append(table)
+        changes = f"{table.new:,} new, {table.changed:,} changed, {table.removed:,} removed"
+        print(f"  {table.table:<14} {table.rows:>10,} rows  {changes}", flush=True)
+
+    report = copy_to_postgres(sqlite_path, postgres_url, progress=show)
+    print(f"Done: {report.new:,} new, {report.changed:,} changed, {report.removed:,} removed.")
+    waiting = call_ids(spool_path(sqlite_path, settings.spool_dir))
+    if waiting:
+        print(
+            f"note: {len(waiting)} call(s) wait in the spool of {sqlite_path}, not yet in the file: open it once with"
+            " memory-agent (any command) to write them, then run this again",
+            file=sys.stderr,
+        )
 
 
 def _run_worker(mode: str, extra: list[str]) -> None:

@@ -13,13 +13,15 @@ import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from pydantic import ValidationError
 
 from db import RepositoryError, database_path
+from db.pg.safe_url import is_postgres_url
 from db.reports import (
     EXPORT_FORMATS,
     ORDER_STATUSES,
@@ -69,8 +71,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        help="the database file (default: $MEMORY_AGENT_DB, as for the agent, else memory.db here)",
+        metavar="PATH|URL",
+        help="the database file or a postgresql:// URL (default: $MEMORY_AGENT_DB, as for the agent, else memory.db)",
     )
     parser.add_argument(
         "--format",
@@ -132,36 +134,54 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if since is not None and until is not None and since >= until:
         return fail(f"--since {args.since} is not before --until {args.until}: no order can match", code=2)
     filters = OrderFilter(since=since, until=until, statuses=args.status or (), customer=caller_key(args.customer))
-    db = args.db or settings.db
+    db = args.db or str(settings.db)
     try:
-        conn = open_read_only(db)
+        source = _open(db)
     except RepositoryError as exc:
         return fail(str(exc))
     try:
         if args.output is not None:
-            problem = _output_problem(args.output, Path(database_path(db)))
+            problem = _output_problem(args.output, None if source.remote else Path(database_path(db)))
             if problem:
                 return fail(problem)
-        return _export(conn, filters, args, fail)
+        return _export(source, filters, args, fail)
     finally:
-        conn.close()
+        source.conn.close()
 
 
-def _export(conn: sqlite3.Connection, filters: OrderFilter, args: argparse.Namespace, fail: _Fail) -> int:
+@dataclass(frozen=True)
+class _Source:
+    """The database being exported, SQLite or PostgreSQL, with its backend's two reports."""
+
+    conn: Any
+    count_rows: Callable[..., int]
+    export_chunks: Callable[..., Iterator[tuple[bytes, int]]]
+    remote: bool = False
+
+
+def _open(db: str) -> _Source:
+    if is_postgres_url(db):
+        from db.pg import reports as pg
+
+        return _Source(pg.open_read_only(db), pg.count_rows, pg.export_chunks, remote=True)
+    return _Source(open_read_only(db), count_rows, export_chunks)
+
+
+def _export(source: _Source, filters: OrderFilter, args: argparse.Namespace, fail: _Fail) -> int:
     to_stdout = args.output is None
     show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
-    total = count_rows(conn, filters, items=args.items) if show_progress else 0
+    total = source.count_rows(source.conn, filters, items=args.items) if show_progress else 0
     temp: Path | None = None
     try:
         if to_stdout:
             sys.stdout.flush()
-            written = _write(conn, filters, args, sys.stdout.buffer, total, show_progress)
+            written = _write(source, filters, args, sys.stdout.buffer, total, show_progress)
             sys.stdout.buffer.flush()
         else:
             fd, name = tempfile.mkstemp(prefix=f".{args.output.name}.", dir=args.output.parent)
             temp = Path(name)
             with os.fdopen(fd, "wb") as out:
-                written = _write(conn, filters, args, out, total, show_progress)
+                written = _write(source, filters, args, out, total, show_progress)
             os.chmod(temp, _file_mode(args.output))
             os.replace(temp, args.output)
             temp = None
@@ -173,6 +193,8 @@ def _export(conn: sqlite3.Connection, filters: OrderFilter, args: argparse.Names
         return fail("interrupted", code=130)
     except sqlite3.Error as exc:
         return fail(f"database error: {exc}")
+    except RepositoryError as exc:
+        return fail(str(exc))
     except OSError as exc:
         return fail(f"cannot write {args.output or 'standard output'}: {exc.strerror or exc}")
     finally:
@@ -186,7 +208,7 @@ def _export(conn: sqlite3.Connection, filters: OrderFilter, args: argparse.Names
 
 
 def _write(
-    conn: sqlite3.Connection,
+    source: _Source,
     filters: OrderFilter,
     args: argparse.Namespace,
     out: BinaryIO,
@@ -196,7 +218,7 @@ def _write(
     """Write the export; returns how many rows it held."""
     done = 0
     unit = "items" if args.items else "orders"
-    for chunk, rows in export_chunks(conn, filters, fmt=args.format, items=args.items):
+    for chunk, rows in source.export_chunks(source.conn, filters, fmt=args.format, items=args.items):
         out.write(chunk)
         done += rows
         if show_progress and rows:
@@ -207,12 +229,12 @@ def _write(
     return done
 
 
-def _output_problem(output: Path, database: Path) -> str | None:
+def _output_problem(output: Path, database: Path | None) -> str | None:
     if output.is_dir():
         return f"output {output} is a folder"
     if not output.parent.is_dir():
         return f"folder {output.parent} does not exist"
-    if output.exists() and output.resolve() == database.resolve():
+    if database is not None and output.exists() and output.resolve() == database.resolve():
         return f"output {output} is the database itself"
     return None
 

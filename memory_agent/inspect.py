@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from db import RepositoryError
+from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
 from memory_agent.datasette import dashboard, localtime
 
@@ -113,9 +114,17 @@ def inspect_database(
     """Serve ``db`` until SIGTERM or SIGINT; returns the exit status.
 
     Without Datasette it prints the command that installs it and returns 1; a file that is not a
-    memory-agent database, or a port already in use, gets a one-line error and 1.
+    memory-agent database, or a port already in use, gets a one-line error and 1; a PostgreSQL
+    URL (served by neither) a one-line error and 2.
     """
     err = err or sys.stderr
+    if is_postgres_url(db):
+        print(
+            "memory-agent inspect: the dashboard and Datasette read SQLite only; on PostgreSQL use"
+            " `memory-agent export --db URL` or your own PostgreSQL tools",
+            file=err,
+        )
+        return 2
     if not datasette_installed():
         print(f"memory-agent inspect needs Datasette and its dashboard; install them with: {INSTALL_COMMAND}", file=err)
         return 1
