@@ -240,6 +240,8 @@ def migrate_to_postgres(
     shown: list[TableCopy] = []
 
     def show(table: TableCopy) -> None:
+        if not table.finished:
+            return
         if not shown:
             print(f"Copying {sqlite_path} (one snapshot, only read) into {redact_url(postgres_url)}:")
         shown.append(table)

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class TableCopy:
     new: int
     changed: int
     removed: int
+    finished: bool = True  # False: a batch of a table still being copied
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _Table:
     key: str  # the primary key column
     columns: tuple[str, ...]  # copied, in the target's order; the key first
     deferred: tuple[str, ...]  # references to a table copied later: filled in at the end
+    parents: tuple[str, ...] = ()  # the other references (a row that moved to another parent is replaced)
 
     @property
     def copied_now(self) -> tuple[str, ...]:
@@ -107,7 +109,8 @@ def copy_to_postgres(
 
     Raises ``NotADatabase`` for a missing or foreign source or a URL that is not PostgreSQL's,
     ``DatabaseUnavailable`` when the server cannot be reached or refuses, ``ForeignTarget`` when
-    the target holds other data. ``progress`` hears of each table as it is done.
+    the target holds other data. ``progress`` hears of each batch as it commits (``finished``
+    False, the counts so far) and of each table as it is done.
     """
     target_url = postgres_url(url)
     path = Path(sqlite_path)
@@ -157,8 +160,14 @@ def _copy(
         removed = {t.name: _remove_gone(src, pg, t, tables) for t in reversed(tables)}
         done = []
         for table in tables:
-            rows, new, changed = _upsert(src, pg, table, batch_rows)
-            done.append(TableCopy(table.name, rows, new, changed, removed[table.name]))
+            copied = TableCopy(table.name, 0, 0, 0, removed[table.name], finished=False)
+            for rows, new, changed in _upsert(src, pg, table, batch_rows):
+                copied = replace(
+                    copied, rows=copied.rows + rows, new=copied.new + new, changed=copied.changed + changed
+                )
+                if progress is not None:
+                    progress(copied)
+            done.append(replace(copied, finished=True))
             if progress is not None:
                 progress(done[-1])
         for table in tables:
@@ -268,9 +277,13 @@ def _tables(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> list[_Table
         for name in ready:
             order.append(name)
             remaining.remove(name)
-    return [
-        _Table(name, candidates[name][0], candidates[name][1], tuple(dict.fromkeys(deferred[name]))) for name in order
-    ]
+    tables = []
+    for name in order:
+        key, columns, _ = candidates[name]
+        late = tuple(dict.fromkeys(deferred[name]))
+        parents = tuple(dict.fromkeys(c for c, _ in references.get(name, []) if c in columns and c not in late))
+        tables.append(_Table(name, key, columns, late, parents))
+    return tables
 
 
 def _is_fts(src: sqlite3.Connection, name: str) -> bool:
@@ -325,14 +338,15 @@ def _count(pg: psycopg.Connection[Any], table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _record(pg: psycopg.Connection[Any], table: str, delta: int) -> None:
-    """Keep the row count this copy leaves, in the transaction that changes it."""
+def _record(pg: psycopg.Connection[Any], table: str, count: int, *, absolute: bool = False) -> None:
+    """Keep the row count this copy leaves (``count`` more, or ``absolute``), in the transaction that changes it."""
+    added = sql.SQL("" if absolute else "{}.row_count + ").format(sql.Identifier(IMPORT_ROWS_TABLE))
     pg.execute(
         sql.SQL(
             "INSERT INTO {} (table_name, row_count) VALUES (%s, %s)"
-            " ON CONFLICT (table_name) DO UPDATE SET row_count = {}.row_count + excluded.row_count"
-        ).format(sql.Identifier(IMPORT_ROWS_TABLE), sql.Identifier(IMPORT_ROWS_TABLE)),
-        (table, delta),
+            " ON CONFLICT (table_name) DO UPDATE SET row_count = {}excluded.row_count"
+        ).format(sql.Identifier(IMPORT_ROWS_TABLE), added),
+        (table, count),
     )
 
 
@@ -367,8 +381,8 @@ def _stage(
 
 def _upsert(
     src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _Table, batch_rows: int
-) -> tuple[int, int, int]:
-    """Insert the table's rows that are new and update the ones that changed; (rows, new, changed)."""
+) -> Iterator[tuple[int, int, int]]:
+    """Insert the table's rows that are new and update the ones that changed; (rows, new, changed) per batch."""
     columns = table.copied_now
     target = sql.Identifier(table.name)
     names = sql.SQL(", ").join(map(sql.Identifier, table.columns))
@@ -385,7 +399,6 @@ def _upsert(
         )
     else:
         action = sql.SQL("DO NOTHING")
-    total = new = changed = 0
     select = f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} FROM "{table.name}" ORDER BY "{table.key}"'
     for rows in _batches(src, select, batch_rows):
         with pg.transaction():
@@ -406,31 +419,37 @@ def _upsert(
             ).fetchone()
             assert row is not None
             _record(pg, table.name, row[0])
-        total += len(rows)
-        new += row[0]
-        changed += row[1]
-    return total, new, changed
+        yield len(rows), row[0], row[1]
 
 
 def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _Table, tables: Sequence[_Table]) -> int:
-    """Remove the target's rows that the file no longer has (erased, purged), children first."""
+    """Remove the target's rows that the file no longer has (erased, purged), children first.
+
+    A row whose id the file has given to another row since (SQLite reuses the highest ids once
+    they are deleted) under another parent goes too, and comes back with the rest.
+    """
     if _count(pg, table.name) == 0:
         return 0
     key = sql.Identifier(table.key)
+    columns = (table.key, *table.parents)
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
     with pg.transaction():
         keys = sql.Identifier(f"keep_{table.name}")
         pg.execute(
             sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                keys, key, sql.Identifier(table.name)
+                keys, names, sql.Identifier(table.name)
             )
         )
         with pg.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(keys)) as copy:
-            for (value,) in src.execute(f'SELECT "{table.key}" FROM "{table.name}"'):
-                copy.write_row((value,))
+            for row in src.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{table.name}"'):
+                copy.write_row(row)
         pg.execute(sql.SQL("CREATE INDEX ON {} ({})").format(keys, key))
+        same = sql.SQL("").join(
+            sql.SQL(" AND k.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(c)) for c in table.parents
+        )
         gone = sql.SQL(
-            "SELECT {key} FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM {keys} AS k WHERE k.{key} = t.{key})"
-        ).format(key=key, table=sql.Identifier(table.name), keys=keys)
+            "SELECT {key} FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM {keys} AS k WHERE k.{key} = t.{key}{same})"
+        ).format(key=key, table=sql.Identifier(table.name), keys=keys, same=same)
         # A reference filled in at the end may still point at a row about to go: let go of it first.
         for other in tables:
             for column in other.deferred:
@@ -442,7 +461,9 @@ def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _T
                     )
         deleted = pg.execute(sql.SQL("DELETE FROM {} WHERE {} IN ({})").format(sql.Identifier(table.name), key, gone))
         removed = deleted.rowcount
-        _record(pg, table.name, -removed)
+        if removed:  # a delete may cascade (order lines go with their order): count every table again
+            for other in tables:
+                _record(pg, other.name, _count(pg, other.name), absolute=True)
     return removed
 
 
