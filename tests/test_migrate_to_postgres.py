@@ -105,7 +105,7 @@ def pg_rows(url: str, table: str, columns: list[str]) -> list[tuple]:
 
 def pg_value(url: str, query: str) -> object:
     with psycopg.connect(url) as conn:
-        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query).fetchone()
         return row[0] if row else None
 
 
