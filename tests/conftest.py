@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import pytest
+from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 
 from db import CallSnapshot, Repository, open_repository
 from memory_agent import Call, start_call
