@@ -1,17 +1,20 @@
-"""The menu as validated data: loaded from TOML, searched by spoken names, rendered for the LLM."""
+"""The menu as validated data: loaded from TOML, searched by spoken names, checked for allergens,
+rendered for the LLM."""
 
 from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
-from functools import cached_property
+from collections.abc import Iterable
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from memory_agent.allergens import ALLERGENS, normalize_allergen
 from memory_agent.speech import format_cents
+from memory_agent.text import normalize as normalize
 
 _FILLER = re.compile(r"^(?:a|an|the|one|some|please|order of|an order of)\s+")
 
@@ -25,6 +28,25 @@ class MenuItem(BaseModel):
     price_cents: int = Field(gt=0)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    # In the vocabulary of memory_agent.allergens (the US's nine), as the menu file lists them.
+    # Required, even if empty: an item nobody checked must not pass for one without allergens.
+    allergens: tuple[str, ...]
+    available: bool = True  # False: on the menu, but not to be ordered today
+
+    @field_validator("allergens")
+    @classmethod
+    def _allergens_are_in_the_vocabulary(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        item = info.data.get("id", "an item")
+        for allergen in value:
+            if allergen not in ALLERGENS:
+                meant = normalize_allergen(allergen)
+                hint = f"did you mean {meant!r}? " if meant else ""
+                raise ValueError(
+                    f"menu item {item} lists unknown allergen {allergen!r}: {hint}use one of {', '.join(ALLERGENS)}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"menu item {item} lists an allergen twice")
+        return value
 
 
 class Menu(BaseModel):
@@ -43,13 +65,9 @@ class Menu(BaseModel):
                     raise ValueError(f"menu name {key!r} is used by both {seen[norm]} and {item.id}")
         return self
 
-    @cached_property
+    @property
     def _index(self) -> dict[str, MenuItem]:
-        index = {}
-        for item in self.items:
-            for key in (item.id, item.name, *item.aliases):
-                index[normalize(key)] = item
-        return index
+        return _index_of(self.items)
 
     def get(self, item_id: str) -> MenuItem | None:
         return next((item for item in self.items if item.id == item_id), None)
@@ -65,26 +83,37 @@ class Menu(BaseModel):
         matches = {item.id: item for key, item in self._index.items() if text and _words_in(text, key)}
         return next(iter(matches.values())) if len(matches) == 1 else None
 
+    def contains(self, item: MenuItem | str, allergens: Iterable[str]) -> list[str]:
+        """Which of ``allergens`` (canonical names; others are ignored) the item, or item id, contains,
+        in the vocabulary's order. An unknown id raises KeyError: a dish we cannot check is never safe."""
+        dish = self.get(item) if isinstance(item, str) else item
+        if dish is None:
+            raise KeyError(f"no menu item {item!r}")
+        wanted = set(allergens)
+        return [a for a in ALLERGENS if a in wanted and a in dish.allergens]
+
     def prompt_listing(self) -> str:
-        """The menu as the LLM sees it: one line per item, grouped by category, ids first."""
-        lines: list[str] = []
-        for category in dict.fromkeys(item.category for item in self.items):
-            lines.append(f"{category}:")
-            for item in self.items:
-                if item.category == category:
-                    lines.append(
-                        f"- {item.id}: {item.name}, {format_cents(item.price_cents)}"
-                        + (f" ({item.description})" if item.description else "")
-                    )
+        """The menu as the LLM sees it, one short line per item: id, name, price, allergens.
+
+        Every request of the OrderTaker carries it, so it is terse: no categories or descriptions.
+        An unavailable item stays listed, marked, without price: the LLM can tell the caller at once
+        instead of spending a tool call (a whole extra request) to find out."""
+        lines = []
+        for item in self.items:
+            if not item.available:
+                lines.append(f"- {item.id}: {item.name}, not available today")
+                continue
+            lines.append(
+                f"- {item.id}: {item.name} {format_cents(item.price_cents)} [{', '.join(item.allergens) or 'none'}]"
+            )
         return "\n".join(lines)
 
 
-def normalize(text: str) -> str:
-    """Lowercase, accents folded, punctuation dropped, spaces collapsed."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    plain = re.sub(r"[^a-z0-9]+", " ", plain.replace("_", " "))
-    return " ".join(plain.split())
+# Keyed by the items themselves (frozen, hashable), not cached on the menu: a ``model_copy`` with
+# other items (today's availability, a new price) carries no stale index.
+@lru_cache(maxsize=16)
+def _index_of(items: tuple[MenuItem, ...]) -> dict[str, MenuItem]:
+    return {normalize(key): item for item in items for key in (item.id, item.name, *item.aliases)}
 
 
 def _words_in(text: str, key: str) -> bool:

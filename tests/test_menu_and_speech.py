@@ -16,6 +16,7 @@ def test_default_menu_has_bella_vista_prices_in_cents():
     assert prices == {
         "Margherita Pizza": 1450,
         "Pepperoni Pizza": 1600,
+        "Pesto Pizza": 1550,
         "Caesar Salad": 975,
         "Spaghetti Carbonara": 1525,
         "Tiramisu": 750,
@@ -33,6 +34,8 @@ def test_default_menu_has_bella_vista_prices_in_cents():
         ("the spaghetti carbonara", "spaghetti_carbonara"),
         ("tiramisù", "tiramisu"),
         ("tiramisus", "tiramisu"),
+        ("pesto", "pesto_pizza"),
+        ("a pesto pizza", "pesto_pizza"),
         ("two caesar salads", None),
         ("caesar salads", "caesar_salad"),
         ("pizza", None),
@@ -45,19 +48,24 @@ def test_items_are_found_by_spoken_variants(spoken, item_id):
     assert (found.id if found else None) == item_id
 
 
-def test_menu_prompt_lists_every_item_with_its_price():
-    listing = MENU.prompt_listing()
+def test_menu_prompt_lists_every_item_with_its_price_and_allergens_one_line_each():
+    listing = MENU.prompt_listing().splitlines()
+    assert len(listing) == len(MENU.items)
     for item in MENU.items:
-        assert f"{item.id}: {item.name}, {format_cents(item.price_cents)}" in listing
+        allergens = ", ".join(item.allergens) or "none"
+        assert f"- {item.id}: {item.name} {format_cents(item.price_cents)} [{allergens}]" in listing
+    assert "- pesto_pizza: Pesto Pizza $15.50 [tree nuts, milk, wheat]" in listing
+    assert "- sparkling_water: Sparkling Water $3.00 [none]" in listing
 
 
 @pytest.mark.parametrize(
     "bad_item",
     [
-        {"id": "free", "name": "Free", "category": "X", "price_cents": 0},
-        {"id": "float", "name": "Float", "category": "X", "price_cents": 9.99},
-        {"id": "Bad Id", "name": "Bad", "category": "X", "price_cents": 100},
-        {"id": "dup", "name": "Tiramisu", "category": "X", "price_cents": 100},
+        {"id": "free", "name": "Free", "category": "X", "price_cents": 0, "allergens": []},
+        {"id": "float", "name": "Float", "category": "X", "price_cents": 9.99, "allergens": []},
+        {"id": "Bad Id", "name": "Bad", "category": "X", "price_cents": 100, "allergens": []},
+        {"id": "dup", "name": "Tiramisu", "category": "X", "price_cents": 100, "allergens": []},
+        {"id": "typo", "name": "Typo", "category": "X", "price_cents": 100, "allergens": ["sesamee"]},
     ],
 )
 def test_invalid_menus_are_refused(bad_item):
