@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from psycopg import ProgrammingError, conninfo
-
 from db.errors import NotADatabase
 
 SCHEMES = ("postgresql", "postgres")
@@ -22,6 +20,8 @@ def is_postgres_url(text: str | Path) -> bool:
 
 def postgres_url(text: str) -> str:
     """``text`` if it is a usable PostgreSQL URL; else ``NotADatabase`` saying why, without the password."""
+    from psycopg import ProgrammingError, conninfo  # here: SQLite's commands never load the driver
+
     if not is_postgres_url(text) or "://" not in text:
         raise NotADatabase(f"{redact_url(text)} is not a PostgreSQL URL (postgresql://user@host:port/database)")
     try:
