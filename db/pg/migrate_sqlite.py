@@ -279,10 +279,10 @@ def _tables(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> list[_Table
             remaining.remove(name)
     tables = []
     for name in order:
-        key, columns, _ = candidates[name]
+        key, copied, _ = candidates[name]
         late = tuple(dict.fromkeys(deferred[name]))
-        parents = tuple(dict.fromkeys(c for c, _ in references.get(name, []) if c in columns and c not in late))
-        tables.append(_Table(name, key, columns, late, parents))
+        parents = tuple(dict.fromkeys(c for c, _ in references.get(name, []) if c in copied and c not in late))
+        tables.append(_Table(name, key, copied, late, parents))
     return tables
 
 
