@@ -55,7 +55,7 @@ HOUSEHOLD_SQL = _PROFILES_SQL + "WHERE c.household = ? ORDER BY c.id, i.position
 _INSERT_LINE = f"INSERT INTO order_items (order_id, position, {', '.join(_LINE)}) VALUES (?, ?{', ?' * len(_LINE)})"
 
 CALL_SUMMARY_SQL = """
-SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,
+SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents, o.kitchen_note,
        (SELECT group_concat(i.quantity || 'x ' || i.name, ', ') FROM
          (SELECT * FROM order_items WHERE order_id = o.id ORDER BY position) AS i) AS items,
        (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,

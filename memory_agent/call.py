@@ -86,6 +86,7 @@ async def start_call(
     recall_budget_s: float = DEFAULT_RECALL_BUDGET_S,
     trust_caller_id: bool = False,
     attested: bool = False,
+    timezone: str = "UTC",
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -102,6 +103,7 @@ async def start_call(
         caller=key,
         started_at=utcnow_iso(),
         recall_budget_s=recall_budget_s,
+        timezone=timezone,
         verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
     )
@@ -141,6 +143,7 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
         order=ud.order.order(final=end_reason is not None),
         feedback=ud.order.feedback(),
         messages=transcript(history),
+        facts=list(ud.stated.values()),
         ended_at=None if end_reason is None else utcnow_iso(),
         end_reason=end_reason,
     )

@@ -15,7 +15,9 @@ async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
-        call = await start_call(identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s)
+        call = await start_call(
+            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s, timezone=settings.timezone
+        )
         try:
             assert call.greeting is not None
             print_events(await call.greeting, print)

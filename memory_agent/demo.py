@@ -18,8 +18,8 @@ from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
 FIRST_CALL_STEPS: list[Step] = [
     Say("Welcome to Bella Vista! May I have your name?"),
-    ToolCall("save_customer_name", {"name": "Maria"}),
-    Say("Lovely to meet you, Maria. What can I get you?"),
+    (ToolCall("save_customer_name", {"name": "Maria"}), ToolCall("remember_allergy", {"allergen": "pine nuts"})),
+    Say("Lovely to meet you, Maria; I've noted your pine nut allergy. What can I get you?"),
     ToolCall("transfer_to_order_taker"),
     Say("What would you like today?"),
     (
@@ -35,7 +35,7 @@ FIRST_CALL_STEPS: list[Step] = [
     Say("I'm sorry to hear that, Maria. Thank you for telling us. Goodbye!"),
 ]
 FIRST_CALL_LINES = [
-    "Hi, I'm Maria",
+    "Hi, I'm Maria. I'm allergic to pine nuts",
     "I'd like to order",
     "Two margheritas with extra basil and a tiramisu",
     "Yes please",
@@ -50,11 +50,19 @@ RETURN_CALL_STEPS: list[Step] = [
     ToolCall("transfer_to_order_taker"),
     Say("Shall I put in two Margherita Pizzas with extra basil and a Tiramisu again?"),
     ToolCall("reorder_last_order"),
-    Say("That's two Margherita Pizzas with extra basil and a Tiramisu: $36.50. Shall I place it?"),
-    ToolCall("confirm_order"),
-    Say("Placed! It will be hot this time, Maria. See you soon."),
+    Say("That's two Margherita Pizzas with extra basil and a Tiramisu: $36.50. Anything else?"),
+    ToolCall("add_to_order", {"item": "pesto pizza"}),
+    Say("Our Pesto Pizza has pine nuts, so I've left it off. Are you still allergic to tree nuts?"),
+    ToolCall("confirm_order", {"allergies_checked": True}),
+    Say("Placed, with your allergy noted for the kitchen! It will be hot this time, Maria. See you soon."),
 ]
-RETURN_CALL_LINES = ["Hi, it's Maria Rossi", "Yes, the same please", "Yes, the same as last time", "Yes"]
+RETURN_CALL_LINES = [
+    "Hi, it's Maria Rossi",
+    "Yes, the same please",
+    "Yes, the same as last time",
+    "And a pesto pizza",
+    "Yes, still. Please place it",
+]
 
 Printer = Callable[[str], None]
 
@@ -115,6 +123,7 @@ async def _rows_report(repo: Repository, identity: str, call_ids: list[str]) -> 
         s = await repo.call_summary(call_id)
         lines.append(
             f"call {n}: order id={s['order_id']} status={s['status']} total_cents={s['total_cents']}"
-            f" items: {s['items']}; feedback rating={s['rating']}; {s['messages']} transcript rows"
+            f" items: {s['items']}; kitchen note={s['kitchen_note']!r}; feedback rating={s['rating']};"
+            f" {s['messages']} transcript rows"
         )
     return lines

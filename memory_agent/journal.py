@@ -21,6 +21,7 @@ from typing import Any
 
 from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, Repository, RepositoryError
 from db.clock import utcnow_iso
+from db.models import PastOrder
 from memory_agent.identity import redact
 
 log = logging.getLogger("memory_agent")
@@ -83,6 +84,10 @@ class Journal:
         except RepositoryError as exc:
             log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.caller), exc)
         return None
+
+    async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
+        """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""
+        return await self._repo.past_orders(identity, limit)
 
     async def forget(self, identity: str) -> None:
         """Erase the profile ``identity`` and everything of it, this call included (once its final record is in)."""

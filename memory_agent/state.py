@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, EmailStr, Field
 
 from db import CustomerMemory, Feedback, Order, OrderLine
-from db.models import MAX_QUANTITY, OrderStatus, subtotal_cents, tip_cents
+from db.clock import utcnow_iso
+from db.models import MAX_QUANTITY, CallerFact, FactKind, OrderStatus, subtotal_cents, tip_cents
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents, join_words
 
@@ -29,7 +30,9 @@ class OrderState(BaseModel):
 
     items: list[OrderLine] = Field(default_factory=list)
     placed: bool = False
-    reordered: bool = False
+    reordered: list[str] = Field(default_factory=list)  # which past orders were added: "last", "usual"
+    allergies_checked: bool = False  # the caller confirmed their allergies before placing
+    kitchen_note: str | None = None
     payment_method: PaymentMethod | None = None
     tip_percent: int = Field(default=0, ge=0, le=30)
     feedback_rating: int | None = Field(default=None, ge=1, le=5)
@@ -44,6 +47,7 @@ class OrderState(BaseModel):
             items=[line.model_copy() for line in self.items],
             tip_cents=tip_cents(subtotal_cents(self.items), self.tip_percent),
             payment_method=self.payment_method,
+            kitchen_note=self.kitchen_note,
         )
 
     @property
@@ -60,8 +64,11 @@ class OrderState(BaseModel):
             summary += f" including a {format_cents(order.tip_cents)} tip"
         return summary + "."
 
-    def add(self, item: MenuItem, quantity: int, modifications: list[str]) -> None:
-        """Add an item at its menu price, merging with an identical line; enforces the limits."""
+    def add(self, item: MenuItem, quantity: int, modifications: list[str], accepted: list[str] | None = None) -> None:
+        """Add an item at its menu price, merging with an identical line; enforces the limits.
+
+        ``accepted``: allergens of the caller's in the item that they chose to order anyway.
+        """
         if not 1 <= quantity <= MAX_QUANTITY:
             raise OrderLimitError(f"Quantity must be between 1 and {MAX_QUANTITY}; ask the caller how many they want.")
         line = next((li for li in self.items if li.menu_item == item.id and li.modifications == modifications), None)
@@ -75,12 +82,14 @@ class OrderState(BaseModel):
                     quantity=quantity,
                     unit_price_cents=item.price_cents,
                     modifications=modifications,
+                    accepted_allergens=accepted or [],
                 )
             )
         elif line.quantity + quantity > MAX_QUANTITY:
             raise OrderLimitError(f"The order already has {line.quantity} {item.name}; at most {MAX_QUANTITY} each.")
         else:
             line.quantity += quantity
+            line.accepted_allergens = sorted({*line.accepted_allergens, *(accepted or [])})
 
     def feedback(self) -> Feedback | None:
         if self.feedback_rating is None:
@@ -108,3 +117,25 @@ class Userdata:
     caller_name: str | None = None
     forget_requested: bool = False  # erase this caller when the call ends
     order: OrderState = field(default_factory=OrderState)
+    timezone: str = "UTC"  # the restaurant's, for dates said to the caller
+    # What the caller told us on this call, by (kind, topic): the last word on each. It protects
+    # this call's order in any case, and is remembered once the caller is known.
+    stated: dict[tuple[str, str], CallerFact] = field(default_factory=dict)
+
+    def facts(self, kind: FactKind) -> list[CallerFact]:
+        """What the caller holds true now: what we remember, with this call's statements on top."""
+        known: dict[tuple[str, str], CallerFact] = {
+            (f.kind, f.topic): f for f in (self.memory.facts if self.memory else ())
+        }
+        known.update(self.stated)
+        return [f for f in known.values() if f.kind == kind and f.value is not None]
+
+    def allergens_in(self, dish: MenuItem | OrderLine) -> list[str]:
+        """The caller's allergens that a dish (a menu item, or an order line not yet accepted) contains."""
+        item = self.menu.get(dish.menu_item) if isinstance(dish, OrderLine) else dish
+        accepted = dish.accepted_allergens if isinstance(dish, OrderLine) else []
+        mine = {fact.topic for fact in self.facts("allergy")}
+        return [a for a in (item.allergens if item else ()) if a in mine and a not in accepted]
+
+    def state_fact(self, kind: FactKind, topic: str, value: str | None) -> None:
+        self.stated[(kind, topic)] = CallerFact(kind=kind, topic=topic, value=value, stated_at=utcnow_iso())

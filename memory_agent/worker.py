@@ -82,6 +82,7 @@ async def entrypoint(
         recall_budget_s=settings.recall_budget_s,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute),
+        timezone=settings.timezone,
     )
     hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
@@ -25,6 +26,15 @@ async def repo(db_path: Path) -> AsyncIterator[Repository]:
         yield repository
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
+    """The repository on each backend in turn: a SQLite file, then a PostgreSQL database of its own."""
+    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    async with open_repository(target, spool_dir=tmp_path) as repository:
+        await repository.recovered()
+        yield repository
+
+
 def rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple]:
     """Read the database the way an owner would: a separate plain sqlite3 connection."""
     conn = sqlite3.connect(db_path)
@@ -42,10 +52,14 @@ async def scripted_call(
     *,
     finish: bool = True,
     trust_caller_id: bool = False,
+    **options: Any,
 ) -> tuple[Call, ScriptedLLM]:
-    """Run one call: the greeting, then each user line as a turn; finish it unless told not to."""
+    """Run one call: the greeting, then each user line as a turn; finish it unless told not to.
+
+    ``options``: more arguments for ``start_call`` (a menu, a time zone).
+    """
     llm = ScriptedLLM(steps)
-    call = await start_call(identity=identity, repo=repo, llm=llm, trust_caller_id=trust_caller_id)
+    call = await start_call(identity=identity, repo=repo, llm=llm, trust_caller_id=trust_caller_id, **options)
     assert call.greeting is not None
     await call.greeting
     for line in user_lines:

@@ -42,7 +42,15 @@ def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
     assert system["role"] in ("system", "developer")
     assert '<caller-data>\n{"name": "Alice"' in system["content"]
     tools = {t["function"]["name"] for t in stub.requests[0]["tools"]}
-    assert tools == {"save_customer_name", "transfer_to_order_taker", "forget_me"}
+    assert tools == {
+        "save_customer_name",
+        "transfer_to_order_taker",
+        "forget_me",
+        "remember_allergy",
+        "forget_allergy",
+        "remember_preference",
+        "forget_preference",
+    }
 
 
 def test_chat_with_an_unreachable_llm_says_so_in_one_line_and_keeps_the_call(tmp_path):

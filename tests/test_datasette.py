@@ -14,6 +14,7 @@ from inspect_server import serve
 from memory_agent.datasette.serve import register_plugin
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 from memory_agent.inspect import INSTALL_COMMAND, ROOT_ACTOR, datasette_command, inspect_database, load_metadata
+from memory_agent.scripted_llm import Say, ToolCall
 
 QUERY_PARAMS = {
     "caller": {"identity": "+15551234567"},
@@ -156,3 +157,32 @@ def test_inspect_refuses_a_file_that_is_not_a_memory_agent_database(tmp_path, ca
     assert inspect_database(tmp_path / "notes.db") == 1
     err = capsys.readouterr().err
     assert err == f"memory-agent inspect: {tmp_path / 'notes.db'} is not a SQLite database\n"
+
+
+async def test_owners_see_the_allergy_roster_preferences_and_kitchen_notes(repo, db_path):
+    steps = [
+        Say("Welcome! Your name?"),
+        ToolCall("save_customer_name", {"name": "Anna"}),
+        ToolCall("remember_allergy", {"allergen": "prawns"}),
+        ToolCall("remember_preference", {"about": "crust", "preference": "well done"}),
+        Say("Noted, Anna."),
+        ToolCall("transfer_to_order_taker"),
+        Say("What would you like?"),
+        ToolCall("add_to_order", {"item": "margherita_pizza"}),
+        Say("Place it?"),
+        ToolCall("confirm_order"),
+        Say("Placed."),
+    ]
+    await scripted_call(repo, "+15557654321", steps, ["..."] * 6, trust_caller_id=True)
+    register_plugin()
+    ds = Datasette([str(db_path)], metadata=load_metadata(db_path.stem))
+    await ds.invoke_startup()
+
+    roster = await get_json(ds, "/memory/allergy_roster.json", _shape="array")
+    assert [(r["customer"], r["allergen"], r["as_said"]) for r in roster] == [
+        ("Anna (+15557654321)", "crustacean shellfish", "prawns")
+    ]
+    prefs = await get_json(ds, "/memory/caller_preferences.json", _shape="array")
+    assert [(r["about"], r["preference"]) for r in prefs] == [("crust", "well done")]
+    lines = await get_json(ds, "/memory/order_lines.json", _shape="array")
+    assert [r["kitchen_note"] for r in lines] == ["Allergies: crustacean shellfish"]

@@ -128,7 +128,7 @@ HOSTILE_ORDER_CALLS = [
     ("add_to_order", {"item": "tiramisu", "modifications": "extra cocoa"}, "modifications"),
     ("add_to_order", {"item": 42}, "item"),
     ("remove_from_order", {"item": "tiramisu"}, "not in the order"),
-    ("reorder_last_order", {}, "no previous order"),
+    ("reorder_last_order", {}, "no such order"),
     ("confirm_order", {}, "order is empty"),
     ("set_payment_method", {"method": "bitcoin"}, "method"),
     ("set_payment_method", {"method": "card", "tip_percent": 90}, "0 to 30"),

@@ -51,14 +51,18 @@ class BellaVistaAgent(Agent):
         return "Their memory will be erased when the call ends, this call included. Tell them so, then carry on."
 
 
-def caller_context(ud: Userdata) -> str:
-    """The part of every agent's instructions that says who is calling."""
-    parts = [PERSONA.format(restaurant=ud.menu.restaurant)]
-    if ud.memory is not None:
-        parts.append("What we remember about this caller:\n" + memory_text(ud.memory))
-    if ud.caller_name and (ud.memory is None or not ud.memory.name):
-        name = data_block({"name": clip(ud.caller_name, 60)})
-        parts.append(f"The caller told us their name: use it; never ask for it again.\n{name}\n{DATA_NOTE}")
+def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:
+    """An agent's instructions: the same for every caller up to its task (so a provider's prompt cache
+    serves them across callers), then who is calling. ``memory``: the caller's memory, beyond their name."""
+    parts = [PERSONA.format(restaurant=ud.menu.restaurant), task]
+    facts = ud.facts("allergy") + ud.facts("preference")
+    if memory and (ud.memory is not None or facts):
+        parts.append("What we know about this caller:\n" + memory_text(ud.memory, facts))
+    name = ud.memory.name if ud.memory is not None and ud.memory.name else ud.caller_name
+    if name and not (memory and ud.memory is not None and ud.memory.name):
+        parts.append(
+            f"The caller's name: use it; never ask for it again.\n{data_block({'name': clip(name, 60)})}\n{DATA_NOTE}"
+        )
     if known_number(ud):
         parts.append(KNOWN_NUMBER)
     return "\n\n".join(parts)

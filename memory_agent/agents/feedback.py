@@ -7,7 +7,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent.agents.base import BellaVistaAgent, caller_context
+from memory_agent.agents.base import BellaVistaAgent, instructions
 from memory_agent.state import Userdata
 
 MAX_COMMENT = 1000
@@ -20,7 +20,7 @@ with save_email (skip this if we already have their email). Then thank them and 
 
 class Feedback(BellaVistaAgent):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
-        super().__init__(instructions=caller_context(ud) + "\n\n" + INSTRUCTIONS, chat_ctx=chat_ctx)
+        super().__init__(instructions=instructions(ud, INSTRUCTIONS, memory=False), chat_ctx=chat_ctx)
 
     async def on_enter(self) -> None:
         self.session.generate_reply()

@@ -7,7 +7,8 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from memory_agent.agents.base import BellaVistaAgent, caller_context
+from memory_agent.agents.base import BellaVistaAgent, instructions
+from memory_agent.agents.facts import TakesFacts
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
 from memory_agent.verification import identify, recognize
@@ -19,11 +20,12 @@ MAX_NAME = 60
 INSTRUCTIONS = """\
 You greet callers. A returning caller we remember is greeted warmly by name and reminded of their \
 last order; if they were unhappy last time, apologize first. Anyone else is welcomed to \
-{restaurant} and asked for their name, which you save with save_customer_name. As soon as the \
-caller wants to order (or you know their name), call transfer_to_order_taker."""
+{restaurant} and asked for their name, which you save with save_customer_name. Note any allergy \
+or lasting preference they mention. As soon as the caller wants to order (or you know their \
+name), call transfer_to_order_taker."""
 
 
-class Greeter(BellaVistaAgent):
+class Greeter(TakesFacts):
     def __init__(self, ud: Userdata) -> None:
         super().__init__(instructions=_instructions(ud))
 
@@ -63,7 +65,7 @@ class Greeter(BellaVistaAgent):
 
 
 def _instructions(ud: Userdata) -> str:
-    return caller_context(ud) + "\n\n" + INSTRUCTIONS.format(restaurant=ud.menu.restaurant)
+    return instructions(ud, INSTRUCTIONS.format(restaurant=ud.menu.restaurant))
 
 
 def clean_name(name: object) -> str:

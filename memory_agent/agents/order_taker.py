@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from db import DatabaseUnavailable
-from memory_agent.agents.base import BellaVistaAgent, caller_context
+from db import DatabaseUnavailable, RepositoryError
+from memory_agent.agents.base import BellaVistaAgent, instructions
+from memory_agent.agents.facts import TakesFacts
 from memory_agent.agents.feedback import Feedback
+from memory_agent.allergens import ALLERGENS
+from memory_agent.memory import as_data, clip, describe_past_item
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents
 from memory_agent.state import OrderLimitError, Userdata
@@ -17,22 +22,25 @@ from memory_agent.verification import recognize
 
 MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
+MAX_PAST_ORDERS = 10
+MAX_NOTE = 500
 
 INSTRUCTIONS = """\
-You take the caller's order. Only items on this menu can be ordered; refer to them by id:
+You take the caller's order. Only items on this menu can be ordered, by id (allergens in brackets):
 {menu}
 
-Add each item with add_to_order as the caller asks for it and remove with remove_from_order. \
-If the caller wants the same as last time, call reorder_last_order. If they say how they \
-will pay, call set_payment_method. When they are done, read the order back with its total and, \
-once they agree, call confirm_order. After the order is placed (or if they do not want to \
-order after all), call transfer_to_feedback."""
+Add items with add_to_order as asked; remove with remove_from_order. "The same as last time": \
+reorder_last_order; "my usual": reorder_usual; questions about what they had before: \
+recall_past_orders. Note allergies and lasting preferences they state (remember_allergy, \
+remember_preference). Record how they pay with set_payment_method. When they are done, read the \
+order back with its total and, once they agree, call confirm_order. Then, or if they do not want \
+to order after all, call transfer_to_feedback."""
 
 
-class OrderTaker(BellaVistaAgent):
+class OrderTaker(TakesFacts):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         super().__init__(
-            instructions=caller_context(ud) + "\n\n" + INSTRUCTIONS.format(menu=ud.menu.prompt_listing()),
+            instructions=instructions(ud, INSTRUCTIONS.format(menu=ud.menu.prompt_listing())),
             chat_ctx=chat_ctx,
         )
 
@@ -49,19 +57,29 @@ class OrderTaker(BellaVistaAgent):
         item: str,
         quantity: int = 1,
         modifications: tuple[str, ...] = (),
+        accept_allergens: bool = False,
     ) -> str:
         """Add a menu item to the order as soon as the caller asks for it.
 
         Args:
-            item: The menu item id (preferred) or its name, e.g. "margherita_pizza".
+            item: The menu item id, e.g. "margherita_pizza".
             quantity: How many, from 1 to 20.
-            modifications: Short changes the caller asked for, e.g. ["extra basil", "no onions"].
+            modifications: Short changes, e.g. ["no onions"].
+            accept_allergens: True only if the caller, told it contains their allergen, still wants it.
         """
         ud = context.userdata
         _ensure_open(ud)
         menu_item = find_item(ud.menu, item)
+        if not menu_item.available:
+            raise ToolError(f"{menu_item.name} is not available today; offer something else.")
+        risky = ud.allergens_in(menu_item)
+        if risky and not accept_allergens:
+            raise ToolError(
+                f"{menu_item.name} contains {', '.join(risky)}, which the caller is allergic to. Tell them;"
+                " add it only if they still want it, with accept_allergens=true."
+            )
         try:
-            ud.order.add(menu_item, quantity, clean_modifications(modifications))
+            ud.order.add(menu_item, quantity, clean_modifications(modifications), accepted=risky)
         except OrderLimitError as exc:
             raise ToolError(str(exc)) from None
         ud.journal.checkpoint()
@@ -69,10 +87,10 @@ class OrderTaker(BellaVistaAgent):
 
     @function_tool
     async def remove_from_order(self, context: RunContext[Userdata], item: str) -> str:
-        """Remove an item from the order entirely when the caller no longer wants it.
+        """Remove an item from the order entirely.
 
         Args:
-            item: The menu item id or name to remove, e.g. "tiramisu".
+            item: The menu item id, e.g. "tiramisu".
         """
         ud = context.userdata
         _ensure_open(ud)
@@ -86,32 +104,86 @@ class OrderTaker(BellaVistaAgent):
 
     @function_tool
     async def reorder_last_order(self, context: RunContext[Userdata]) -> str:
-        """Add everything from the caller's previous order, when they ask for "the same as last time". Call it once."""
-        ud = context.userdata
+        """Add the caller's previous order ("the same as last time")."""
+        return await self._reorder(context.userdata, "last")
+
+    @function_tool
+    async def reorder_usual(self, context: RunContext[Userdata]) -> str:
+        """Add the caller's usual order (their most frequent one)."""
+        return await self._reorder(context.userdata, "usual")
+
+    async def _reorder(self, ud: Userdata, which: Literal["last", "usual"]) -> str:
+        """A past order again, as today's menu has it: what is unavailable, unsafe or repriced is said."""
         _ensure_open(ud)
-        if ud.order.reordered:
-            raise ToolError(f"The previous order is already in this order: {ud.order.spoken_summary}")
+        if which in ud.order.reordered:
+            raise ToolError(f"That order is already in this order: {ud.order.spoken_summary}")
         if ud.memory is None and ud.profiles is None and ud.verified and ud.memory_enabled:
             # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
             recognize(ud, await ud.journal.household(budget_s=None))
-        past = ud.memory.last_order_items if ud.memory else ()
+        memory = ud.memory
+        past = (memory.last_order_items if which == "last" else memory.usual_items) if memory else ()
         if not past:
-            raise ToolError("We have no previous order of this caller on record; ask what they would like.")
-        ud.order.reordered = True
-        missing, skipped = [], []
+            raise ToolError("We have no such order of this caller on record; ask what they would like.")
+        ud.order.reordered.append(which)
+        gone, unsafe, repriced, skipped = [], [], [], []
         for old in past:
             current = ud.menu.get(old.menu_item)
-            if current is None:
-                missing.append(old.name)
+            if current is None or not current.available:
+                gone.append(old.name)
                 continue
+            if risky := ud.allergens_in(current):
+                unsafe.append(f"{current.name} ({', '.join(risky)})")
+                continue
+            if current.price_cents != old.unit_price_cents:
+                was, now = format_cents(old.unit_price_cents), format_cents(current.price_cents)
+                repriced.append(f"{current.name} now {now} (was {was})")
             try:
                 ud.order.add(current, old.quantity, list(old.modifications))
             except OrderLimitError:
-                skipped.append(old.name)
+                skipped.append(current.name)
         ud.journal.checkpoint()
-        note = f" No longer on the menu: {', '.join(missing)}." if missing else ""
-        note += f" Over the order's limits, not added: {', '.join(skipped)}." if skipped else ""
-        return f"Added the previous order at today's prices. Order now: {ud.order.spoken_summary}{note}"
+        said = [f"Added their {which} order at today's prices. Order now: {ud.order.spoken_summary}"]
+        for label, names in (
+            ("Not available today, left out", gone),
+            ("Left out, it has their allergen", unsafe),
+            ("Price changed, tell them", repriced),
+            ("Over the order's limits, not added", skipped),
+        ):
+            if names:
+                said.append(f"{label}: {'; '.join(names)}.")
+        return " ".join(said)
+
+    @function_tool
+    async def recall_past_orders(self, context: RunContext[Userdata], limit: int = 3) -> str:
+        """What the caller ordered before and when, newest first.
+
+        Args:
+            limit: How many orders, 1 to 10.
+        """
+        ud = context.userdata
+        if not 1 <= limit <= MAX_PAST_ORDERS:
+            raise ToolError(f"The limit must be from 1 to {MAX_PAST_ORDERS}.")
+        if ud.identity is None or not ud.memory_enabled:
+            raise ToolError("We do not know who is calling yet: ask for their name first.")
+        try:
+            past = await ud.journal.past_orders(ud.identity, limit)
+        except RepositoryError:
+            raise ToolError("Their past orders cannot be looked up right now; apologize.") from None
+        if not past:
+            return "They have no past orders with us."
+        today = datetime.now(ZoneInfo(ud.timezone)).date()
+        orders = []
+        for order in past:
+            day = datetime.fromisoformat(order.created_at).astimezone(ZoneInfo(ud.timezone)).date()
+            orders.append(
+                {
+                    "date": f"{day:%A %-d %B %Y}",
+                    "days_ago": (today - day).days,
+                    "items": [describe_past_item(line) for line in order.items],
+                    "total": format_cents(order.total_cents),
+                }
+            )
+        return f"Their last {len(orders)} order(s), newest first (caller data): {as_data(orders)}"
 
     @function_tool
     async def set_payment_method(
@@ -134,12 +206,25 @@ class OrderTaker(BellaVistaAgent):
         return f"Paying by {method} with a {tip} tip. Order: {ud.order.spoken_summary}"
 
     @function_tool
-    async def confirm_order(self, context: RunContext[Userdata]) -> str:
-        """Place the order, after reading it back and the caller agreeing. Never before they agree."""
+    async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> str:
+        """Place the order, after reading it back and the caller agreeing.
+
+        Args:
+            allergies_checked: True once the caller confirmed the allergies we remember.
+        """
         ud = context.userdata
         _ensure_open(ud)
         if not ud.order.items:
             raise ToolError("The order is empty: ask the caller what they would like first.")
+        remembered = [f.topic for f in ud.facts("allergy") if ("allergy", f.topic) not in ud.stated]
+        if remembered and not (allergies_checked or ud.order.allergies_checked):
+            raise ToolError(
+                f"First ask once whether they are still allergic to {as_data(remembered)} (forget_allergy any they"
+                " no longer have), then call confirm_order with allergies_checked=true."
+            )
+        ud.order.allergies_checked = True
+        allergies = [f.topic if f.topic in ALLERGENS else f.value or f.topic for f in ud.facts("allergy")]
+        ud.order.kitchen_note = clip("Allergies: " + ", ".join(allergies), MAX_NOTE) if allergies else None
         ud.order.placed = True
         try:
             # Durable (in the database, or else in the spool) before the caller hears "placed".
