@@ -253,8 +253,8 @@ def migrate_to_postgres(
     waiting = call_ids(spool_path(sqlite_path, settings.spool_dir))
     if waiting:
         print(
-            f"note: {len(waiting)} call(s) wait in the spool of {sqlite_path}, not yet in the file: open it once with"
-            " memory-agent (any command) to write them, then run this again",
+            f"note: {len(waiting)} call(s) wait in the spool of {sqlite_path}, not yet in the file: a command that"
+            f" writes (`memory-agent purge --db {sqlite_path} --days 3650`) stores them; then run this again",
             file=sys.stderr,
         )
 

@@ -18,6 +18,7 @@ from db import CallSnapshot, Feedback, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
 from db.errors import NotADatabase
 from db.pg.migrate_sqlite import ForeignTarget, TableCopy, copy_to_postgres
+from db.spool import append, spool_path
 from memory_agent.cli import main
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
@@ -267,6 +268,15 @@ def test_the_command_prints_counts_per_table_then_zero_new_on_a_rerun(source, pg
 
     assert code == 0, err
     assert out.rstrip().endswith("Done: 0 new, 0 changed, 0 removed.")
+
+
+def test_the_command_says_when_calls_still_wait_in_the_spool(source, pg_url, capsys):
+    append(spool_path(source), CallSnapshot(call_id="spooled", identity=CALLER, started_at=utcnow_iso()))
+
+    code, out, err = run(capsys, str(source), pg_url)
+
+    assert code == 0
+    assert err.startswith("note: 1 call(s) wait in the spool") and "memory-agent purge --db" in err
 
 
 def _with_password(url: str, password: str, *, port: int | None = None) -> str:
