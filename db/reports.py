@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, get_args
@@ -43,6 +43,11 @@ class Column:
     name: str
     expr: str  # over the tables o (orders), c (customers), k (calls), f (feedback), i (order_items)
     kind: Literal["int", "plain", "text", "summary", "money", "list"]
+    since: int = 1  # the schema version that brought it: an older file exports it empty
+
+    def at(self, version: int) -> Column:
+        """The column as a file at schema ``version`` has it."""
+        return self if version >= self.since else replace(self, expr="'[]'" if self.kind == "list" else "NULL")
 
 
 ITEMS_SUMMARY = """coalesce((SELECT group_concat(
@@ -71,6 +76,7 @@ ORDER_COLUMNS = (
     Column("tip_dollars", "o.tip_cents", "money"),
     Column("total_dollars", "o.total_cents", "money"),
     Column("rating", "f.rating", "int"),
+    Column("kitchen_note", "o.kitchen_note", "text", since=6),
 )
 
 ITEM_COLUMNS = (
@@ -82,6 +88,8 @@ ITEM_COLUMNS = (
     Column("modifications", "i.modifications", "list"),
     Column("unit_price_dollars", "i.unit_price_cents", "money"),
     Column("line_total_dollars", "i.quantity * i.unit_price_cents", "money"),
+    Column("accepted_allergens", "i.accepted_allergens", "list", since=6),
+    Column("kitchen_note", "o.kitchen_note", "text", since=6),
 )
 
 ORDERS_FROM = """FROM orders AS o
@@ -252,9 +260,11 @@ def _json_value(column: Column) -> str:
     return x
 
 
-def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) -> tuple[str, list[object]]:
-    """The query that yields one finished output line per order (or per item)."""
-    columns = ITEM_COLUMNS if items else ORDER_COLUMNS
+def export_sql(
+    filters: OrderFilter, *, fmt: ExportFormat, items: bool = False, version: int = migrations.LATEST_VERSION
+) -> tuple[str, list[object]]:
+    """The query that yields one finished output line per order (or per item), from a file at schema ``version``."""
+    columns = [column.at(version) for column in (ITEM_COLUMNS if items else ORDER_COLUMNS)]
     where, params = where_sql(filters)
     if fmt == "csv":
         line = _csv_line(columns)
@@ -283,7 +293,7 @@ def export_chunks(
 ) -> Iterator[tuple[bytes, int]]:
     """The whole export as UTF-8 chunks, each with the number of rows it holds."""
     check_format(fmt)
-    sql, params = export_sql(filters, fmt=fmt, items=items)
+    sql, params = export_sql(filters, fmt=fmt, items=items, version=migrations.schema_version(conn))
     cursor = conn.cursor()
     cursor.row_factory = None
     conn.text_factory = bytes

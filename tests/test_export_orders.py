@@ -22,6 +22,7 @@ from db import CallSnapshot, Feedback, Order, OrderLine, Repository, migrations
 from db.clock import utcnow_iso
 from db.reports import export_columns
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.scripted_llm import Say, ToolCall
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "export_orders.py"
@@ -533,3 +534,27 @@ async def test_progress_goes_to_a_terminal_on_stderr_never_into_the_data(agent_d
     assert done.returncode == 0
     assert "100%" in progress and "3/3 orders" in progress
     assert len(csv_rows(target.read_bytes().decode())) == 3
+
+
+async def test_the_export_carries_the_kitchen_note_and_the_allergens_a_caller_accepted(repo, db_path, capsys):
+    steps = [
+        Say("Welcome! Your name?"),
+        ToolCall("save_customer_name", {"name": "Anna"}),
+        ToolCall("remember_allergy", {"allergen": "pine nuts"}),
+        ToolCall("transfer_to_order_taker"),
+        Say("What would you like?"),
+        ToolCall("add_to_order", {"item": "pesto_pizza", "accept_allergens": True}),
+        ToolCall("add_to_order", {"item": "sparkling_water"}),
+        Say("Place it?"),
+        ToolCall("confirm_order"),
+        Say("Placed."),
+    ]
+    await scripted_call(repo, "+15557654321", steps, ["..."] * 4, trust_caller_id=True)
+
+    [order] = csv_rows(export(capsys, db_path))
+    assert order["kitchen_note"] == "Allergies: tree nuts"
+    pesto, water = csv_rows(export(capsys, db_path, "--items"))
+    assert (pesto["menu_item"], pesto["accepted_allergens"]) == ("pesto_pizza", "tree nuts")
+    assert (water["accepted_allergens"], water["kitchen_note"]) == ("", "Allergies: tree nuts")
+    [line] = export(capsys, db_path, "--format", "jsonl", "--items").splitlines()[:1]
+    assert json.loads(line)["accepted_allergens"] == ["tree nuts"]
