@@ -1,5 +1,9 @@
-"""The data layer: SQLite schema, migrations and the repository. Knows nothing of LiveKit."""
+"""The data layer: schema, migrations and the repository, on SQLite or PostgreSQL. Knows nothing of LiveKit.
 
+``Repository`` is the interface the call layer uses, whichever backend ``open_repository`` opened.
+"""
+
+from db.backend import Repository
 from db.connection import database_path
 from db.errors import (
     DatabaseUnavailable,
@@ -16,7 +20,8 @@ from db.models import (
     Order,
     OrderLine,
 )
-from db.repository import Repository, open_repository
+from db.repository import Repository as SqliteRepository
+from db.repository import is_postgres_url, open_repository, open_sqlite_repository
 
 __all__ = [
     "CallSnapshot",
@@ -31,6 +36,9 @@ __all__ = [
     "Repository",
     "RepositoryError",
     "SchemaTooNew",
+    "SqliteRepository",
     "database_path",
+    "is_postgres_url",
     "open_repository",
+    "open_sqlite_repository",
 ]

@@ -23,11 +23,13 @@ from urllib.parse import quote
 import aiosqlite
 
 from db import calls, privacy, recovery, spool, stale
+from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory, PastOrder
 from db.owner import current_owner
+from db.pg.safe_url import is_postgres_url
 from db.spool import ReplayResult, append, spool_path
 
 log = logging.getLogger("memory_agent.db")
@@ -198,8 +200,45 @@ async def open_repository(
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     spool_dir: str | Path | None = None,
     keep_transcripts: timedelta | None = None,
+    host_id: str | None = None,
+    lease: timedelta | None = None,
+    erasure_key_file: str | Path | None = None,
+) -> AsyncIterator[Store]:
+    """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
+    ``postgres://``) URL opens PostgreSQL (``db.pg``), anything else a SQLite file.
+
+    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default:
+    the hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key
+    of the erasure audit's hashes (default: in the spool folder). SQLite keeps its key beside the file.
+    """
+    if is_postgres_url(url_or_path):
+        from db.pg.repository import open_postgres
+
+        async with open_postgres(
+            str(url_or_path),
+            spool_dir=spool_dir,
+            keep_transcripts=keep_transcripts,
+            host_id=host_id,
+            lease=lease,
+            erasure_key_file=erasure_key_file,
+        ) as pg:
+            yield pg
+        return
+    async with open_sqlite_repository(
+        url_or_path, busy_timeout_ms=busy_timeout_ms, spool_dir=spool_dir, keep_transcripts=keep_transcripts
+    ) as lite:
+        yield lite
+
+
+@asynccontextmanager
+async def open_sqlite_repository(
+    url_or_path: str | Path,
+    *,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    spool_dir: str | Path | None = None,
+    keep_transcripts: timedelta | None = None,
 ) -> AsyncIterator[Repository]:
-    """Open the database and yield the repository.
+    """Open the SQLite database and yield the repository.
 
     Creates and migrates it; then, in the background (``repo.recovery``), replays the snapshots
     spooled while it refused writes, closes the calls left open by processes that died, and (with

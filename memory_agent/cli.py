@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from db import RepositoryError
+from db import RepositoryError, is_postgres_url
 from memory_agent.logs import protect_logs
 from memory_agent.settings import Settings
 
@@ -31,8 +31,10 @@ app = typer.Typer(
 )
 
 DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="SQLite database file (default: $MEMORY_AGENT_DB or ./memory.db)."),
+    str | None,
+    typer.Option(
+        "--db", help="SQLite database file or postgresql:// URL (default: $MEMORY_AGENT_DB or ./memory.db)."
+    ),
 ]
 
 
@@ -44,14 +46,14 @@ class ServiceError(Exception):
     """A service the command needs did not answer; printed as one line."""
 
 
-def _settings(db: Path | None = None, *, log_handler: bool = True) -> Settings:
+def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if db is not None:
-        settings.db = db
+        settings.db = db if is_postgres_url(db) else Path(db)
     if log_handler:
         logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     else:  # LiveKit's CLI installs the one handler; a second would print every line twice

@@ -102,7 +102,7 @@ def served_hosts(host: str, port: int) -> tuple[str, ...]:
 
 
 def inspect_database(
-    db: Path,
+    db: Path | str,
     *,
     port: int = 8001,
     timezone: str = "UTC",
@@ -125,6 +125,7 @@ def inspect_database(
             file=err,
         )
         return 2
+    db = Path(db)
     if not datasette_installed():
         print(f"memory-agent inspect needs Datasette and its dashboard; install them with: {INSTALL_COMMAND}", file=err)
         return 1

@@ -23,7 +23,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=(".env", ".env.local"), env_file_encoding="utf-8", extra="ignore")
 
-    db: Path = Field(default=Path("memory.db"), validation_alias="MEMORY_AGENT_DB")
+    # A SQLite file, or a postgresql:// URL (kept as text: as a path its "//" would fold into one "/").
+    db: Path | str = Field(default=Path("memory.db"), validation_alias="MEMORY_AGENT_DB")
+    # PostgreSQL only: this worker's host in the heartbeats (default: the hostname), how long a heartbeat
+    # stands for the host's open calls, and the key of the erasure audit's hashes (default: in the spool folder).
+    host_id: str | None = Field(default=None, max_length=200, validation_alias="MEMORY_AGENT_HOST_ID")
+    lease_s: float = Field(default=30.0, ge=1, le=3600, validation_alias="MEMORY_AGENT_LEASE_S")
+    erasure_key_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_ERASURE_KEY_FILE")
     # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
     spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
     # Transcripts and free-text comments are kept this long; orders and ratings (the books) stay.
@@ -68,6 +74,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
         return name
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _path_unless_url(cls, value: object) -> object:
+        from db import is_postgres_url
+
+        return Path(value) if isinstance(value, str) and not is_postgres_url(value) else value
+
     @field_validator("spool_dir")
     @classmethod
     def _spool_dir_exists(cls, value: Path | None) -> Path | None:
@@ -77,6 +90,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "spool_dir",
+        "host_id",
+        "erasure_key_file",
         "openai_api_key",
         "openai_base_url",
         "deepgram_api_key",
@@ -111,7 +126,14 @@ class Settings(BaseSettings):
         from db import open_repository
 
         keep = timedelta(days=self.keep_transcripts_days) if retention else None
-        return open_repository(self.db, spool_dir=self.spool_dir, keep_transcripts=keep)
+        return open_repository(
+            self.db,
+            spool_dir=self.spool_dir,
+            keep_transcripts=keep,
+            host_id=self.host_id,
+            lease=timedelta(seconds=self.lease_s),
+            erasure_key_file=self.erasure_key_file,
+        )
 
     @property
     def recall_budget_s(self) -> float:

@@ -34,7 +34,7 @@ from bench_fsync import traced_fsyncs
 from bench_report import render, update_document
 from bench_workload import REFERENCE_RECALL_SQL, finished_call, open_raw, raw_finalize
 
-from db import CallSnapshot, Repository, open_repository
+from db import CallSnapshot, SqliteRepository, open_sqlite_repository
 from memory_agent.memory import memory_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def sync(fn: Callable[[], object]) -> Callable[[], Awaitable[object]]:
     return run
 
 
-async def bench_recall(repo: Repository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
+async def bench_recall(repo: SqliteRepository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
     def identity() -> str:
         return regular_identity(rng.randint(1, plan.customers))
 
@@ -125,7 +125,7 @@ async def bench_recall(repo: Repository, raw: Any, plan: Plan, rng: random.Rando
     return await interleaved(plan.recall_samples, {"product": product, "raw": sync(reference), "hop": hop})
 
 
-async def bench_history(repo: Repository, plan: Plan) -> dict[str, Any]:
+async def bench_history(repo: SqliteRepository, plan: Plan) -> dict[str, Any]:
     async def path_for(orders: int) -> None:
         memory_text(await repo.recall(special_identity(orders)))
 
@@ -134,7 +134,7 @@ async def bench_history(repo: Repository, plan: Plan) -> dict[str, Any]:
     )
 
 
-async def bench_finalize(repo: Repository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
+async def bench_finalize(repo: SqliteRepository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
     template = finished_call("template", regular_identity(1))
     run = uuid.uuid4().hex[:10]
     counter = iter(range(10**9))
@@ -211,7 +211,7 @@ def bench_concurrency(path: Path, plan: Plan) -> list[dict[str, Any]]:
     return rows
 
 
-async def bench_text_size(repo: Repository, raw: Any) -> list[dict[str, Any]]:
+async def bench_text_size(repo: SqliteRepository, raw: Any) -> list[dict[str, Any]]:
     rows = []
     for orders in SPECIAL_ORDER_COUNTS:
         identity = special_identity(orders)
@@ -269,7 +269,7 @@ async def run(plan: Plan, cache_dir: Path, rebuild: bool, seed: int) -> dict[str
     }
     raw = open_raw(built.path)
     try:
-        async with open_repository(built.path) as repo:
+        async with open_sqlite_repository(built.path) as repo:
             if repo.recovery is not None:
                 await repo.recovery
             gc.collect()

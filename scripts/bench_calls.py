@@ -160,8 +160,7 @@ async def scripted_call(repo: Repository, identity: str, script: Script, *, step
 
 async def settled(repo: Repository) -> None:
     """Let the recovery that opening the repository started finish, so it is not counted as a call's."""
-    if repo.recovery is not None:
-        await repo.recovery
+    await repo.recovered()
 
 
 # -- 7. write transactions per call ---------------------------------------------------------

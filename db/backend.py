@@ -1,0 +1,57 @@
+"""What the call layer asks of a database: the one interface both backends (SQLite, PostgreSQL) give."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from db import stale
+from db.models import CallSnapshot, CustomerMemory, PastOrder
+from db.spool import ReplayResult
+
+if TYPE_CHECKING:
+    from db.repository import Erasure
+
+
+class Repository(Protocol):
+    """Reads and writes of callers and their calls, whichever database holds them."""
+
+    @property
+    def write_counts(self) -> Counter[str]: ...
+
+    async def recovered(self) -> None: ...
+
+    async def recall(self, identity: str) -> CustomerMemory | None: ...
+
+    async def household(self, caller: str) -> tuple[CustomerMemory, ...]: ...
+
+    async def past_orders(self, identity: str, limit: int) -> list[PastOrder]: ...
+
+    async def customer(self, identity: str) -> dict[str, object] | None: ...
+
+    async def call_summary(self, call_id: str) -> dict[str, object]: ...
+
+    async def read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """Rows of one statement in the SQL both backends speak, with ``?`` placeholders."""
+        ...
+
+    async def save_call(self, snap: CallSnapshot, *, forced: bool = False) -> None: ...
+
+    async def spool(self, snap: CallSnapshot) -> Path: ...
+
+    async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]: ...
+
+    async def replay_spool(self) -> ReplayResult: ...
+
+    async def checkpoint(self) -> None: ...
+
+    async def forget(
+        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+    ) -> Erasure: ...
+
+    async def export_caller(self, identity: str) -> dict[str, Any]: ...
+
+    async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]: ...

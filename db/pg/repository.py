@@ -1,0 +1,538 @@
+"""The PostgreSQL repository: ``db.repository.Repository``'s interface and behaviour on a connection pool.
+
+Every write is one transaction on a pooled connection; reads use the pool too, so no write holds up
+a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
+``DatabaseUnavailable``, and the journal spools; the spool lives on this host (``spool_dir``, or the
+current folder) and is replayed when the repository opens.
+
+Several hosts share the database, so a PID says nothing about another host's calls: each process
+renews a heartbeat in ``worker_hosts`` every few seconds, and an open call whose owner's heartbeat
+is older than the lease (by the server's clock) is closed as abandoned by whichever host looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import RowMaker
+from psycopg.types.string import StrDumperUnknown
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from db import privacy, spool, stale
+from db.calls import PAST_ORDERS_SQL, past_orders_from_rows, profiles_from_rows
+from db.clock import to_iso, utcnow, utcnow_iso
+from db.errors import DatabaseUnavailable, NotFound, RepositoryError
+from db.models import CallSnapshot, CustomerMemory, PastOrder
+from db.owner import Owner
+from db.pg import calls as pg_calls
+from db.pg import privacy as pg_privacy
+from db.pg import queries, schema
+from db.pg.calls import Conn
+from db.pg.safe_url import postgres_url, scrub
+from db.repository import Erasure
+from db.spool import ReplayResult, append, spool_path
+
+log = logging.getLogger("memory_agent.db")
+
+_T = TypeVar("_T")
+
+LEASE = timedelta(seconds=30)
+CONNECT_TIMEOUT_S = 5
+POOL_SIZE = 10
+WRITE_ATTEMPTS = 3
+# Heartbeat rows of hosts gone this long, with no open call left, are removed.
+FORGET_HOSTS_AFTER = timedelta(days=1)
+ERASURE_KEY_NAME = "memory-agent.erasure-key"
+
+
+def describe_url(url: str) -> str:
+    """The server and database a URL names, without its user or password."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or 'localhost'}:{port or 5432}/{parts.path.lstrip('/') or '(default)'}"
+
+
+@cache
+def _instance() -> str:
+    """This process's start, made unique (a container's PID 1 starts again as PID 1)."""
+    return f"{utcnow_iso()}#{secrets.token_hex(4)}"
+
+
+def process_owner(host_id: str | None) -> Owner:
+    """This process as the owner of its calls: the host id (default: the hostname), its PID and its start."""
+    return Owner(host=host_id or socket.gethostname(), pid=os.getpid(), started=_instance())
+
+
+class Row(tuple[Any, ...]):
+    """A row read by position or by column name, and ``dict(row)``, as ``sqlite3.Row``."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, values: Sequence[Any], names: tuple[str, ...]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def keys(self) -> tuple[str, ...]:
+        return self._names
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+
+def _rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Row]:
+    names = tuple(column.name for column in cursor.description or ())
+    return lambda values: Row(values, names)
+
+
+class _StorableText(StrDumperUnknown):
+    """Text as SQLite would keep it, except NUL, which PostgreSQL cannot store: it becomes U+FFFD."""
+
+    def dump(self, obj: str) -> bytes:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)  # type: ignore[return-value]
+
+
+async def _configure(conn: Conn) -> None:
+    conn.adapters.register_dumper(str, _StorableText)
+
+
+class PostgresRepository:
+    """Reads and writes of customers and their calls, on PostgreSQL."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Conn],
+        *,
+        where: str,
+        spool_file: Path,
+        owner: Owner,
+        lease: timedelta,
+        erasure_key_file: Path,
+    ) -> None:
+        self.pool = pool
+        self.where = where
+        self.spool_file = spool_file
+        self.owner = owner
+        self.lease = lease
+        self.erasure_key_file = erasure_key_file
+        self.recovery: asyncio.Task[None] | None = None
+        self.counts: Counter[str] = Counter()
+
+    async def recovered(self) -> None:
+        """Wait for the recovery started at open (spool replay, stale calls, retention) to end."""
+        if self.recovery is not None:
+            await self.recovery
+
+    @property
+    def write_counts(self) -> Counter[str]:
+        """Committed write transactions so far, as ``forced`` (synchronous commit) and ``relaxed``."""
+        return self.counts
+
+    # -- connections ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise DatabaseUnavailable(f"database {self.where} unavailable: no connection within the timeout") from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"database {self.where} unavailable: {_first_line(exc)}") from None
+
+    async def run(self, body: Callable[..., Awaitable[_T]], *args: object, forced: bool = False) -> _T:
+        """``body(conn, *args)`` in one transaction; retried when the server chose it as a deadlock's victim
+        or it met a connection the server had closed."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                async with self._connection() as conn:
+                    async with conn.transaction():
+                        if not forced:
+                            await conn.execute("SET LOCAL synchronous_commit = off")
+                        result = await body(conn, *args)
+                self.counts["forced" if forced else "relaxed"] += 1
+                return result
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise DatabaseUnavailable(f"database write refused: {pg_calls.describe(exc)}") from None
+                await asyncio.sleep(0.05 * attempt)
+            except DatabaseUnavailable:
+                # A pooled connection the server closed (a restart): one more try on a fresh one.
+                if attempt >= 2 or self.pool.get_stats().get("pool_available", 0) == 0:
+                    raise
+            except psycopg.Error as exc:
+                raise RepositoryError(f"database refused the write: {pg_calls.describe(exc)}") from None
+        raise AssertionError("unreachable")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def read(self, sql: str, params: Sequence[object]) -> list[Row]:
+        """Rows of one statement (``?`` placeholders, as SQLite's); errors become ``DatabaseUnavailable``."""
+        try:
+            async with self._connection() as conn:
+                async with conn.cursor(row_factory=_rows) as cur:
+                    if params:
+                        await cur.execute(queries.qmark(sql), tuple(params))
+                    else:
+                        await cur.execute(sql)
+                    return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
+        try:
+            async with self._connection() as conn:
+                async with conn.cursor(row_factory=_rows) as cur:
+                    await cur.execute(sql, tuple(params))
+                    return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+
+    async def recall(self, identity: str) -> CustomerMemory | None:
+        """What we know of one profile: one indexed statement, whatever their history."""
+        found = profiles_from_rows(await self._fetch(queries.RECALL_SQL, (identity,)))
+        return found[0] if found else None
+
+    async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
+        """Every profile that answers on a number (or identity): one indexed statement."""
+        return profiles_from_rows(await self._fetch(queries.HOUSEHOLD_SQL, (caller,)))
+
+    async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
+        """The profile's last ``limit`` placed orders with their lines, newest first."""
+        return past_orders_from_rows(await self._fetch(queries.qmark(PAST_ORDERS_SQL), (identity, limit)))
+
+    async def customer(self, identity: str) -> dict[str, object] | None:
+        """The customer row for an identity, as a dict."""
+        rows = await self._fetch("SELECT * FROM customers WHERE participant_identity = %s", (identity,))
+        return dict(zip(rows[0].keys(), rows[0], strict=True)) if rows else None
+
+    async def call_summary(self, call_id: str) -> dict[str, object]:
+        """One call at a glance: its order, items, feedback and transcript size."""
+        rows = await self._fetch(queries.CALL_SUMMARY_SQL, (call_id,))
+        if not rows:
+            raise NotFound(f"no call {call_id!r}")
+        return dict(zip(rows[0].keys(), rows[0], strict=True))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def save_call(self, snap: CallSnapshot, *, forced: bool = False) -> None:
+        """Write a call as ``snap`` has it, in one transaction; safe to repeat and to replay late.
+
+        ``forced``: committed synchronously (on the server's disk) before this returns. If the write
+        fails on its data rather than on the database, it is written again part by part.
+        """
+        snap = self._owned(snap)
+        try:
+            await self.run(pg_calls.write_call, snap, utcnow_iso(), False, forced=forced)
+            return
+        except DatabaseUnavailable:
+            raise
+        except (RepositoryError, ValueError, TypeError, OverflowError) as exc:
+            first_error = exc
+        skipped = await self.run(pg_calls.write_call, snap, utcnow_iso(), True, forced=forced)
+        log.error(
+            "call %s written without %d part(s) that could not be stored (%s)",
+            snap.call_id,
+            len(skipped),
+            "; ".join(skipped[:3]) or first_error,
+        )
+
+    async def spool(self, snap: CallSnapshot) -> Path:
+        """Keep ``snap`` in this host's spool (fsynced) for the next start to write; ``OSError`` if it cannot."""
+        await asyncio.to_thread(append, self.spool_file, self._owned(snap))
+        return self.spool_file
+
+    async def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints by itself."""
+
+    def _owned(self, snap: CallSnapshot) -> CallSnapshot:
+        if snap.owner_pid is not None:
+            return snap
+        me = self.owner
+        return snap.model_copy(update={"owner_host": me.host, "owner_pid": me.pid, "owner_started": me.started})
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def replay_spool(self) -> ReplayResult:
+        """Write the snapshots this host spooled while the database refused them; each exactly once."""
+        result = await spool.replay(self.spool_file, lambda snap: self.save_call(snap, forced=True))
+        if result.written:
+            log.info("replayed %d spooled call snapshot(s) into the database", result.written)
+        if result.kept:
+            log.warning(
+                "%d spooled call snapshot(s) still refused, kept for the next start: %s",
+                result.kept,
+                "; ".join(result.errors[:3]),
+            )
+        if result.rejected:
+            log.error("%d unreadable spool line(s) set aside", result.rejected)
+        return result
+
+    async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
+        """Close as abandoned the open calls (of one caller, or all) whose owner's heartbeat ran out.
+
+        A call whose owner never had a heartbeat here (one copied from SQLite) is closed once nothing
+        has happened on it for ``lease``, as SQLite closes another machine's calls.
+        """
+        seconds = self.lease.total_seconds()
+        if identity is None:
+            rows = await self._fetch(queries.OPEN_CALLS_SQL, (seconds,))
+        else:
+            rows = await self._fetch(queries.OPEN_CALLS_OF_CALLER_SQL, (seconds, identity))
+        found = find_stale(rows, me=self.owner, now_iso=to_iso(utcnow() - lease), lease=lease)
+        if found:
+            closed = await self.run(pg_calls.close_calls, found, self.spool_file, utcnow_iso())
+        else:
+            closed = []
+        for call_id in closed:
+            reason = next(c.reason for c in found if c.call_id == call_id)
+            log.warning("call %s closed as abandoned: %s", call_id, reason)
+        if identity is None:
+            await self.run(_forget_gone_hosts)
+        return closed
+
+    async def heartbeat(self) -> None:
+        """Tell the other hosts this process is alive (and so are its calls)."""
+        await self.run(_beat, self.owner)
+
+    # -- personal data ----------------------------------------------------------------------
+
+    async def forget(
+        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+    ) -> Erasure:
+        """Erase the profiles on ``identity`` (or the one person ``name``, or with ``exact`` the one profile
+        keyed ``identity``) and all that is theirs, in one transaction; then vacuum the tables and drop
+        their snapshots from this host's spool. ``dry_run`` only counts.
+        """
+        subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, identity)
+        found = await self.run(pg_privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True)
+        keys = {identity, *found["keys"]}
+        needles = [*keys, *found["names"]]
+        spooled = await asyncio.to_thread(
+            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+        )
+        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
+        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
+
+    async def _vacuum(self, tables: Sequence[str]) -> bool:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(f"VACUUM {', '.join(tables)}")
+            return True
+        except (psycopg.Error, RepositoryError) as exc:
+            log.warning("vacuum after an erasure postponed to autovacuum: %s", pg_calls.describe(exc))
+            return False
+
+    async def export_caller(self, identity: str) -> dict[str, Any]:
+        """Everything held about the profiles on ``identity``, as plain data (for a caller's access request)."""
+        try:
+            async with self._connection() as conn:
+                async with conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    return await pg_privacy.export_caller(conn, identity)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+
+    async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:
+        """Remove transcripts and free-text comments older than ``older_than``; orders and ratings stay."""
+        cutoff = to_iso(utcnow() - older_than)
+        total = {"calls": 0, "messages": 0, "comments": 0}
+        while True:
+            done = await self.run(pg_privacy.purge, cutoff, batch)
+            for key, value in done.items():
+                total[key] += value
+            if done["calls"] < batch:
+                return total
+
+
+@dataclass(frozen=True)
+class _OpenCall:
+    call_id: str
+    host: str | None
+    pid: int | None
+    started: str | None
+    last_seen: str
+    known: bool
+    expired: bool
+
+
+def find_stale(rows: Sequence[Sequence[Any]], *, me: Owner, now_iso: str, lease: timedelta) -> list[stale.StaleCall]:
+    """The open calls among ``rows`` (from ``OPEN_CALLS_SQL``) nobody runs any more.
+
+    ``now_iso``: the moment ``lease`` ago, before which a call of an owner without a heartbeat is stale.
+    """
+    found = []
+    for row in rows:
+        call = _OpenCall(*row)
+        if (call.host, call.pid, call.started) == (me.host, me.pid, me.started):
+            continue
+        if call.known:
+            if call.expired:
+                owner = Owner(host=call.host or "", pid=int(call.pid or 0), started=call.started)
+                found.append(
+                    stale.StaleCall(call.call_id, call.last_seen, stale.REASON_DEAD.format(owner=owner.describe()))
+                )
+        elif call.last_seen < now_iso:
+            hours = lease.total_seconds() / 3600
+            found.append(stale.StaleCall(call.call_id, call.last_seen, stale.REASON_LEASE.format(hours=hours)))
+    return found
+
+
+async def _beat(db: Conn, owner: Owner) -> None:
+    await db.execute(
+        "INSERT INTO worker_hosts (host, pid, started) VALUES (%s, %s, %s)"
+        " ON CONFLICT (host, pid, started) DO UPDATE SET heartbeat_at = now()",
+        (owner.host, owner.pid, owner.started),
+    )
+
+
+async def _retire(db: Conn, owner: Owner) -> None:
+    """A process closing cleanly drops its heartbeat, unless a call of its is still open (then it runs out)."""
+    await db.execute(
+        "DELETE FROM worker_hosts AS h WHERE host = %s AND pid = %s AND started = %s AND NOT EXISTS"
+        " (SELECT 1 FROM calls WHERE owner_host = h.host AND owner_pid = h.pid AND owner_started = h.started"
+        "  AND ended_at IS NULL)",
+        (owner.host, owner.pid, owner.started),
+    )
+
+
+async def _forget_gone_hosts(db: Conn) -> None:
+    await db.execute(
+        "DELETE FROM worker_hosts AS h WHERE heartbeat_at < now() - make_interval(secs => %s) AND NOT EXISTS"
+        " (SELECT 1 FROM calls WHERE owner_host = h.host AND owner_pid = h.pid AND owner_started = h.started"
+        "  AND ended_at IS NULL)",
+        (FORGET_HOSTS_AFTER.total_seconds(),),
+    )
+
+
+async def _keep_alive(repo: PostgresRepository, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await repo.heartbeat()
+        except RepositoryError as exc:
+            log.warning("heartbeat not renewed (other hosts close this one's calls after %s): %s", repo.lease, exc)
+
+
+async def _recover(repo: PostgresRepository, keep_transcripts: timedelta | None) -> None:
+    try:
+        await repo.replay_spool()
+        await repo.close_stale_calls()
+        if keep_transcripts is not None:
+            purged = await repo.purge_transcripts(older_than=keep_transcripts)
+            if purged["calls"] or purged["comments"]:
+                log.info("past retention: removed %(calls)d transcript(s) and %(comments)d comment(s)", purged)
+    except RepositoryError as exc:
+        log.warning("recovery at start postponed: %s", exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def postgres_spool_path(url: str, spool_dir: str | Path | None) -> Path:
+    """This host's spool for the database ``url`` names: in ``spool_dir``, or the current folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"postgres-{describe_url(url)}")
+    return spool_path(name, Path(spool_dir) if spool_dir is not None else Path.cwd())
+
+
+async def _migrate(url: str, where: str) -> None:
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+        ) as conn:
+            await schema.migrate(conn)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            f"database {where} refused the migration: {scrub(pg_calls.describe(exc), url)}"
+        ) from None
+
+
+def _reason(exc: psycopg.OperationalError) -> str:
+    """libpq's reason, from its last line (the earlier ones repeat the address)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    return last.split(" failed: ")[-1]
+
+
+@contextlib.asynccontextmanager
+async def open_postgres(
+    url: str,
+    *,
+    spool_dir: str | Path | None = None,
+    keep_transcripts: timedelta | None = None,
+    host_id: str | None = None,
+    lease: timedelta | None = None,
+    erasure_key_file: str | Path | None = None,
+    pool_size: int = POOL_SIZE,
+) -> AsyncIterator[PostgresRepository]:
+    """Open the database at ``url`` (migrating it) and yield the repository; see ``db.open_repository``.
+
+    Unreachable at open: ``DatabaseUnavailable``, in one line without the URL's password.
+    """
+    url = postgres_url(url)
+    where = describe_url(url)
+    await _migrate(url, where)
+    lease = lease or LEASE
+    spool_file = postgres_spool_path(url, spool_dir)
+    key_file = Path(erasure_key_file) if erasure_key_file is not None else spool_file.parent / ERASURE_KEY_NAME
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+        configure=_configure,
+        timeout=CONNECT_TIMEOUT_S,
+        open=False,
+        name="memory-agent",
+    )
+    await pool.open()
+    repo = PostgresRepository(
+        pool,
+        where=where,
+        spool_file=spool_file,
+        owner=process_owner(host_id),
+        lease=lease,
+        erasure_key_file=key_file,
+    )
+    beating: asyncio.Task[None] | None = None
+    try:
+        await repo.heartbeat()
+        beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
+        repo.recovery = asyncio.create_task(_recover(repo, keep_transcripts), name="recover")
+        try:
+            yield repo
+        finally:
+            await repo.recovery
+    finally:
+        if beating is not None:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        with contextlib.suppress(RepositoryError):
+            await repo.run(_retire, repo.owner)
+        await pool.close()
