@@ -35,15 +35,6 @@ async def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield repository
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
-    """The repository on each backend in turn: a SQLite file, then a PostgreSQL database of its own."""
-    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    async with open_repository(target, spool_dir=tmp_path) as repository:
-        await repository.recovered()
-        yield repository
-
-
 def rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple]:
     """Read the database the way an owner would: a separate plain sqlite3 connection."""
     conn = sqlite3.connect(db_path)
