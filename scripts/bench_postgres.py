@@ -8,8 +8,9 @@ The synthetic database of ``bench.py`` (SQLite, cached by scale) is copied into 
 on the server with ``migrate-to-postgres``'s copy, then, interleaved: recall (``recall`` +
 ``memory_text`` against psycopg running ``RECALL_SQL``), the end-of-call write (``save_call``,
 forced, against one psycopg transaction writing the same rows), 1 and 8 processes finishing
-calls at once (as two hosts), and the export (``memory-agent export --db URL``) against
-``psql -c "\\copy (...) to stdout csv"``. Prints the report and writes it to ``--out``.
+calls at once (as two hosts), and the export (``memory-agent export --db URL``, over the 1,000,000
+orders of ``bench_export.py``'s file) against ``psql -c "\\copy (...) to stdout csv"``. Prints the
+report (Markdown) and writes it to ``--out``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ SELECT o.id AS order_id, o.created_at, c.participant_identity AS customer_identi
        to_char(o.subtotal_cents / 100.0, 'FM999999990.00') AS subtotal_dollars,
        to_char(o.tip_cents / 100.0, 'FM999999990.00') AS tip_dollars,
        to_char(o.total_cents / 100.0, 'FM999999990.00') AS total_dollars,
-       f.rating
+       f.rating, o.kitchen_note
 FROM orders AS o
 LEFT JOIN customers AS c ON c.id = o.customer_id
 LEFT JOIN calls AS k ON k.id = o.call_id
@@ -543,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         help="orders in the export's own synthetic database, as bench_export.py's (1,000,000; 0: the recall database)",
     )
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "memory-agent-bench")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench_postgres.md")
+    parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--writer", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -600,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
             results["export"] = bench_export(url, repeat, folder)
     text = render(results)
     print(text)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

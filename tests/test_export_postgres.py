@@ -25,6 +25,7 @@ PIZZA = OrderLine(
     quantity=2,
     unit_price_cents=1450,
     modifications=["extra basil", 'no "spicy" oil, please', "=cmd|' /C calc'!A0"],
+    accepted_allergens=["gluten", "milk"],
 )
 SALAD = OrderLine(menu_item="caesar_salad", name="Caesar Salad", quantity=1, unit_price_cents=975)
 TIRAMISU = OrderLine(
@@ -61,6 +62,7 @@ async def _fill(path: Path) -> None:
                         status=("placed", "abandoned", "in_progress")[n % 3],
                         items=[PIZZA, SALAD, TIRAMISU][: 1 + n % 3],
                         tip_cents=n * 105,
+                        kitchen_note=f"allergies: {name}" if n % 2 else None,
                     ),
                     feedback=Feedback(rating=1 + n % 5, comment=name) if n % 2 else None,
                     ended_at=now,
@@ -120,6 +122,7 @@ def test_the_export_is_byte_for_byte_the_same_on_both_backends(both, capsysbinar
 
     assert on_postgres == on_sqlite
     assert on_sqlite.count(b"\n") > 10
+    assert b"allergies: " in on_sqlite and (b"gluten" in on_sqlite) == items
 
 
 @pytest.mark.parametrize(
