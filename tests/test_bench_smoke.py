@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,41 @@ def test_benchmark_smoke_run_writes_a_report_with_every_section(tmp_path):
     # the suite's block goes before the Export section and leaves it alone
     assert report.index("#### Goals") < report.index("## Export")
     assert report.endswith("## Export\n\nExport figures.\n")
+
+
+def test_token_benchmark_measures_both_scripted_calls_as_the_openai_plugin_sends_them(tmp_path):
+    figures_path, report_path = tmp_path / "tokens.json", tmp_path / "tokens.md"
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_tokens.py"),
+            "--json",
+            str(figures_path),
+            "--markdown",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(figures_path.read_text())
+    assert set(figures["calls"]) == {"new caller", "returning caller"}
+    for call in figures["calls"].values():
+        assert call["off_script"] == []  # every scripted step answered one request, none was left
+        rows = call["per_request"]
+        assert call["requests"] == len(rows) > 1
+        assert call["chars"] == sum(row["chars"] for row in rows)
+        assert call["body_chars"] > call["chars"]  # the body adds the model and streaming options
+        assert rows[0]["agent"] == "Greeter"
+        for row in rows:
+            assert row["tools_chars"] > 0 and row["instructions_chars"] > 0
+            # the tool schemas come first and are the same for every caller
+            assert row["tools_chars"] <= row["prefix_chars"] <= row["chars"]
+        share = call["prefix_share"]
+        assert 0 < share["min"] <= share["mean"] <= 1
+    report = report_path.read_text()
+    assert "| new caller | " in report and "| returning caller | " in report
