@@ -400,26 +400,57 @@ def _upsert(
     else:
         action = sql.SQL("DO NOTHING")
     select = f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} FROM "{table.name}" ORDER BY "{table.key}"'
-    for rows in _batches(src, select, batch_rows):
+    # Rows past the last id the target has (all of them into an empty table) cannot be there yet:
+    # they are copied straight in; the others are compared through a staging table.
+    found = pg.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(table.key), target)).fetchone()
+    last = found[0] if found else None
+    for batch in _batches(src, select, batch_rows):
+        if last is None:
+            known, fresh = [], batch
+        elif isinstance(last, int):
+            known, fresh = [r for r in batch if r[0] <= last], [r for r in batch if r[0] > last]
+        else:
+            known, fresh = batch, []
+        inserted = changed = 0
         with pg.transaction():
-            stage = _stage(pg, table, columns, rows, role="stage")
-            row = pg.execute(
-                sql.SQL(
-                    "WITH written AS (INSERT INTO {target} AS t ({names}) SELECT {chosen} FROM {stage} AS s"
-                    " ON CONFLICT ({key}) {action} RETURNING xmax = 0 AS inserted)"
-                    " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
-                ).format(
-                    target=target,
-                    names=names,
-                    chosen=chosen,
-                    stage=stage,
-                    key=sql.Identifier(table.key),
-                    action=action,
-                )
-            ).fetchone()
-            assert row is not None
-            _record(pg, table.name, row[0])
-        yield len(rows), row[0], row[1]
+            if fresh:
+                names_now = sql.SQL(", ").join(map(sql.Identifier, columns))
+                with pg.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, names_now)) as copy:
+                    for values in fresh:
+                        copy.write_row(values)
+                _record(pg, table.name, len(fresh))
+            if known:
+                inserted, changed = _upsert_batch(pg, table, known, names, chosen, action)
+        yield len(batch), len(fresh) + inserted, changed
+
+
+def _upsert_batch(
+    pg: psycopg.Connection[Any],
+    table: _Table,
+    rows: Sequence[Any],
+    names: sql.Composable,
+    chosen: sql.Composable,
+    action: sql.Composable,
+) -> tuple[int, int]:
+    """One batch through the staging table: (inserted, changed)."""
+    stage = _stage(pg, table, table.copied_now, rows, role="stage")
+    row = pg.execute(
+        sql.SQL(
+            "WITH written AS (INSERT INTO {target} AS t ({names}) SELECT {chosen} FROM {stage} AS s"
+            " ON CONFLICT ({key}) {action} RETURNING xmax = 0 AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+        ).format(
+            target=sql.Identifier(table.name),
+            names=names,
+            chosen=chosen,
+            stage=stage,
+            key=sql.Identifier(table.key),
+            action=action,
+        )
+    ).fetchone()
+    assert row is not None
+    _record(pg, table.name, row[0])
+    return int(row[0]), int(row[1])
 
 
 def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _Table, tables: Sequence[_Table]) -> int:
