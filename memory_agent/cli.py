@@ -32,9 +32,7 @@ app = typer.Typer(
 
 DbOption = Annotated[
     str | None,
-    typer.Option(
-        "--db", help="SQLite database file or postgresql:// URL (default: $MEMORY_AGENT_DB or ./memory.db)."
-    ),
+    typer.Option("--db", help="SQLite database file or postgresql:// URL (default: $MEMORY_AGENT_DB or ./memory.db)."),
 ]
 
 
@@ -77,6 +75,7 @@ def demo(
 
     _settings()
     logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("livekit.agents").setLevel(logging.ERROR)  # tool errors are printed in the transcript
     # Made-up callers go to a database of their own unless told otherwise, never into $MEMORY_AGENT_DB.
     asyncio.run(run_demo(db or DEMO_DB))
 

@@ -47,9 +47,7 @@ def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
         "transfer_to_order_taker",
         "forget_me",
         "remember_allergy",
-        "forget_allergy",
         "remember_preference",
-        "forget_preference",
     }
 
 

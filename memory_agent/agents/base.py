@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from livekit.agents import Agent, RunContext, ToolError, function_tool
+from livekit.agents import Agent, RunContext, ToolError, function_tool, llm
 
 from memory_agent.memory import DATA_NOTE, clip, data_block, memory_text
 from memory_agent.state import Userdata
@@ -22,22 +22,36 @@ KNOWN_NUMBER = (
 )
 
 
+# The last conversation turns an agent hands to the next: enough to go on, without the tools'
+# calls and outputs of the agent before (the session's own history keeps the whole call).
+CARRIED_ITEMS = 4
+
+
 class BellaVistaAgent(Agent):
     """An agent of the chain; holds nothing but what it was constructed with."""
+
+    def __init__(self, *, instructions: str, chat_ctx: llm.ChatContext | None = None) -> None:
+        if chat_ctx is not None:
+            chat_ctx = chat_ctx.copy(
+                exclude_function_call=True, exclude_instructions=True, exclude_handoff=True, exclude_config_update=True
+            ).truncate(max_items=CARRIED_ITEMS)
+        super().__init__(instructions=instructions, chat_ctx=chat_ctx)
 
     @property
     def userdata(self) -> Userdata:
         return self.session.userdata
 
+
+class ErasesCaller(BellaVistaAgent):
+    """An agent a caller can ask to forget them: the Greeter and the Feedback agent, at the call's
+    two ends (every tool offered is sent with every request, so the OrderTaker does without)."""
+
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:
-        """Erase everything we remember about the caller, when they ask us to forget them.
-
-        First tell them this erases their name, past orders, feedback and this call, and ask them to
-        confirm; call this only after they said yes.
+        """Erase all we remember of the caller, at their request.
 
         Args:
-            confirmed: True only if the caller has just confirmed they want to be forgotten.
+            confirmed: True once, told it erases their name, orders, feedback and this call, they agreed.
         """
         ud = context.userdata
         if not confirmed:

@@ -16,7 +16,7 @@ from memory_agent.menu import normalize
 from memory_agent.state import Userdata
 
 
-class TakesFacts(BellaVistaAgent):
+class NotesFacts(BellaVistaAgent):
     """An agent the caller can tell their allergies and preferences to."""
 
     @function_tool
@@ -24,7 +24,7 @@ class TakesFacts(BellaVistaAgent):
         """Note a food allergy the caller states.
 
         Args:
-            allergen: As the caller said it, e.g. "pine nuts".
+            allergen: As said, e.g. "pine nuts"
         """
         ud = context.userdata
         said = clean_fact(allergen, MAX_TOPIC, "allergen")
@@ -43,12 +43,27 @@ class TakesFacts(BellaVistaAgent):
         return " ".join([*reply, _kept(ud)])
 
     @function_tool
-    async def forget_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
-        """Drop an allergy the caller says they no longer have.
+    async def remember_preference(self, context: RunContext[Userdata], about: str, preference: str) -> str:
+        """Note a lasting preference; it replaces one on the same subject.
 
         Args:
-            allergen: As the caller said it.
+            about: e.g. "crust"
+            preference: e.g. "well done"
         """
+        ud = context.userdata
+        topic = normalize(clean_fact(about, MAX_TOPIC, "subject"))
+        ud.state_fact("preference", topic, clean_fact(preference, MAX_FACT, "preference"))
+        ud.journal.checkpoint()
+        return f"Noted their preference about {as_data(topic)}. {_kept(ud)}"
+
+
+class KeepsFacts(NotesFacts):
+    """An agent that also drops what a caller no longer holds (the OrderTaker; the Greeter only notes,
+    since every tool offered is sent with every request)."""
+
+    @function_tool
+    async def forget_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
+        """Drop an allergy they no longer have."""
         ud = context.userdata
         topic = allergy_topic(clean_fact(allergen, MAX_TOPIC, "allergen"))
         if topic not in {fact.topic for fact in ud.facts("allergy")}:
@@ -58,26 +73,8 @@ class TakesFacts(BellaVistaAgent):
         return f"Dropped the allergy to {as_data(topic)}."
 
     @function_tool
-    async def remember_preference(self, context: RunContext[Userdata], about: str, preference: str) -> str:
-        """Note a lasting preference; a new one about the same thing replaces the old.
-
-        Args:
-            about: Its subject in a word or two, e.g. "crust", "onions", "diet".
-            preference: What they want, e.g. "well done", "never", "vegetarian".
-        """
-        ud = context.userdata
-        topic = normalize(clean_fact(about, MAX_TOPIC, "subject"))
-        ud.state_fact("preference", topic, clean_fact(preference, MAX_FACT, "preference"))
-        ud.journal.checkpoint()
-        return f"Noted their preference about {as_data(topic)}. {_kept(ud)}"
-
-    @function_tool
     async def forget_preference(self, context: RunContext[Userdata], about: str) -> str:
-        """Drop a preference the caller no longer has.
-
-        Args:
-            about: Its subject, as noted.
-        """
+        """Drop a preference they no longer have."""
         ud = context.userdata
         topic = normalize(clean_fact(about, MAX_TOPIC, "subject"))
         if topic not in {fact.topic for fact in ud.facts("preference")}:

@@ -7,18 +7,17 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent.agents.base import BellaVistaAgent, instructions
+from memory_agent.agents.base import ErasesCaller, instructions
 from memory_agent.state import Userdata
 
 MAX_COMMENT = 1000
 
 INSTRUCTIONS = """\
-The order is done. Ask the caller to rate their experience from 1 to 5 and for any comment, \
-and save it with record_feedback. Offer to email the receipt; if they give an address, save it \
-with save_email (skip this if we already have their email). Then thank them and say goodbye."""
+The order is done. Ask the caller to rate their experience from 1 to 5, with any comment, and \
+save it. Offer to email the receipt unless we have their email. Then thank them and say goodbye."""
 
 
-class Feedback(BellaVistaAgent):
+class Feedback(ErasesCaller):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         super().__init__(instructions=instructions(ud, INSTRUCTIONS, memory=False), chat_ctx=chat_ctx)
 
@@ -30,11 +29,11 @@ class Feedback(BellaVistaAgent):
 
     @function_tool
     async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:
-        """Save the caller's rating of their experience, once they have given one.
+        """Save the caller's rating and comment.
 
         Args:
-            rating: A whole number from 1 (bad) to 5 (excellent).
-            comment: What the caller said about their experience, in their words; empty if nothing.
+            rating: 1 (bad) to 5 (excellent).
+            comment: In their words; empty if none.
         """
         if not 1 <= rating <= 5:
             raise ToolError("The rating must be a whole number from 1 to 5; ask the caller again.")
@@ -49,10 +48,10 @@ class Feedback(BellaVistaAgent):
 
     @function_tool
     async def save_email(self, context: RunContext[Userdata], email: str) -> str:
-        """Save the caller's email address for the receipt, after they spell it out.
+        """Save the caller's email for the receipt, once they spelled it.
 
         Args:
-            email: The address, e.g. "maria@example.com".
+            email: e.g. "maria@example.com".
         """
         if context.userdata.identity is None:
             raise ToolError(

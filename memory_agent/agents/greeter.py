@@ -7,8 +7,8 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from memory_agent.agents.base import BellaVistaAgent, instructions
-from memory_agent.agents.facts import TakesFacts
+from memory_agent.agents.base import BellaVistaAgent, ErasesCaller, instructions
+from memory_agent.agents.facts import NotesFacts
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
 from memory_agent.verification import identify, recognize
@@ -18,14 +18,13 @@ log = logging.getLogger("memory_agent")
 MAX_NAME = 60
 
 INSTRUCTIONS = """\
-You greet callers. A returning caller we remember is greeted warmly by name and reminded of their \
-last order; if they were unhappy last time, apologize first. Anyone else is welcomed to \
-{restaurant} and asked for their name, which you save with save_customer_name. Note any allergy \
-or lasting preference they mention. As soon as the caller wants to order (or you know their \
-name), call transfer_to_order_taker."""
+You greet callers. Greet a caller we remember by name and remind them of their last order \
+(apologize first if they were unhappy last time). Welcome anyone else to {restaurant} and ask \
+their name. Note any allergy or lasting preference they mention. As soon as they want to order, \
+transfer them."""
 
 
-class Greeter(TakesFacts):
+class Greeter(NotesFacts, ErasesCaller):
     def __init__(self, ud: Userdata) -> None:
         super().__init__(instructions=_instructions(ud))
 
@@ -43,12 +42,10 @@ class Greeter(TakesFacts):
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> str:
-        """Save the caller's name once they have told you; it also tells us which of our callers this is.
-
-        Do not call it for a caller whose name you already know.
+        """Save the name the caller told you (never one you already know).
 
         Args:
-            name: The caller's name as they said it, e.g. "Maria".
+            name: e.g. "Maria"
         """
         ud = context.userdata
         known = await identify(ud, clean_name(name)) == "known"
@@ -60,7 +57,7 @@ class Greeter(TakesFacts):
 
     @function_tool
     async def transfer_to_order_taker(self, context: RunContext[Userdata]) -> BellaVistaAgent:
-        """Hand the caller to the order taker when they want to order. Call it only once."""
+        """Hand over to the order taker once the caller wants to order."""
         return OrderTaker(context.userdata, chat_ctx=self.chat_ctx)
 
 

@@ -11,7 +11,7 @@ from livekit.agents import RunContext, ToolError, function_tool, llm
 
 from db import DatabaseUnavailable, RepositoryError
 from memory_agent.agents.base import BellaVistaAgent, instructions
-from memory_agent.agents.facts import TakesFacts
+from memory_agent.agents.facts import KeepsFacts
 from memory_agent.agents.feedback import Feedback
 from memory_agent.allergens import ALLERGENS
 from memory_agent.memory import as_data, clip, describe_past_item
@@ -26,18 +26,15 @@ MAX_PAST_ORDERS = 10
 MAX_NOTE = 500
 
 INSTRUCTIONS = """\
-You take the caller's order. Only items on this menu can be ordered, by id (allergens in brackets):
+You take the caller's order. Only these items can be ordered, by id [allergens]:
 {menu}
 
-Add items with add_to_order as asked; remove with remove_from_order. "The same as last time": \
-reorder_last_order; "my usual": reorder_usual; questions about what they had before: \
-recall_past_orders. Note allergies and lasting preferences they state (remember_allergy, \
-remember_preference). Record how they pay with set_payment_method. When they are done, read the \
-order back with its total and, once they agree, call confirm_order. Then, or if they do not want \
-to order after all, call transfer_to_feedback."""
+Add items as the caller asks. Note allergies and lasting preferences they state. When they are \
+done, read the order back with its total and, once they agree, place it. Then, or if they will not \
+order, hand over to feedback."""
 
 
-class OrderTaker(TakesFacts):
+class OrderTaker(KeepsFacts):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         super().__init__(
             instructions=instructions(ud, INSTRUCTIONS.format(menu=ud.menu.prompt_listing())),
@@ -59,13 +56,13 @@ class OrderTaker(TakesFacts):
         modifications: tuple[str, ...] = (),
         accept_allergens: bool = False,
     ) -> str:
-        """Add a menu item to the order as soon as the caller asks for it.
+        """Add a menu item as soon as the caller asks for it.
 
         Args:
-            item: The menu item id, e.g. "margherita_pizza".
-            quantity: How many, from 1 to 20.
-            modifications: Short changes, e.g. ["no onions"].
-            accept_allergens: True only if the caller, told it contains their allergen, still wants it.
+            item: Menu item id
+            quantity: 1 to 20
+            modifications: e.g. ["no onions"]
+            accept_allergens: True only if, told it has their allergen, they still want it
         """
         ud = context.userdata
         _ensure_open(ud)
@@ -87,10 +84,10 @@ class OrderTaker(TakesFacts):
 
     @function_tool
     async def remove_from_order(self, context: RunContext[Userdata], item: str) -> str:
-        """Remove an item from the order entirely.
+        """Remove an item from the order.
 
         Args:
-            item: The menu item id, e.g. "tiramisu".
+            item: Menu item id
         """
         ud = context.userdata
         _ensure_open(ud)
@@ -155,10 +152,10 @@ class OrderTaker(TakesFacts):
 
     @function_tool
     async def recall_past_orders(self, context: RunContext[Userdata], limit: int = 3) -> str:
-        """What the caller ordered before and when, newest first.
+        """What the caller ordered before, and when.
 
         Args:
-            limit: How many orders, 1 to 10.
+            limit: 1 to 10
         """
         ud = context.userdata
         if not 1 <= limit <= MAX_PAST_ORDERS:
@@ -189,11 +186,11 @@ class OrderTaker(TakesFacts):
     async def set_payment_method(
         self, context: RunContext[Userdata], method: Literal["card", "cash"], tip_percent: int = 0
     ) -> str:
-        """Record how the caller will pay at pickup and the tip they want to add.
+        """Record how they pay at pickup, and their tip.
 
         Args:
-            method: "card" or "cash". Never ask for or repeat card numbers.
-            tip_percent: Tip as a whole percentage of the subtotal, from 0 to 30.
+            method: Never ask for card numbers
+            tip_percent: 0 to 30
         """
         ud = context.userdata
         _ensure_open(ud)
@@ -207,10 +204,10 @@ class OrderTaker(TakesFacts):
 
     @function_tool
     async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> str:
-        """Place the order, after reading it back and the caller agreeing.
+        """Place the order, once read back and agreed.
 
         Args:
-            allergies_checked: True once the caller confirmed the allergies we remember.
+            allergies_checked: True once they confirmed the allergies we remember.
         """
         ud = context.userdata
         _ensure_open(ud)
@@ -239,7 +236,7 @@ class OrderTaker(TakesFacts):
 
     @function_tool
     async def transfer_to_feedback(self, context: RunContext[Userdata]) -> BellaVistaAgent:
-        """Hand over to the feedback agent once the order is placed, or if the caller does not want to order."""
+        """Hand over to feedback once the order is placed (or they will not order)."""
         ud = context.userdata
         if ud.order.items and not ud.order.placed:
             raise ToolError(
