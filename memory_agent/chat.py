@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from db.pg.safe_url import redact_url
 from memory_agent.call import start_call
 from memory_agent.demo import print_events
 from memory_agent.providers import make_llm
@@ -32,4 +33,4 @@ async def run_chat(settings: Settings, identity: str) -> None:
                     print_events(await call.session.run(user_input=line.strip()), print)
         finally:
             await call.finish("caller_hung_up")
-    print(f"(call saved to {settings.db})")
+    print(f"(call saved to {redact_url(str(settings.db))})")

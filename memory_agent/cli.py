@@ -129,6 +129,8 @@ def backup(
     from db.backup import backup_database
 
     settings = _settings(db)
+    if is_postgres_url(settings.db):
+        raise UsageError("backup copies a SQLite file; back PostgreSQL up with its own tools (pg_dump)")
     result = backup_database(settings.db, path, overwrite=force)
     print(f"backed up {settings.db} to {result.target} ({result.bytes:,} bytes)")
 

@@ -352,3 +352,12 @@ def test_bad_input_is_one_line_and_leaves_every_file_as_it_was(tmp_path, setup, 
     assert re.match(r"memory-agent: error: \S", line), line
     assert says in line
     assert files(tmp_path) == before
+
+
+def test_backup_of_a_postgresql_database_points_to_its_own_tools_without_the_password(tmp_path):
+    result = run_backup(str(tmp_path / "copy.db"), "--db", "postgresql://owner:s3cr3t@127.0.0.1:1/memory", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "memory-agent: error: backup copies a SQLite file; back PostgreSQL up with its own tools (pg_dump)"
+    ]
+    assert not (tmp_path / "copy.db").exists()
