@@ -15,6 +15,7 @@ from anywhere else, including rows its own workers wrote after the move.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -184,7 +185,8 @@ def _copy(
     finally:
         if src.in_transaction:
             src.execute("COMMIT")
-        pg.execute("SELECT pg_advisory_unlock(hashtext(%s))", (IMPORT_TABLE,))
+        with contextlib.suppress(psycopg.Error):  # a lost connection has let go of the lock already
+            pg.execute("SELECT pg_advisory_unlock(hashtext(%s))", (IMPORT_TABLE,))
 
 
 def _migrate(url: str) -> None:
