@@ -28,9 +28,7 @@ FIRST_CALL_STEPS: list[Step] = [
     ),
     Say("Two Margherita Pizzas with extra basil and a Tiramisu: $36.50. Shall I place it?"),
     ToolCall("confirm_order"),
-    Say("Your order is placed and will be ready in about 25 minutes."),
-    ToolCall("transfer_to_feedback"),
-    Say("How would you rate your experience today, from 1 to 5?"),
+    Say("Your order is placed and will be ready in about 25 minutes. How would you rate your experience, 1 to 5?"),
     ToolCall("record_feedback", {"rating": 2, "comment": "the pizza arrived cold"}),
     Say("I'm sorry to hear that, Maria. Thank you for telling us. Goodbye!"),
 ]
@@ -39,7 +37,6 @@ FIRST_CALL_LINES = [
     "I'd like to order",
     "Two margheritas with extra basil and a tiramisu",
     "Yes please",
-    "That's all",
     "Two. The pizza arrived cold",
 ]
 

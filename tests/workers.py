@@ -85,7 +85,8 @@ def finish_calls(db_path: str, worker: int, calls: int, identities: list[str], s
 def place_while_locked_then_wait_to_be_killed(
     db_path: str, call_id: str, ordered: Event, locked: Event, placed: Queue
 ) -> None:
-    """Take an order, wait for another connection to hold the write lock, place it, report what the caller heard."""
+    """Take an order, wait for another connection to hold the write lock, place it, report what the caller
+    heard: the tools' errors, and the agent the call went on to (Feedback: the order is placed)."""
 
     async def run() -> None:
         async with open_repository(db_path) as repo:
@@ -93,7 +94,8 @@ def place_while_locked_then_wait_to_be_killed(
             ordered.set()
             await asyncio.to_thread(locked.wait)
             result = await call.session.run(user_input="Yes, place it")
-            placed.put([e.item.output for e in result.events if e.type == "function_call_output"])
+            errors = [e.item.output for e in result.events if e.type == "function_call_output" and e.item.is_error]
+            placed.put((errors, type(call.session.current_agent).__name__))
             await asyncio.sleep(3600)
 
     asyncio.run(run())

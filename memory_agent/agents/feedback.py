@@ -8,6 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
 from memory_agent.agents.base import ErasesCaller, instructions
+from memory_agent.memory import as_data
 from memory_agent.state import Userdata
 
 MAX_COMMENT = 1000
@@ -16,10 +17,16 @@ INSTRUCTIONS = """\
 The order is done. Ask the caller to rate their experience from 1 to 5, with any comment, and \
 save it. Offer to email the receipt unless we have their email. Then thank them and say goodbye."""
 
+PLACED = "Their order was just placed: {summary} First tell them it will be ready in about {minutes} minutes."
+READY_IN_MINUTES = 25
+
 
 class Feedback(ErasesCaller):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
-        super().__init__(instructions=instructions(ud, INSTRUCTIONS, memory=False), chat_ctx=chat_ctx)
+        text = instructions(ud, INSTRUCTIONS, memory=False)
+        if ud.order.placed:
+            text += "\n\n" + PLACED.format(summary=as_data(ud.order.spoken_summary), minutes=READY_IN_MINUTES)
+        super().__init__(instructions=text, chat_ctx=chat_ctx)
 
     async def on_enter(self) -> None:
         self.session.generate_reply()

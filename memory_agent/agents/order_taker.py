@@ -30,8 +30,8 @@ You take the caller's order. Only these items can be ordered, by id [allergens]:
 {menu}
 
 Add items as the caller asks. Note allergies and lasting preferences they state. When they are \
-done, read the order back with its total and, once they agree, place it. Then, or if they will not \
-order, hand over to feedback."""
+done, read the order back with its total and, once they agree, place it. If they will not order, \
+hand over to feedback."""
 
 
 class OrderTaker(KeepsFacts):
@@ -203,8 +203,8 @@ class OrderTaker(KeepsFacts):
         return f"Paying by {method} with a {tip} tip. Order: {ud.order.spoken_summary}"
 
     @function_tool
-    async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> str:
-        """Place the order, once read back and agreed.
+    async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> BellaVistaAgent:
+        """Place the order, once read back and agreed; then the call goes on to feedback.
 
         Args:
             allergies_checked: True once they confirmed the allergies we remember.
@@ -232,7 +232,8 @@ class OrderTaker(KeepsFacts):
                 "The order could not be recorded because of a problem on our side. Apologize, keep the order"
                 " as it is and offer to try placing it again in a moment."
             ) from None
-        return f"Order placed: {ud.order.spoken_summary} Tell the caller it will be ready in about 25 minutes."
+        # Placed orders cannot change: the call goes on to feedback, which tells the caller first.
+        return Feedback(ud, chat_ctx=self.chat_ctx)
 
     @function_tool
     async def transfer_to_feedback(self, context: RunContext[Userdata]) -> BellaVistaAgent:
