@@ -27,7 +27,8 @@ from export_data import build_synthetic_database
 SCRIPT = Path(__file__).resolve().parent / "export_orders.py"
 GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None
 
-# The raw reference: the same columns, formatting and order as export_orders.py's CSV.
+# The raw reference: the same columns (db.reports.ORDER_COLUMNS), formatting and order as
+# export_orders.py's CSV.
 REFERENCE_SQL = """
 SELECT o.id AS order_id, o.created_at, c.participant_identity AS customer_identity,
        coalesce(c.name, k.caller_name) AS customer_name, o.status,
@@ -39,7 +40,7 @@ SELECT o.id AS order_id, o.created_at, c.participant_identity AS customer_identi
        printf('%d.%02d', o.subtotal_cents / 100, o.subtotal_cents % 100) AS subtotal_dollars,
        printf('%d.%02d', o.tip_cents / 100, o.tip_cents % 100) AS tip_dollars,
        printf('%d.%02d', o.total_cents / 100, o.total_cents % 100) AS total_dollars,
-       f.rating
+       f.rating, o.kitchen_note
 FROM orders AS o
 LEFT JOIN customers AS c ON c.id = o.customer_id
 LEFT JOIN calls AS k ON k.id = o.call_id
