@@ -142,6 +142,9 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
         if customer_id is not None:
             db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))
     elif existing[0] is not None and not snap.final:
+        # Closed by another process (its owner looked dead), yet the call goes on: a placed order stands.
+        if snap.order is not None and snap.order.status == "placed":
+            _write_order(db, snap.call_id, existing[1], snap.order, started, now)
         return []
     elif existing[1] is None and customer_id is not None:
         _link(db, snap.call_id, customer_id)

@@ -183,9 +183,9 @@ class Journal:
             same += 1
         # Parts the database already has are left out (None: not touched), so a checkpoint that
         # only adds a line of the conversation writes only that line.
-        unchanged = {
-            part: None
-            for part in ("caller_name", "email", "order", "feedback")
+        unchanged: dict[str, Any] = {
+            part: [] if part == "facts" else None
+            for part in ("caller_name", "email", "order", "feedback", "facts")
             if getattr(written, part) == getattr(snap, part) and written.identity == snap.identity
         }
         return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})

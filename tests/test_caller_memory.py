@@ -381,3 +381,28 @@ def test_instructions_put_everything_about_the_caller_after_the_static_part():
     text = instructions(ud, task)
     static = text.split("Anna")[0].split("eggs")[0]
     assert task in static
+
+
+async def test_an_allergy_stated_after_the_dish_was_added_stops_the_order_until_resolved(repo, db_path):
+    steps = [
+        *GREET,
+        ToolCall("add_to_order", {"item": "pesto_pizza"}),
+        Say("Added."),
+        ToolCall("remember_allergy", {"allergen": "pine nuts"}),
+        Say("Noted; the pesto pizza has them."),
+        ToolCall("confirm_order"),
+        Say("It has pine nuts. Remove it?"),
+        ToolCall("remove_from_order", {"item": "pesto_pizza"}),
+        ToolCall("add_to_order", {"item": "pesto_pizza", "accept_allergens": True}),
+        Say("Added anyway. Place it?"),
+        ToolCall("confirm_order"),
+        Say("Placed."),
+    ]
+    _, llm = await call(repo, steps, identity=None)
+    told = outputs(llm)
+    assert "The order has Pesto Pizza" in told[1][0]
+    refused = told[2]
+    assert refused[1] and "Pesto Pizza (tree nuts)" in refused[0] and "allergic" in refused[0]
+    assert rows(
+        db_path, "SELECT o.status, i.accepted_allergens FROM orders AS o JOIN order_items AS i ON i.order_id = o.id"
+    ) == [("placed", '["tree nuts"]')]

@@ -364,3 +364,45 @@ async def test_this_processs_own_open_calls_are_never_closed(pg_url, tmp_path):
 def test_spool_file_name_says_which_database_without_credentials(tmp_path: Path):
     path = postgres_spool_path("postgresql://u:pw@db.example.com:6543/memory", tmp_path)
     assert path.parent == tmp_path and "pw" not in path.name and "db.example.com_6543_memory" in path.name
+
+
+async def test_a_deadlocked_write_is_tried_again_not_spooled(pg_url, tmp_path):
+    from psycopg import errors as pg_errors
+
+    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+        attempts = []
+
+        async def chosen_as_a_deadlocks_victim_once(conn) -> None:
+            attempts.append(1)
+            await conn.execute("INSERT INTO erasures (erased_at, subject, counts) VALUES ('t', 's', '{}')")
+            if len(attempts) == 1:
+                raise pg_errors.DeadlockDetected("deadlock detected")
+
+        await repo.run(chosen_as_a_deadlocks_victim_once)
+        assert len(attempts) == 2
+        assert [tuple(r) for r in await repo.read("SELECT subject FROM erasures", ())] == [("s",)]
+
+
+async def test_a_placed_order_stands_even_after_another_host_closed_its_call(any_repo):
+    line = OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)
+    start = CallSnapshot(call_id="c1", identity="+15550001000", started_at="2026-11-01T18:00:00+00:00")
+    await any_repo.save_call(start)
+    # Another host judged this call's owner dead and closed it; the call was in fact going on.
+    await close_as_abandoned(any_repo, "c1")
+    placed = start.model_copy(update={"order": Order(status="placed", items=[line])})
+    await any_repo.save_call(placed, forced=True)
+    rows = await any_repo.read("SELECT status, total_cents FROM orders", ())
+    assert [tuple(r) for r in rows] == [("placed", 750)]
+
+
+async def close_as_abandoned(repo, call_id: str) -> None:
+    """What another host's stale-call check does to a call it judged dead."""
+    update = "UPDATE calls SET ended_at = '2026-11-01T18:01:00+00:00', end_reason = 'abandoned' WHERE id = "
+    if isinstance(repo, PostgresRepository):
+
+        async def body(conn) -> None:
+            await conn.execute(update + "%s", (call_id,))
+
+        await repo.run(body)
+    else:
+        await repo.writer.run(lambda db: db.execute(update + "?", (call_id,)))

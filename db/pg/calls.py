@@ -49,6 +49,9 @@ async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> l
             await db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = %s", (customer_id,))
     if existing is not None:
         if existing[0] is not None and not snap.final:
+            # Closed by another host (its heartbeat looked dead), yet the call goes on: a placed order stands.
+            if snap.order is not None and snap.order.status == "placed":
+                await _write_order(db, snap.call_id, existing[1], snap.order, started, now)
             return []
         if existing[1] is None and customer_id is not None:
             await _link(db, snap.call_id, customer_id)

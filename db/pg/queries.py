@@ -36,7 +36,7 @@ RECALL_SQL = _PROFILES_SQL + "WHERE c.participant_identity = %s ORDER BY i.posit
 HOUSEHOLD_SQL = _PROFILES_SQL + "WHERE c.household = %s ORDER BY c.id, i.position"
 
 CALL_SUMMARY_SQL = """
-SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents,
+SELECT c.end_reason, o.id AS order_id, o.status, o.total_cents, o.kitchen_note,
        (SELECT string_agg(i.quantity || 'x ' || i.name, ', ' ORDER BY i.position)
         FROM order_items AS i WHERE i.order_id = o.id) AS items,
        (SELECT rating FROM feedback WHERE call_id = c.id) AS rating,

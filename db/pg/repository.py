@@ -158,6 +158,8 @@ class PostgresRepository:
                 yield conn
         except PoolTimeout:
             raise DatabaseUnavailable(f"database {self.where} unavailable: no connection within the timeout") from None
+        except pg_errors.TransactionRollback:
+            raise  # a deadlock's victim or a serialization failure: the write is tried again
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"database {self.where} unavailable: {_first_line(exc)}") from None
 

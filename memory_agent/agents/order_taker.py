@@ -80,7 +80,7 @@ class OrderTaker(KeepsFacts):
         except OrderLimitError as exc:
             raise ToolError(str(exc)) from None
         ud.journal.checkpoint()
-        return f"Added {quantity}x {menu_item.name}. Order so far: {ud.order.spoken_summary}"
+        return f"Added {quantity}x {menu_item.name}. Order so far: {as_data(ud.order.spoken_summary)}"
 
     @function_tool
     async def remove_from_order(self, context: RunContext[Userdata], item: str) -> str:
@@ -94,10 +94,10 @@ class OrderTaker(KeepsFacts):
         menu_item = find_item(ud.menu, item)
         kept = [li for li in ud.order.items if li.menu_item != menu_item.id]
         if len(kept) == len(ud.order.items):
-            raise ToolError(f"{menu_item.name} is not in the order. The order is: {ud.order.spoken_summary}")
+            raise ToolError(f"{menu_item.name} is not in the order. The order is: {as_data(ud.order.spoken_summary)}")
         ud.order.items = kept
         ud.journal.checkpoint()
-        return f"Removed {menu_item.name}. Order now: {ud.order.spoken_summary}"
+        return f"Removed {menu_item.name}. Order now: {as_data(ud.order.spoken_summary)}"
 
     @function_tool
     async def reorder_last_order(self, context: RunContext[Userdata]) -> str:
@@ -113,7 +113,7 @@ class OrderTaker(KeepsFacts):
         """A past order again, as today's menu has it: what is unavailable, unsafe or repriced is said."""
         _ensure_open(ud)
         if which in ud.order.reordered:
-            raise ToolError(f"That order is already in this order: {ud.order.spoken_summary}")
+            raise ToolError(f"That order is already in this order: {as_data(ud.order.spoken_summary)}")
         if ud.memory is None and ud.profiles is None and ud.verified and ud.memory_enabled:
             # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
             recognize(ud, await ud.journal.household(budget_s=None))
@@ -139,7 +139,7 @@ class OrderTaker(KeepsFacts):
             except OrderLimitError:
                 skipped.append(current.name)
         ud.journal.checkpoint()
-        said = [f"Added their {which} order at today's prices. Order now: {ud.order.spoken_summary}"]
+        said = [f"Added their {which} order at today's prices. Order now: {as_data(ud.order.spoken_summary)}"]
         for label, names in (
             ("Not available today, left out", gone),
             ("Left out, it has their allergen", unsafe),
@@ -200,7 +200,7 @@ class OrderTaker(KeepsFacts):
         ud.order.tip_percent = tip_percent
         ud.journal.checkpoint()
         tip = format_cents(ud.order.order().tip_cents)
-        return f"Paying by {method} with a {tip} tip. Order: {ud.order.spoken_summary}"
+        return f"Paying by {method} with a {tip} tip. Order: {as_data(ud.order.spoken_summary)}"
 
     @function_tool
     async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> BellaVistaAgent:
@@ -218,6 +218,12 @@ class OrderTaker(KeepsFacts):
             raise ToolError(
                 f"First ask once whether they are still allergic to {as_data(remembered)} (forget_allergy any they"
                 " no longer have), then call confirm_order with allergies_checked=true."
+            )
+        unsafe = [f"{line.name} ({', '.join(risky)})" for line in ud.order.items if (risky := ud.allergens_in(line))]
+        if unsafe:
+            raise ToolError(
+                f"The order has {'; '.join(unsafe)}, which the caller is allergic to. Tell them; remove it, and add"
+                " it again with accept_allergens=true only if they still want it."
             )
         ud.order.allergies_checked = True
         allergies = [f.topic if f.topic in ALLERGENS else f.value or f.topic for f in ud.facts("allergy")]
