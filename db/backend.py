@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class Repository(Protocol):
     """Reads and writes of callers and their calls, whichever database holds them."""
 
+    spool_file: Path  # where this process keeps the snapshots the database refused
+
     @property
     def write_counts(self) -> Counter[str]: ...
 
@@ -45,6 +47,10 @@ class Repository(Protocol):
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]: ...
 
     async def replay_spool(self) -> ReplayResult: ...
+
+    async def erased_since(self, snap: CallSnapshot) -> bool:
+        """Whether the caller of ``snap`` was erased after the call began (so it must not be written)."""
+        ...
 
     async def checkpoint(self) -> None: ...
 

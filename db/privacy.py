@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from db.models import name_key
+from db.models import CallSnapshot, name_key
 
 TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts")
 _FTS = ("messages_fts", "feedback_fts")
@@ -137,6 +137,26 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
             (profile["id"],),
         )
     return {"identity": identity, "profiles": profiles}
+
+
+# A spooled call whose caller was erased after it began, and whose profile is gone: replaying it would
+# bring them back. (Another person of the household, still on file, keeps their calls.)
+ERASED_SINCE_SQL = """
+SELECT count(*) FROM erasures
+WHERE subject IN ({subjects}) AND erased_at >= ?
+  AND NOT EXISTS (SELECT 1 FROM customers WHERE participant_identity = ?)
+"""
+
+
+def erased_since_query(key_file: Path, snap: CallSnapshot) -> tuple[str, list[object]] | None:
+    """The statement (``?`` placeholders) that counts erasures of ``snap``'s caller since it began;
+    None when none can apply (no key yet means no erasure ever; an anonymous call with no number)."""
+    keys = sorted({key for key in (snap.identity, snap.household) if key})
+    if not keys or not key_file.exists():
+        return None
+    subjects = [subject_hash(key_file, key) for key in keys]
+    sql = ERASED_SINCE_SQL.format(subjects=", ".join("?" * len(subjects)))
+    return sql, [*subjects, snap.started_at or "", snap.identity or ""]
 
 
 def subject_hash(key_file: Path, identity: str) -> str:

@@ -15,6 +15,7 @@ from db.clock import utcnow, utcnow_iso
 from db.errors import RepositoryError
 
 if TYPE_CHECKING:
+    from db.backend import Repository as AnyRepository
     from db.repository import Repository
 
 log = logging.getLogger("memory_agent.db")
@@ -32,11 +33,14 @@ async def recover(repo: Repository, keep_transcripts: timedelta | None = None) -
         log.warning("recovery at start postponed: %s", exc)
 
 
-async def replay_spool(repo: Repository) -> spool.ReplayResult:
-    """Write the snapshots spooled while the database refused them; each exactly once."""
-    result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True))
+async def replay_spool(repo: AnyRepository) -> spool.ReplayResult:
+    """Write the snapshots spooled while the database refused them, each exactly once, except those of
+    callers erased since (by another process, whose erasure could not reach this spool)."""
+    result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since)
     if result.written:
         log.info("replayed %d spooled call snapshot(s) into the database", result.written)
+    if result.erased:
+        log.info("dropped %d spooled call snapshot(s) of callers erased since", result.erased)
     if result.kept:
         log.warning(
             "%d spooled call snapshot(s) still refused, kept for the next start: %s",

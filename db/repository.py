@@ -128,6 +128,14 @@ class Repository:
     async def replay_spool(self) -> ReplayResult:
         return await recovery.replay_spool(self)
 
+    async def erased_since(self, snap: CallSnapshot) -> bool:
+        query = await asyncio.to_thread(privacy.erased_since_query, self._erasure_key, snap)
+        return query is not None and (await self.read(*query))[0][0] > 0
+
+    @property
+    def _erasure_key(self) -> Path:
+        return Path(f"{self.path}.erasure-key")
+
     async def checkpoint(self) -> None:
         """Copy the write-ahead log into the main file now."""
         await self.writer.checkpoint()
@@ -141,7 +149,7 @@ class Repository:
         keyed ``identity``) and all that is theirs, in one transaction; then empty the write-ahead log
         and drop their spooled snapshots. ``dry_run`` only counts.
         """
-        subject = await asyncio.to_thread(privacy.subject_hash, Path(f"{self.path}.erasure-key"), identity)
+        subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, identity)
         found = await self.writer.run(
             privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
         )

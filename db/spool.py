@@ -71,11 +71,18 @@ class ReplayResult:
     written: int = 0
     kept: int = 0
     rejected: int = 0
+    erased: int = 0  # records of callers erased since: dropped, never written
     errors: list[str] = field(default_factory=list)
 
 
-async def replay(path: Path, finalize: Callable[[CallSnapshot], Awaitable[None]]) -> ReplayResult:
-    """Write every spooled record with ``finalize``; keep those it refuses, set aside unreadable lines.
+async def replay(
+    path: Path,
+    finalize: Callable[[CallSnapshot], Awaitable[None]],
+    erased: Callable[[CallSnapshot], Awaitable[bool]] | None = None,
+) -> ReplayResult:
+    """Write every spooled record with ``finalize``; keep those it refuses, set aside unreadable lines,
+    and drop those whose caller ``erased`` says was erased since (another process's erasure could not
+    reach this spool).
 
     Holds the spool's lock throughout, so two processes starting at once do not both replay and an
     appender waits (briefly) rather than writing into a file that is being rewritten.
@@ -99,6 +106,9 @@ async def replay(path: Path, finalize: Callable[[CallSnapshot], Awaitable[None]]
                 rejected.append(raw)
                 continue
             try:
+                if erased is not None and await erased(record):
+                    result.erased += 1
+                    continue
                 await finalize(record)
             except Exception as exc:  # noqa: BLE001  (kept for the next start, whatever the cause)
                 result.errors.append(f"{record.call_id}: {exc}")

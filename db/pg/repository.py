@@ -34,7 +34,7 @@ from psycopg.rows import RowMaker
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from db import privacy, spool, stale
+from db import privacy, recovery, spool, stale
 from db.calls import PAST_ORDERS_SQL, past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
@@ -278,18 +278,11 @@ class PostgresRepository:
 
     async def replay_spool(self) -> ReplayResult:
         """Write the snapshots this host spooled while the database refused them; each exactly once."""
-        result = await spool.replay(self.spool_file, lambda snap: self.save_call(snap, forced=True))
-        if result.written:
-            log.info("replayed %d spooled call snapshot(s) into the database", result.written)
-        if result.kept:
-            log.warning(
-                "%d spooled call snapshot(s) still refused, kept for the next start: %s",
-                result.kept,
-                "; ".join(result.errors[:3]),
-            )
-        if result.rejected:
-            log.error("%d unreadable spool line(s) set aside", result.rejected)
-        return result
+        return await recovery.replay_spool(self)
+
+    async def erased_since(self, snap: CallSnapshot) -> bool:
+        query = await asyncio.to_thread(privacy.erased_since_query, self.erasure_key_file, snap)
+        return query is not None and (await self.read(*query))[0][0] > 0
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
         """Close as abandoned the open calls (of one caller, or all) whose owner's heartbeat ran out.
