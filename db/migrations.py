@@ -229,29 +229,9 @@ CREATE TABLE erasures (
 
 # Version 6: what callers tell us about themselves (allergies, preferences), each with the call
 # it came from; the allergies a kitchen must know on each order, and the ones a caller accepted
-# on a line; and each caller's usual order (kept by the end-of-call write, see db.calls).
-_CALLER_FACTS = f"""
-CREATE TABLE caller_facts (
-    id INTEGER PRIMARY KEY,
-    customer_id INTEGER NOT NULL REFERENCES customers(id),
-    call_id TEXT NOT NULL REFERENCES calls(id),
-    kind TEXT NOT NULL CHECK (kind IN ('allergy', 'preference')),
-    topic TEXT NOT NULL,
-    value TEXT,
-    stated_at TEXT NOT NULL,
-    superseded_at TEXT,
-    UNIQUE (call_id, kind, topic)
-);
-CREATE INDEX ix_caller_facts_current ON caller_facts(customer_id, kind, topic) WHERE superseded_at IS NULL;
-
-ALTER TABLE orders ADD COLUMN kitchen_note TEXT;
-ALTER TABLE order_items ADD COLUMN accepted_allergens TEXT NOT NULL DEFAULT '[]'
-    CHECK (json_valid(accepted_allergens));
-ALTER TABLE customers ADD COLUMN usual_order_id INTEGER REFERENCES orders(id);
-CREATE INDEX ix_customers_usual_order_id ON customers(usual_order_id);
-UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS NOT NULL;
-
-DROP VIEW order_lines;
+# on a line; and each caller's usual order (kept by the end-of-call write, see db.calls). Its
+# views are the same text on both backends (db.pg.schema uses them too).
+CALLER_FACT_VIEWS = """DROP VIEW order_lines;
 CREATE VIEW order_lines AS
 SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
        o.status, o.created_at, i.position, i.menu_item, i.name, i.quantity, i.modifications,
@@ -274,13 +254,37 @@ FROM caller_facts AS f JOIN customers AS c ON c.id = f.customer_id
 WHERE f.kind = 'preference' AND f.superseded_at IS NULL AND f.value IS NOT NULL;
 """
 
+_CALLER_FACTS = f"""
+CREATE TABLE caller_facts (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    kind TEXT NOT NULL CHECK (kind IN ('allergy', 'preference')),
+    topic TEXT NOT NULL,
+    value TEXT,
+    stated_at TEXT NOT NULL,
+    superseded_at TEXT,
+    UNIQUE (call_id, kind, topic)
+);
+CREATE INDEX ix_caller_facts_current ON caller_facts(customer_id, kind, topic) WHERE superseded_at IS NULL;
+
+ALTER TABLE orders ADD COLUMN kitchen_note TEXT;
+ALTER TABLE order_items ADD COLUMN accepted_allergens TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(accepted_allergens));
+ALTER TABLE customers ADD COLUMN usual_order_id INTEGER REFERENCES orders(id);
+CREATE INDEX ix_customers_usual_order_id ON customers(usual_order_id);
+UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS NOT NULL;
+
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
     Migration(3, "call owner", _CALL_OWNER),
     Migration(4, "index of a caller's open calls", _OPEN_CALLS_OF_CALLER),
     Migration(5, "households and erasures", _HOUSEHOLDS),
-    Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS),
+    Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,6 +19,7 @@ import psycopg
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
+from db.migrations import CALLER_FACT_VIEWS
 
 
 @dataclass(frozen=True)
@@ -225,32 +226,12 @@ ALTER TABLE customers ADD COLUMN usual_order_id bigint REFERENCES orders(id);
 CREATE INDEX ix_customers_usual_order_id ON customers(usual_order_id);
 UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS NOT NULL;
 
-DROP VIEW order_lines;
-CREATE VIEW order_lines AS
-SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
-       o.status, o.created_at, i.position, i.menu_item, i.name, i.quantity, i.modifications,
-       i.unit_price_cents, i.quantity * i.unit_price_cents AS line_total_cents,
-       i.accepted_allergens, o.kitchen_note
-FROM order_items AS i
-JOIN orders AS o ON o.id = i.order_id
-LEFT JOIN customers AS c ON c.id = o.customer_id;
-
-CREATE VIEW allergy_roster AS
-SELECT f.customer_id, c.label AS customer, f.topic AS allergen, f.value AS as_said,
-       f.stated_at, f.call_id
-FROM caller_facts AS f JOIN customers AS c ON c.id = f.customer_id
-WHERE f.kind = 'allergy' AND f.superseded_at IS NULL AND f.value IS NOT NULL;
-
-CREATE VIEW caller_preferences AS
-SELECT f.customer_id, c.label AS customer, f.topic AS about, f.value AS preference,
-       f.stated_at, f.call_id
-FROM caller_facts AS f JOIN customers AS c ON c.id = f.customer_id
-WHERE f.kind = 'preference' AND f.superseded_at IS NULL AND f.value IS NOT NULL;
 """
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "schema of SQLite's version 5, full-text search, worker heartbeats", _INITIAL),
-    Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS),
+    Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
