@@ -434,7 +434,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "`product` is `PostgresRepository.recall` + `memory_text` on a random caller; `raw` is psycopg running"
         " the same statement (`db.pg.queries.RECALL_SQL`) on one connection; `hop` is a `SELECT 1` through the"
-        " repository's pool, the floor of any awaited read.",
+        " repository's pool, the floor of a pooled read (the lookup has a connection of its own).",
         "",
         "| path | p50 | p99 | p50 vs raw | p99 vs raw | samples |",
         "|---|---|---|---|---|---|",

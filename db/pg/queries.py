@@ -6,6 +6,7 @@ same order, so ``db.calls``' row readers build the same profiles from either bac
 
 from __future__ import annotations
 
+from db import calls
 from db.calls import MAX_FACTS
 from db.models import CallerFact, CustomerBase, OrderLine, columns
 
@@ -80,3 +81,7 @@ def qmark(sql: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+# A profile's last placed orders: SQLite's statement, which PostgreSQL runs as it is.
+PAST_ORDERS_SQL = qmark(calls.PAST_ORDERS_SQL)

@@ -1,7 +1,8 @@
 """The PostgreSQL repository: ``db.repository.Repository``'s interface and behaviour on a connection pool.
 
-Every write is one transaction on a pooled connection; reads use the pool too, so no write holds up
-a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
+Every write is one transaction on a pooled connection, its statements pipelined; caller lookups
+have a connection of their own (``db.pg.lookup``), and other reads use the pool, so no write holds
+up a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
 ``DatabaseUnavailable``, and the journal spools; the spool lives on this host (``spool_dir``, or the
 current folder) and is replayed when the repository opens.
 
@@ -30,12 +31,12 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import RowMaker
+from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from db import privacy, recovery, spool, stale
-from db.calls import PAST_ORDERS_SQL, past_orders_from_rows, profiles_from_rows
+from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory, PastOrder
@@ -44,6 +45,7 @@ from db.pg import calls as pg_calls
 from db.pg import privacy as pg_privacy
 from db.pg import queries, schema
 from db.pg.calls import Conn
+from db.pg.lookup import LookupConnection
 from db.pg.safe_url import postgres_url, scrub
 from db.repository import Erasure
 from db.spool import ReplayResult, append, spool_path
@@ -124,6 +126,7 @@ class PostgresRepository:
         self,
         pool: AsyncConnectionPool[Conn],
         *,
+        url: str,
         where: str,
         spool_file: Path,
         owner: Owner,
@@ -131,7 +134,9 @@ class PostgresRepository:
         erasure_key_file: Path,
     ) -> None:
         self.pool = pool
+        self.url = url
         self.where = where
+        self.lookups = LookupConnection(self._connect)
         self.spool_file = spool_file
         self.owner = owner
         self.lease = lease
@@ -163,13 +168,30 @@ class PostgresRepository:
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"database {self.where} unavailable: {_first_line(exc)}") from None
 
-    async def run(self, body: Callable[..., Awaitable[_T]], *args: object, forced: bool = False) -> _T:
+    async def _connect(self) -> Conn:
+        """A connection of its own (outside the pool), configured as the pool's are."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"database {self.where} unavailable: {scrub(_reason(exc), self.url)}") from None
+        await _configure(conn)
+        return conn
+
+    async def run(
+        self, body: Callable[..., Awaitable[_T]], *args: object, forced: bool = False, pipelined: bool = False
+    ) -> _T:
         """``body(conn, *args)`` in one transaction; retried when the server chose it as a deadlock's victim
-        or it met a connection the server had closed."""
+        or it met a connection the server had closed.
+
+        ``pipelined``: the statements are sent without waiting for each answer (psycopg's pipeline mode),
+        the commit with the last of them; ``body`` must fetch any result it reads (a row count is not
+        known before), and an error may surface at a later statement than the one that caused it.
+        """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 async with self._connection() as conn:
-                    async with conn.transaction():
+                    piped = pipelined and psycopg.Pipeline.is_supported()
+                    async with conn.pipeline() if piped else contextlib.nullcontext(), conn.transaction():
                         if not forced:
                             await conn.execute("SET LOCAL synchronous_commit = off")
                         result = await body(conn, *args)
@@ -202,10 +224,13 @@ class PostgresRepository:
         except psycopg.Error as exc:
             raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
 
-    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
+    async def _fetch(self, sql: str, params: Sequence[object], row_factory: AsyncRowFactory[Any] = _rows) -> list[Any]:
+        """Rows of one short statement: on the lookup connection, or through the pool while it is busy."""
         try:
+            if not self.lookups.busy:
+                return await self.lookups.fetch(sql, params, row_factory)
             async with self._connection() as conn:
-                async with conn.cursor(row_factory=_rows) as cur:
+                async with conn.cursor(row_factory=row_factory) as cur:
                     await cur.execute(sql, tuple(params))
                     return await cur.fetchall()
         except psycopg.Error as exc:
@@ -213,16 +238,16 @@ class PostgresRepository:
 
     async def recall(self, identity: str) -> CustomerMemory | None:
         """What we know of one profile: one indexed statement, whatever their history."""
-        found = profiles_from_rows(await self._fetch(queries.RECALL_SQL, (identity,)))
+        found = profiles_from_rows(await self._fetch(queries.RECALL_SQL, (identity,), tuple_row))
         return found[0] if found else None
 
     async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
         """Every profile that answers on a number (or identity): one indexed statement."""
-        return profiles_from_rows(await self._fetch(queries.HOUSEHOLD_SQL, (caller,)))
+        return profiles_from_rows(await self._fetch(queries.HOUSEHOLD_SQL, (caller,), tuple_row))
 
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last ``limit`` placed orders with their lines, newest first."""
-        return past_orders_from_rows(await self._fetch(queries.qmark(PAST_ORDERS_SQL), (identity, limit)))
+        return past_orders_from_rows(await self._fetch(queries.PAST_ORDERS_SQL, (identity, limit), tuple_row))
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -246,7 +271,7 @@ class PostgresRepository:
         """
         snap = self._owned(snap)
         try:
-            await self.run(pg_calls.write_call, snap, utcnow_iso(), False, forced=forced)
+            await self.run(pg_calls.write_call, snap, utcnow_iso(), False, forced=forced, pipelined=True)
             return
         except DatabaseUnavailable:
             raise
@@ -508,6 +533,7 @@ async def open_postgres(
     await pool.open()
     repo = PostgresRepository(
         pool,
+        url=url,
         where=where,
         spool_file=spool_file,
         owner=process_owner(host_id),
@@ -516,6 +542,7 @@ async def open_postgres(
     )
     beating: asyncio.Task[None] | None = None
     try:
+        await repo.lookups.open()
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
         repo.recovery = asyncio.create_task(_recover(repo, keep_transcripts), name="recover")
@@ -530,4 +557,5 @@ async def open_postgres(
                 await beating
         with contextlib.suppress(RepositoryError):
             await repo.run(_retire, repo.owner)
+        await repo.lookups.close()
         await pool.close()
