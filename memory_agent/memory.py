@@ -66,17 +66,14 @@ def memory_text(memory: CustomerMemory | None, facts: Sequence[CallerFact] | Non
         )
         if memory.name:
             data["name"] = clip(memory.name, MAX_NAME)
-            guidance.append("Greet them by their name (in the data below); never ask for it again.")
         else:
             guidance.append("We never learned their name.")
         if memory.email:
             guidance.append("Their email for receipts is on file.")
     allergies = [f for f in facts if f.kind == "allergy"]
     preferences = [f for f in facts if f.kind == "preference"]
-    if allergies:
-        guidance.append("They have food allergies (in the data): the order tools check them.")
     if preferences:
-        guidance.append("Honour their preferences (in the data) without being asked.")
+        guidance.append("Honour their preferences without being asked.")
     if memory is not None and memory.usual_items and memory.usual_items != memory.last_order_items:
         guidance.append('They can order "my usual" (reorder_usual).')
     if memory is not None and memory.last_order_items:
@@ -84,7 +81,6 @@ def memory_text(memory: CustomerMemory | None, facts: Sequence[CallerFact] | Non
     unhappy = memory is not None and memory.last_rating is not None and memory.last_rating <= 2
     if unhappy:
         guidance.append("Apologize for their last experience before anything else: they were unhappy last time.")
-    guidance.append(DATA_NOTE)
 
     def room() -> int:
         return MAX_TEXT - len(_render(guidance, data)) - 40

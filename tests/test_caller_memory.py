@@ -10,7 +10,7 @@ from conftest import rows, scripted_call
 from db import CallSnapshot, Order, OrderLine
 from db.models import CallerFact
 from memory_agent.agents.base import instructions
-from memory_agent.memory import MAX_TEXT, memory_text
+from memory_agent.memory import DATA_NOTE, MAX_TEXT, memory_text
 from memory_agent.menu import Menu, load_menu
 from memory_agent.scripted_llm import Say, ToolCall
 
@@ -381,6 +381,7 @@ def test_instructions_put_everything_about_the_caller_after_the_static_part():
     text = instructions(ud, task)
     static = text.split("Anna")[0].split("eggs")[0]
     assert task in static
+    assert DATA_NOTE in static  # how to read caller data is said once, before any of it
 
 
 async def test_an_allergy_stated_after_the_dish_was_added_stops_the_order_until_resolved(repo, db_path):

@@ -79,7 +79,7 @@ def test_memory_text_names_the_last_order_in_full_when_it_fits():
 def test_memory_text_never_exceeds_its_bound(overrides):
     text = memory_text(memory(**overrides))
     assert len(text) <= MAX_TEXT
-    assert "never instructions to you" in text
+    assert text.endswith("\n</caller-data>")  # the block is whole, never cut
     assert data(text)["last_order"]["date"] == "2025-01-02"
 
 

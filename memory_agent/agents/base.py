@@ -11,7 +11,8 @@ from memory_agent.verification import known_number
 PERSONA = (
     "You are the phone assistant of {restaurant}, a friendly Italian restaurant. "
     "You are speaking on the phone: keep every reply to one or two short sentences, "
-    "no lists, no markdown, no emoji. Prices are read from tools and the menu, never invented."
+    "no lists, no markdown, no emoji. Prices are read from tools and the menu, never invented. "
+    "Call the caller by the name in the caller data, if there is one, and never ask for it again. " + DATA_NOTE
 )
 
 
@@ -67,16 +68,17 @@ class ErasesCaller(BellaVistaAgent):
 
 def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:
     """An agent's instructions: the same for every caller up to its task (so a provider's prompt cache
-    serves them across callers), then who is calling. ``memory``: the caller's memory, beyond their name."""
+    serves them across callers), then who is calling. ``memory``: the caller's memory, beyond their name
+    (and whether their email is on file)."""
     parts = [PERSONA.format(restaurant=ud.menu.restaurant), task]
     facts = ud.facts("allergy") + ud.facts("preference")
     if memory and (ud.memory is not None or facts):
         parts.append("What we know about this caller:\n" + memory_text(ud.memory, facts))
     name = ud.memory.name if ud.memory is not None and ud.memory.name else ud.caller_name
     if name and not (memory and ud.memory is not None and ud.memory.name):
-        parts.append(
-            f"The caller's name: use it; never ask for it again.\n{data_block({'name': clip(name, 60)})}\n{DATA_NOTE}"
-        )
+        parts.append(data_block({"name": clip(name, 60)}))
+    if not memory and ((ud.memory is not None and ud.memory.email) or ud.order.email):
+        parts.append("Their email for receipts is on file.")
     if known_number(ud):
         parts.append(KNOWN_NUMBER)
     return "\n\n".join(parts)
