@@ -32,10 +32,15 @@ async def _one(db: Conn, sql: str, params: Iterable[object]) -> tuple[Any, ...] 
 async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> list[str]:
     """Write what ``snap`` holds; returns the parts left out (``careful`` only). See ``db.calls.write_call``."""
     started = snap.started_at or snap.ended_at or now
+    # The customer's row updated and the call's locked, in this order, both sent before either answer is read.
+    identity = snap.identity
+    touched = None if identity is None else await db.execute(_TOUCH_CUSTOMER, (started, identity))
+    call = await db.execute("SELECT ended_at, customer_id FROM calls WHERE id = %s FOR UPDATE", (snap.call_id,))
     customer_id = None
-    if snap.identity is not None:
-        customer_id = await _upsert_customer(db, snap.identity, snap.household or snap.identity, started)
-    existing = await _one(db, "SELECT ended_at, customer_id FROM calls WHERE id = %s FOR UPDATE", (snap.call_id,))
+    if identity is not None and touched is not None:
+        customer_id = await _customer_id(db, touched, identity, snap.household or identity, started)
+    existing = await call.fetchone()
+    new_call = False
     if existing is None:
         inserted = await _one(
             db,
@@ -47,13 +52,15 @@ async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> l
             existing = await _one(
                 db, "SELECT ended_at, customer_id FROM calls WHERE id = %s FOR UPDATE", (snap.call_id,)
             )
-        elif customer_id is not None:
-            await db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = %s", (customer_id,))
+        else:
+            new_call = True
+            if customer_id is not None:
+                await db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = %s", (customer_id,))
     if existing is not None:
         if existing[0] is not None and not snap.final:
             # Closed by another host (its heartbeat looked dead), yet the call goes on: a placed order stands.
             if snap.order is not None and snap.order.status == "placed":
-                await _write_order(db, snap.call_id, existing[1], snap.order, started, now)
+                await _write_order(db, snap.call_id, existing[1], snap.order, started, now, False)
             return []
         if existing[1] is None and customer_id is not None:
             await _link(db, snap.call_id, customer_id)
@@ -77,7 +84,7 @@ async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> l
     if snap.email and customer_id is not None:
         await part("email", _write_email, customer_id, snap.email)
     if snap.order is not None:
-        await part("order", _write_order, snap.call_id, customer_id, snap.order, started, at)
+        await part("order", _write_order, snap.call_id, customer_id, snap.order, started, at, new_call)
     if snap.feedback is not None:
         await part("feedback", _write_feedback, snap.call_id, customer_id, snap.feedback, at)
     if snap.facts and customer_id is not None:
@@ -110,13 +117,15 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _upsert_customer(db: Conn, identity: str, household: str, seen_at: str) -> int:
-    # An update first: an INSERT ... ON CONFLICT would take a number from the sequence at every write.
-    row = await _one(
-        db,
-        "UPDATE customers SET last_seen_at = greatest(last_seen_at, %s) WHERE participant_identity = %s RETURNING id",
-        (seen_at, identity),
-    )
+# An update first: an INSERT ... ON CONFLICT would take a number from the sequence at every write.
+_TOUCH_CUSTOMER = (
+    "UPDATE customers SET last_seen_at = greatest(last_seen_at, %s) WHERE participant_identity = %s RETURNING id"
+)
+
+
+async def _customer_id(db: Conn, touched: psycopg.AsyncCursor[Any], identity: str, household: str, seen_at: str) -> int:
+    """The id ``_TOUCH_CUSTOMER`` returned, or that of the customer inserted now."""
+    row = await touched.fetchone()
     if row is None:
         row = await _one(
             db,
@@ -156,9 +165,14 @@ async def _write_email(db: Conn, customer_id: int, email: str) -> None:
     await db.execute("UPDATE customers SET email = %s WHERE id = %s", (email, customer_id))
 
 
-async def _write_order(db: Conn, call_id: str, customer_id: int | None, order: Order, created_at: str, at: str) -> None:
-    """The order as it is at time ``at``; a new row is dated ``created_at``; a placed order is final."""
-    existing = await _one(db, "SELECT id, status FROM orders WHERE call_id = %s", (call_id,))
+async def _write_order(
+    db: Conn, call_id: str, customer_id: int | None, order: Order, created_at: str, at: str, new_call: bool
+) -> None:
+    """The order as it is at time ``at``; a new row is dated ``created_at``; a placed order is final.
+
+    ``new_call``: this transaction inserted the call, so no order of it can exist yet.
+    """
+    existing = None if new_call else await _one(db, "SELECT id, status FROM orders WHERE call_id = %s", (call_id,))
     if existing is not None and existing[1] == "placed":
         return
     if existing is None and not order.items:
