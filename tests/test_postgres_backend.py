@@ -406,3 +406,27 @@ async def close_as_abandoned(repo, call_id: str) -> None:
         await repo.run(body)
     else:
         await repo.writer.run(lambda db: db.execute(update + "?", (call_id,)))
+
+
+async def test_a_part_the_database_refuses_is_left_out_and_the_rest_of_the_call_kept(any_repo, caplog):
+    line = OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)
+    snap = CallSnapshot(
+        call_id="c1",
+        identity=MARIA,
+        caller_name="Maria",
+        started_at="2026-11-01T12:00:00.000000+00:00",
+        order=Order(status="placed", items=[line], tip_cents=2**63),  # past any integer column
+        messages=[Message(role="user", content="a tiramisu", created_at="2026-11-01T12:00:01+00:00")],
+        ended_at="2026-11-01T12:01:00+00:00",
+        end_reason="participant_disconnected",
+    )
+    await any_repo.save_call(snap, forced=True)
+
+    async def rows(sql: str) -> list[tuple]:
+        return [tuple(r) for r in await any_repo.read(sql, ())]
+
+    assert await rows("SELECT count(*) FROM orders") == [(0,)]
+    assert await rows("SELECT name FROM customers") == [("Maria",)]
+    assert await rows("SELECT content FROM messages") == [("a tiramisu",)]
+    assert await rows("SELECT end_reason FROM calls") == [("participant_disconnected",)]
+    assert "call c1 written without 1 part(s)" in caplog.text
