@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from test_failing_database import write_lock_held
@@ -401,3 +402,28 @@ async def test_no_personal_data_in_logs_at_any_level(repo, caplog):
     assert caplog.records, "nothing was logged"
     for secret in ["Maria", WORD, EMAIL, MARIA, "4155550134", "margherita"]:
         assert secret not in logged, secret
+
+
+async def test_the_privacy_commands_work_the_same_on_postgresql(pg_url, tmp_path):
+    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+        await maria_called_once(repo)
+        bob = [Say("Your name?"), ToolCall("save_customer_name", {"name": "Bob"}), Say("Hi Bob")]
+        await scripted_call(repo, "+14155550199", bob, ["I'm Bob"])
+
+    held = memory_agent("export-caller", "+1 415 555 0134", "--db", pg_url, cwd=tmp_path)
+    assert held.returncode == 0, held.stderr
+    [profile] = json.loads(held.stdout)["profiles"]
+    assert (profile["name"], profile["email"]) == ("Maria", EMAIL)
+
+    done = memory_agent("forget", "(415) 555-0134", "--db", pg_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("erased: customers 1, calls 1, orders 1,")
+    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+        assert [tuple(r) for r in await repo.read("SELECT name FROM customers", ())] == [("Bob",)]
+        said = " ".join(r[0] for r in await repo.read("SELECT content FROM messages", ()))
+        assert WORD not in said and "Bob" in said
+
+    again = memory_agent("forget", "+14155550134", "--db", pg_url, cwd=tmp_path)
+    assert again.returncode != 0 and "nothing is held about" in again.stderr
+    password = urlsplit(pg_url).password
+    assert not password or password not in again.stderr + done.stderr + held.stderr
