@@ -17,6 +17,7 @@ async def read(repo, sql: str) -> list[tuple]:
     """Rows through the repository, on either backend."""
     return [tuple(row) for row in await repo.read(sql, ())]
 
+
 FIXTURES = Path(__file__).parent / "fixtures"
 CALLER = "+15551230000"
 
