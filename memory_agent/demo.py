@@ -18,10 +18,9 @@ from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
 FIRST_CALL_STEPS: list[Step] = [
     Say("Welcome to Bella Vista! May I have your name?"),
-    (ToolCall("save_customer_name", {"name": "Maria"}), ToolCall("remember_allergy", {"allergen": "pine nuts"})),
+    ToolCall("remember_allergy", {"allergen": "pine nuts"}),
+    ToolCall("save_customer_name", {"name": "Maria"}),
     Say("Lovely to meet you, Maria; I've noted your pine nut allergy. What can I get you?"),
-    ToolCall("transfer_to_order_taker"),
-    Say("What would you like today?"),
     (
         ToolCall("add_to_order", {"item": "margherita", "quantity": 2, "modifications": ["extra basil"]}),
         ToolCall("add_to_order", {"item": "Tiramisu"}),
@@ -34,7 +33,6 @@ FIRST_CALL_STEPS: list[Step] = [
 ]
 FIRST_CALL_LINES = [
     "Hi, I'm Maria. I'm allergic to pine nuts",
-    "I'd like to order",
     "Two margheritas with extra basil and a tiramisu",
     "Yes please",
     "Two. The pizza arrived cold",
@@ -44,8 +42,6 @@ RETURN_CALL_STEPS: list[Step] = [
     Say("Welcome back to Bella Vista! Who am I speaking with?"),
     ToolCall("save_customer_name", {"name": "Maria Rossi"}),
     Say("Maria, welcome back! I'm sorry the pizza was cold last time. Would you like the same as last time?"),
-    ToolCall("transfer_to_order_taker"),
-    Say("Shall I put in two Margherita Pizzas with extra basil and a Tiramisu again?"),
     ToolCall("reorder_last_order"),
     Say("That's two Margherita Pizzas with extra basil and a Tiramisu: $36.50. Anything else?"),
     ToolCall("add_to_order", {"item": "pesto pizza"}),
@@ -55,7 +51,6 @@ RETURN_CALL_STEPS: list[Step] = [
 ]
 RETURN_CALL_LINES = [
     "Hi, it's Maria Rossi",
-    "Yes, the same please",
     "Yes, the same as last time",
     "And a pesto pizza",
     "Yes, still. Please place it",

@@ -156,7 +156,6 @@ async def seed(db: Path, identity: str) -> None:
     steps: list[Step] = [
         Say("Welcome! May I have your name?"),
         ToolCall("save_customer_name", {"name": "Maria"}),
-        ToolCall("transfer_to_order_taker"),
         ToolCall("add_to_order", {"item": "margherita_pizza", "quantity": 2}),
         ToolCall("confirm_order"),
         Say("Placed."),

@@ -12,7 +12,6 @@ MID_ORDER_STEPS = [
     Say("Welcome to Bella Vista! Your name?"),
     ToolCall("save_customer_name", {"name": "Leo"}),
     Say("Hi Leo."),
-    ToolCall("transfer_to_order_taker"),
     Say("What would you like?"),
     ToolCall("add_to_order", {"item": "pepperoni_pizza", "quantity": 2}),
     Say("Two pepperoni pizzas. Anything else?"),

@@ -541,7 +541,6 @@ async def test_the_export_carries_the_kitchen_note_and_the_allergens_a_caller_ac
         Say("Welcome! Your name?"),
         ToolCall("save_customer_name", {"name": "Anna"}),
         ToolCall("remember_allergy", {"allergen": "pine nuts"}),
-        ToolCall("transfer_to_order_taker"),
         Say("What would you like?"),
         ToolCall("add_to_order", {"item": "pesto_pizza", "accept_allergens": True}),
         ToolCall("add_to_order", {"item": "sparkling_water"}),

@@ -25,7 +25,6 @@ FIRST = [
     Say("Welcome to Bella Vista! Your name?"),
     ToolCall("save_customer_name", {"name": "Maria"}),
     Say("Hi Maria!"),
-    ToolCall("transfer_to_order_taker"),
     Say("What would you like?"),
     ToolCall("add_to_order", {"item": "margherita", "quantity": 2, "modifications": ["extra basil"]}),
     Say("Two margheritas. Place it?"),

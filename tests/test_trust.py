@@ -30,7 +30,6 @@ FIRST = [
     Say("Welcome to Bella Vista! Your name?"),
     ToolCall("save_customer_name", {"name": "Maria"}),
     Say("Hi Maria!"),
-    ToolCall("transfer_to_order_taker"),
     Say("What would you like?"),
     ToolCall("add_to_order", {"item": "margherita", "quantity": 2, "modifications": ["extra basil"]}),
     Say("Two margheritas. Place it?"),
@@ -107,7 +106,6 @@ async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_th
         Say("Welcome back! Who's calling?"),
         ToolCall("save_customer_name", {"name": "Tom"}),
         Say("Hi Tom!"),
-        ToolCall("transfer_to_order_taker"),
         Say("What would you like?"),
         ToolCall("add_to_order", {"item": "tiramisu"}),
         ToolCall("confirm_order"),
@@ -131,7 +129,8 @@ async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_th
     # Tom's next call picks Tom's profile by his name; Maria's by hers
     picked = [Say("Who's calling?"), ToolCall("save_customer_name", {"name": "tom"}), Say("Hi Tom")]
     _, llm = await scripted_call(repo, MARIA, picked, ["tom"])
-    assert "Tiramisu" in llm.requests[-1].instructions and "Margherita" not in llm.requests[-1].instructions
+    memory = llm.requests[-1].instructions.split("<caller-data>")[1]  # the order taker's, after the name
+    assert "Tiramisu" in memory and "Margherita" not in memory
 
 
 async def test_an_unverified_callers_order_is_kept_apart_from_the_profiles(repo, db_path):
@@ -190,7 +189,6 @@ async def test_text_from_an_earlier_call_reaches_the_next_one_only_as_escaped_da
         Say("Name?"),
         ToolCall("save_customer_name", {"name": "Ann"}),
         Say("Order?"),
-        ToolCall("transfer_to_order_taker"),
         Say("What?"),
         ToolCall("add_to_order", {"item": "tiramisu", "modifications": [payload[:80]]}),
         ToolCall("confirm_order"),

@@ -37,7 +37,6 @@ WAIT_S = 90.0  # a guard against a hung call, never a measure of speed
 FIRST_CALL: list[Step] = [
     Say("Welcome to Bella Vista! May I have your name?"),
     ToolCall("save_customer_name", {"name": "Maria"}),
-    ToolCall("transfer_to_order_taker"),
     Say("Thank you, Maria. What would you like to order?"),
     ToolCall("add_to_order", {"item": "margherita_pizza", "quantity": 2}),
     Say("Two Margherita pizzas. Shall I place the order?"),
@@ -49,7 +48,6 @@ RETURN_CALL: list[Step] = [
     Say("Welcome to Bella Vista! May I have your name?"),
     ToolCall("save_customer_name", {"name": "Maria"}),
     Say("Welcome back, Maria! Would you like the same as last time?"),
-    ToolCall("transfer_to_order_taker"),
     ToolCall("reorder_last_order"),
     Say("Two Margherita pizzas again. Shall I place the order?"),
     ToolCall("confirm_order"),

@@ -42,11 +42,6 @@ class BellaVistaAgent(Agent):
     def userdata(self) -> Userdata:
         return self.session.userdata
 
-
-class ErasesCaller(BellaVistaAgent):
-    """An agent a caller can ask to forget them: the Greeter and the Feedback agent, at the call's
-    two ends (every tool offered is sent with every request, so the OrderTaker does without)."""
-
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:
         """Erase all we remember of the caller, at their request.

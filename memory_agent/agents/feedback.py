@@ -7,7 +7,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
-from memory_agent.agents.base import ErasesCaller, instructions
+from memory_agent.agents.base import BellaVistaAgent, instructions
 from memory_agent.memory import as_data
 from memory_agent.state import Userdata
 
@@ -21,7 +21,7 @@ PLACED = "Their order was just placed: {summary} First tell them it will be read
 READY_IN_MINUTES = 25
 
 
-class Feedback(ErasesCaller):
+class Feedback(BellaVistaAgent):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         text = instructions(ud, INSTRUCTIONS, memory=False)
         if ud.order.placed:

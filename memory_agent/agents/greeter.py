@@ -7,7 +7,7 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from memory_agent.agents.base import BellaVistaAgent, ErasesCaller, instructions
+from memory_agent.agents.base import BellaVistaAgent, instructions
 from memory_agent.agents.facts import NotesFacts
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
@@ -24,7 +24,7 @@ their name. Note any allergy or lasting preference they mention. As soon as they
 transfer them."""
 
 
-class Greeter(NotesFacts, ErasesCaller):
+class Greeter(NotesFacts):
     def __init__(self, ud: Userdata) -> None:
         super().__init__(instructions=_instructions(ud))
 
@@ -41,19 +41,18 @@ class Greeter(NotesFacts, ErasesCaller):
         self.userdata.journal.checkpoint()
 
     @function_tool
-    async def save_customer_name(self, context: RunContext[Userdata], name: str) -> str:
-        """Save the name the caller told you (never one you already know).
+    async def save_customer_name(self, context: RunContext[Userdata], name: str) -> BellaVistaAgent:
+        """Save the name the caller told you (never one you already know); the order taker greets them by it.
 
         Args:
             name: e.g. "Maria"
         """
         ud = context.userdata
-        known = await identify(ud, clean_name(name)) == "known"
+        await identify(ud, clean_name(name))
         ud.journal.checkpoint()
-        await self.update_instructions(_instructions(ud))
-        if known:
-            return "A returning caller: what we remember of them is now in your instructions. Greet them by name."
-        return "Saved their name. Greet them by it and offer to take their order."
+        # Knowing who calls is the Greeter's whole job: the order taker, told what we remember of
+        # them, greets them by name (one request to the LLM, where a reply and a transfer took two).
+        return OrderTaker(ud, chat_ctx=self.chat_ctx)
 
     @function_tool
     async def transfer_to_order_taker(self, context: RunContext[Userdata]) -> BellaVistaAgent:
