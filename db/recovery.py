@@ -7,12 +7,13 @@ The spool goes first: a spooled call must be written as it was, not closed as ab
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from db import calls, spool, stale
 from db.clock import utcnow, utcnow_iso
-from db.errors import RepositoryError
+from db.errors import DatabaseUnavailable, RepositoryError
 
 if TYPE_CHECKING:
     from db.backend import Repository as AnyRepository
@@ -21,10 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("memory_agent.db")
 
 
-async def recover(repo: Repository, keep_transcripts: timedelta | None = None) -> None:
+async def recover(repo: AnyRepository, keep_transcripts: timedelta | None = None) -> None:
+    """What runs in the background at open, on either backend."""
     try:
-        await replay_spool(repo)
-        await close_stale_calls(repo)
+        await repo.replay_spool()
+        await repo.close_stale_calls()
         if keep_transcripts is not None:
             purged = await repo.purge_transcripts(older_than=keep_transcripts)
             if purged["calls"] or purged["comments"]:
@@ -54,6 +56,25 @@ async def replay_spool(repo: AnyRepository) -> spool.ReplayResult:
             repo.spool_file.name.replace(spool.SUFFIX, spool.REJECTED_SUFFIX),
         )
     return result
+
+
+async def save_whole_or_in_parts(call_id: str, write: Callable[[bool], Awaitable[list[str]]]) -> None:
+    """Write a call with ``write(careful)`` in one go; if that fails on its data rather than on the
+    database, write it again part by part (``careful``), so one bad row never loses the rest."""
+    try:
+        await write(False)
+        return
+    except DatabaseUnavailable:
+        raise
+    except (RepositoryError, ValueError, TypeError, OverflowError) as exc:
+        first_error = exc
+    skipped = await write(True)
+    log.error(
+        "call %s written without %d part(s) that could not be stored (%s)",
+        call_id,
+        len(skipped),
+        "; ".join(skipped[:3]) or first_error,
+    )
 
 
 async def close_stale_calls(

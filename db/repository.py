@@ -26,7 +26,7 @@ from db import calls, privacy, recovery, spool, stale
 from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
-from db.errors import DatabaseUnavailable, NotFound, RepositoryError
+from db.errors import DatabaseUnavailable, NotFound
 from db.models import CallSnapshot, CustomerMemory, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
@@ -101,20 +101,11 @@ class Repository:
         never loses the rest of the call.
         """
         snap = _owned(snap)
-        try:
-            await self.writer.run(calls.write_call, snap, utcnow_iso(), False, forced=forced)
-            return
-        except DatabaseUnavailable:
-            raise
-        except (RepositoryError, ValueError, TypeError, OverflowError) as exc:
-            first_error = exc
-        skipped = await self.writer.run(calls.write_call, snap, utcnow_iso(), True, forced=forced)
-        log.error(
-            "call %s written without %d part(s) that could not be stored (%s)",
-            snap.call_id,
-            len(skipped),
-            "; ".join(skipped[:3]) or first_error,
-        )
+
+        async def write(careful: bool) -> list[str]:
+            return await self.writer.run(calls.write_call, snap, utcnow_iso(), careful, forced=forced)
+
+        await recovery.save_whole_or_in_parts(snap.call_id, write)
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in the spool (fsynced) for the next start to write; raises ``OSError`` if it cannot."""

@@ -209,7 +209,6 @@ async def test_call_whose_llm_fails_still_writes_order_feedback_and_transcript(r
         Say("A tiramisu. Place it?"),
         ToolCall("confirm_order"),
         Say("Placed."),
-        ToolCall("transfer_to_feedback"),
         Say("Rate us 1 to 5?"),
         ToolCall("record_feedback", {"rating": 4, "comment": "quick"}),
         Fail(),

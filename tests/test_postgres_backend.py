@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from test_trust import EMAIL, FIRST, FIRST_LINES, MARIA, WORD
 
 from conftest import scripted_call
 from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, open_repository
@@ -17,28 +18,6 @@ from db.models import Message, Order, OrderLine
 from db.pg.repository import PostgresRepository, postgres_spool_path
 from memory_agent.scripted_llm import Say, ToolCall
 
-MARIA = "+14155550134"
-EMAIL = "maria.rossi@example.com"
-WORD = "zucchinifritters"
-
-FIRST = [
-    Say("Welcome to Bella Vista! Your name?"),
-    ToolCall("save_customer_name", {"name": "Maria"}),
-    Say("Hi Maria!"),
-    Say("What would you like?"),
-    ToolCall("add_to_order", {"item": "margherita", "quantity": 2, "modifications": ["extra basil"]}),
-    Say("Two margheritas. Place it?"),
-    ToolCall("confirm_order"),
-    Say("Placed."),
-    ToolCall("transfer_to_feedback"),
-    Say("How was it?"),
-    (
-        ToolCall("record_feedback", {"rating": 2, "comment": f"the {WORD} were cold"}),
-        ToolCall("save_email", {"email": EMAIL}),
-    ),
-    Say("Sorry! Bye."),
-]
-FIRST_LINES = ["I'm Maria", "I'd like to order", "Two margheritas", "Yes", "done", f"2, the {WORD} were cold, {EMAIL}"]
 BOB = [Say("Your name?"), ToolCall("save_customer_name", {"name": "Bob"}), Say("Hi Bob")]
 
 # Columns whose values are the moment they were written, or the process that wrote them.

@@ -35,7 +35,6 @@ FIRST = [
     Say("Two margheritas. Place it?"),
     ToolCall("confirm_order"),
     Say("Placed."),
-    ToolCall("transfer_to_feedback"),
     Say("How was it?"),
     (
         ToolCall("record_feedback", {"rating": 2, "comment": f"the {WORD} were cold"}),
@@ -110,7 +109,6 @@ async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_th
         ToolCall("add_to_order", {"item": "tiramisu"}),
         ToolCall("confirm_order"),
         Say("Placed."),
-        ToolCall("transfer_to_feedback"),
         Say("Email?"),
         ToolCall("save_email", {"email": "tom@example.com"}),
         Say("Saved."),
@@ -193,7 +191,6 @@ async def test_text_from_an_earlier_call_reaches_the_next_one_only_as_escaped_da
         ToolCall("add_to_order", {"item": "tiramisu", "modifications": [payload[:80]]}),
         ToolCall("confirm_order"),
         Say("Placed."),
-        ToolCall("transfer_to_feedback"),
         Say("Rating?"),
         ToolCall("record_feedback", {"rating": 1, "comment": payload}),
         Say("Sorry."),

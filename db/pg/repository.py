@@ -270,20 +270,14 @@ class PostgresRepository:
         fails on its data rather than on the database, it is written again part by part.
         """
         snap = self._owned(snap)
-        try:
-            await self.run(pg_calls.write_call, snap, utcnow_iso(), False, forced=forced, pipelined=True)
-            return
-        except DatabaseUnavailable:
-            raise
-        except (RepositoryError, ValueError, TypeError, OverflowError) as exc:
-            first_error = exc
-        skipped = await self.run(pg_calls.write_call, snap, utcnow_iso(), True, forced=forced)
-        log.error(
-            "call %s written without %d part(s) that could not be stored (%s)",
-            snap.call_id,
-            len(skipped),
-            "; ".join(skipped[:3]) or first_error,
-        )
+
+        async def write(careful: bool) -> list[str]:
+            # The whole call pipelined; part by part (each in its savepoint) without.
+            return await self.run(
+                pg_calls.write_call, snap, utcnow_iso(), careful, forced=forced, pipelined=not careful
+            )
+
+        await recovery.save_whole_or_in_parts(snap.call_id, write)
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in this host's spool (fsynced) for the next start to write; ``OSError`` if it cannot."""
@@ -455,18 +449,6 @@ async def _keep_alive(repo: PostgresRepository, every_s: float) -> None:
             log.warning("heartbeat not renewed (other hosts close this one's calls after %s): %s", repo.lease, exc)
 
 
-async def _recover(repo: PostgresRepository, keep_transcripts: timedelta | None) -> None:
-    try:
-        await repo.replay_spool()
-        await repo.close_stale_calls()
-        if keep_transcripts is not None:
-            purged = await repo.purge_transcripts(older_than=keep_transcripts)
-            if purged["calls"] or purged["comments"]:
-                log.info("past retention: removed %(calls)d transcript(s) and %(comments)d comment(s)", purged)
-    except RepositoryError as exc:
-        log.warning("recovery at start postponed: %s", exc)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -545,7 +527,7 @@ async def open_postgres(
         await repo.lookups.open()
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
-        repo.recovery = asyncio.create_task(_recover(repo, keep_transcripts), name="recover")
+        repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         try:
             yield repo
         finally:

@@ -64,24 +64,14 @@ class KeepsFacts(NotesFacts):
     @function_tool
     async def forget_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
         """Drop an allergy they no longer have."""
-        ud = context.userdata
         topic = allergy_topic(clean_fact(allergen, MAX_TOPIC, "allergen"))
-        if topic not in {fact.topic for fact in ud.facts("allergy")}:
-            raise ToolError(f"No allergy to {as_data(topic)} on record. On record: {_listed(ud, 'allergy')}.")
-        ud.state_fact("allergy", topic, None)
-        ud.journal.checkpoint()
-        return f"Dropped the allergy to {as_data(topic)}."
+        return _withdraw(context.userdata, "allergy", topic)
 
     @function_tool
     async def forget_preference(self, context: RunContext[Userdata], about: str) -> str:
         """Drop a preference they no longer have."""
-        ud = context.userdata
         topic = normalize(clean_fact(about, MAX_TOPIC, "subject"))
-        if topic not in {fact.topic for fact in ud.facts("preference")}:
-            raise ToolError(f"No preference about {as_data(topic)} on record. On record: {_listed(ud, 'preference')}.")
-        ud.state_fact("preference", topic, None)
-        ud.journal.checkpoint()
-        return f"Dropped their preference about {as_data(topic)}."
+        return _withdraw(context.userdata, "preference", topic)
 
 
 def allergy_topic(said: str) -> str:
@@ -101,9 +91,14 @@ def clean_fact(text: object, limit: int, what: str) -> str:
     return cleaned
 
 
-def _listed(ud: Userdata, kind: FactKind) -> str:
-    facts = ud.facts(kind)
-    return as_data([fact.topic for fact in facts]) if facts else "nothing"
+def _withdraw(ud: Userdata, kind: FactKind, topic: str) -> str:
+    """The caller no longer holds what they said on ``topic``: kept as history, never told again."""
+    held = [fact.topic for fact in ud.facts(kind)]
+    if topic not in held:
+        raise ToolError(f"No {kind} {as_data(topic)} on record. On record: {as_data(held) if held else 'nothing'}.")
+    ud.state_fact(kind, topic, None)
+    ud.journal.checkpoint()
+    return f"Dropped the {kind} {as_data(topic)}."
 
 
 def _kept(ud: Userdata) -> str:
