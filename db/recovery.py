@@ -77,6 +77,17 @@ async def save_whole_or_in_parts(call_id: str, write: Callable[[bool], Awaitable
     )
 
 
+async def purge_in_batches(purge_batch: Callable[[], Awaitable[dict[str, int]]], batch: int) -> dict[str, int]:
+    """Run ``purge_batch`` (one transaction of at most ``batch`` calls) until a batch comes up short."""
+    total = {"calls": 0, "messages": 0, "comments": 0}
+    while True:
+        done = await purge_batch()
+        for key, value in done.items():
+            total[key] += value
+        if done["calls"] < batch:
+            return total
+
+
 async def close_stale_calls(
     repo: Repository, *, identity: str | None = None, lease: timedelta = stale.LEASE
 ) -> list[str]:

@@ -371,13 +371,7 @@ class PostgresRepository:
     async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:
         """Remove transcripts and free-text comments older than ``older_than``; orders and ratings stay."""
         cutoff = to_iso(utcnow() - older_than)
-        total = {"calls": 0, "messages": 0, "comments": 0}
-        while True:
-            done = await self.run(pg_privacy.purge, cutoff, batch)
-            for key, value in done.items():
-                total[key] += value
-            if done["calls"] < batch:
-                return total
+        return await recovery.purge_in_batches(lambda: self.run(pg_privacy.purge, cutoff, batch), batch)
 
 
 @dataclass(frozen=True)
