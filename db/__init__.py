@@ -6,6 +6,7 @@
 from db.backend import Repository
 from db.connection import database_path
 from db.errors import (
+    CallerErased,
     DatabaseUnavailable,
     NotADatabase,
     NotFound,
@@ -15,6 +16,7 @@ from db.errors import (
 from db.models import (
     CallSnapshot,
     CustomerMemory,
+    ErasureRequest,
     Feedback,
     Message,
     Order,
@@ -25,8 +27,10 @@ from db.repository import is_postgres_url, open_repository, open_sqlite_reposito
 
 __all__ = [
     "CallSnapshot",
+    "CallerErased",
     "CustomerMemory",
     "DatabaseUnavailable",
+    "ErasureRequest",
     "Feedback",
     "Message",
     "NotADatabase",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from db import stale
-from db.models import CallSnapshot, CustomerMemory, PastOrder
+from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import ReplayResult
 
 if TYPE_CHECKING:
@@ -40,9 +40,15 @@ class Repository(Protocol):
         """Rows of one statement in the SQL both backends speak, with ``?`` placeholders."""
         ...
 
-    async def save_call(self, snap: CallSnapshot, *, forced: bool = False) -> None: ...
+    async def save_call(self, snap: CallSnapshot, *, forced: bool = False) -> None:
+        """Write ``snap``; ``CallerErased`` (nothing written) if its caller was erased since the call began."""
+        ...
 
     async def spool(self, snap: CallSnapshot) -> Path: ...
+
+    async def spool_erasure(self, request: ErasureRequest) -> Path:
+        """Keep an erasure the database would not take in the spool, for its replay to carry out."""
+        ...
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]: ...
 
@@ -55,7 +61,13 @@ class Repository(Protocol):
     async def checkpoint(self) -> None: ...
 
     async def forget(
-        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+        self,
+        identity: str,
+        *,
+        name: str | None = None,
+        exact: bool = False,
+        dry_run: bool = False,
+        drop_spooled: bool = True,
     ) -> Erasure: ...
 
     async def export_caller(self, identity: str) -> dict[str, Any]: ...

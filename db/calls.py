@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from db import spool, stale
+from db.errors import CallerErased
 from db.migrations import USUAL_ORDER_SQL
 from db.models import (
     CallerFact,
@@ -27,6 +28,7 @@ from db.models import (
     columns,
     values,
 )
+from db.privacy import AuditKey, erased_since_query
 
 _CUSTOMER = columns(CustomerBase)
 _LINE = columns(OrderLine)
@@ -121,13 +123,20 @@ def profiles_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[CustomerMemory, .
 # -- writing a snapshot --------------------------------------------------------------------------
 
 
-def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bool) -> list[str]:
+def write_call(
+    db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bool, audit_key: AuditKey | None = None
+) -> list[str]:
     """Write what ``snap`` holds; returns the parts left out (``careful`` only).
 
     Safe to repeat and to replay late: a snapshot older than the call's end changes nothing,
     a placed order is final, and what it says of the customer never undoes a newer call's.
     With ``careful``, each part is written on its own, so one bad row never loses the rest.
+    Raises ``CallerErased``, writing nothing, if the caller was erased since the call began (checked
+    under the write lock, so an erasure is either seen here or made after this write, and erases it).
     """
+    if audit_key is not None and (erased := erased_since_query(audit_key, snap)) is not None:
+        if db.execute(*erased).fetchone()[0]:
+            raise CallerErased(f"call {snap.call_id}: its caller was erased after it began")
     started = snap.started_at or snap.ended_at or now
     customer_id = None
     if snap.identity is not None:
@@ -135,9 +144,17 @@ def write_call(db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bo
     existing = db.execute("SELECT ended_at, customer_id FROM calls WHERE id = ?", (snap.call_id,)).fetchone()
     if existing is None:
         db.execute(
-            "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (snap.call_id, customer_id, started, snap.owner_host, snap.owner_pid, snap.owner_started),
+            "INSERT INTO calls (id, customer_id, started_at, caller_number, owner_host, owner_pid, owner_started)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                snap.call_id,
+                customer_id,
+                started,
+                snap.household or snap.identity,
+                snap.owner_host,
+                snap.owner_pid,
+                snap.owner_started,
+            ),
         )
         if customer_id is not None:
             db.execute("UPDATE customers SET call_count = call_count + 1 WHERE id = ?", (customer_id,))

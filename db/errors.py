@@ -17,6 +17,10 @@ class DatabaseUnavailable(RepositoryError):
     """A write could not be made (locked past the retry bound, read-only, disk full)."""
 
 
+class CallerErased(RepositoryError):
+    """The call's caller was erased after the call began: nothing more of the call may be written."""
+
+
 class NotFound(RepositoryError):
     """A row that was asked for by key does not exist."""
 

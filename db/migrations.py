@@ -277,6 +277,19 @@ UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS N
 
 """
 
+# Version 7: erasure wins over calls in flight. Each call records the number (or identity) it came from,
+# so an erasure of a number reaches its calls where no name was given; each erasure records its scope
+# (``number``: everything on it; ``profile``: one person), which the end-of-call write, every checkpoint
+# and the spool's replay read before writing (``db.privacy.ERASED_SINCE_SQL``). Erasures recorded before
+# count as the whole number's: of a doubt, the erasure wins.
+_ERASURE_WINS = """
+ALTER TABLE calls ADD COLUMN caller_number TEXT;
+UPDATE calls SET caller_number = (SELECT household FROM customers WHERE customers.id = calls.customer_id);
+CREATE INDEX ix_calls_caller_number ON calls(caller_number);
+ALTER TABLE erasures ADD COLUMN scope TEXT NOT NULL DEFAULT 'number' CHECK (scope IN ('number', 'profile'));
+CREATE INDEX ix_erasures_subject ON erasures(subject);
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
@@ -285,6 +298,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "index of a caller's open calls", _OPEN_CALLS_OF_CALLER),
     Migration(5, "households and erasures", _HOUSEHOLDS),
     Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
+    Migration(7, "calls' numbers and erasures' scopes", _ERASURE_WINS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

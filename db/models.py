@@ -283,15 +283,33 @@ class CustomerMemory(CustomerBase):
 # -- erasure ----------------------------------------------------------------------------------
 
 
+ErasureScope = Literal["number", "profile"]
+
+
 class ErasureRow(SQLModel, table=True):
-    """An erasure's audit row: when, how much, and a keyed hash of whom; nothing personal."""
+    """An erasure's audit row: when, how much, and a keyed hash of whom; nothing personal.
+
+    ``scope``: ``number``, everything on the number (or identity) hashed in ``subject``, every call from
+    it included; ``profile``, the one person whose key is hashed in ``subject``.
+    """
 
     __tablename__ = "erasures"
 
     id: int | None = Field(default=None, primary_key=True)
     erased_at: str
-    subject: str
+    subject: str = Field(index=True)
     counts: str
+    scope: ErasureScope = Field(default="number", sa_type=Text)
+
+
+class ErasureRequest(SQLModel):
+    """A caller's request to be erased that the database could not take at once: spooled, carried out
+    at the spool's replay. (Told apart from a call's snapshot by its fields: it has no ``call_id``.)"""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    erase: str = Field(min_length=1)  # the profile's key
+    requested_at: str
 
 
 # -- call -----------------------------------------------------------------------------------
@@ -314,6 +332,8 @@ class CallRow(CallBase, table=True):
     id: str = Field(primary_key=True)
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
     started_at: str
+    # The number (or identity) the call came from, known or not who spoke: an erasure of it reaches the call.
+    caller_number: str | None = Field(default=None, index=True)
 
 
 class CallSnapshot(CallBase):

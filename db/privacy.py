@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,38 +40,65 @@ def select_profiles(
 
 
 def forget(
-    db: sqlite3.Connection, identity: str, name: str | None, exact: bool, dry_run: bool, subject: str, now: str
+    db: sqlite3.Connection,
+    identity: str,
+    name: str | None,
+    exact: bool,
+    dry_run: bool,
+    subject: Callable[[str], str],
+    now: str,
 ) -> dict[str, Any]:
-    """Delete the profiles (and all that is theirs); returns the counts and the profiles' keys and names."""
+    """Delete the profiles (and all that is theirs); returns the counts and the profiles' keys and names.
+
+    Without ``name`` or ``exact``, everything on the number goes, its calls where no name was given
+    included. Each erasure leaves an audit row (``subject`` hashes the key), which calls still running
+    read before they write (``ERASED_SINCE_SQL``): one for the number, or one per person erased.
+    """
     profiles = select_profiles(db, identity, name, exact)
-    ids = [p[0] for p in profiles]
+    parts: list[tuple[str, list[int], str | None]]  # whose key, their profiles, the number whose calls go too
+    if name is not None:
+        parts = [(key, [customer_id], None) for customer_id, _, key in profiles]
+    else:
+        parts = [(identity, [p[0] for p in profiles], None if exact else identity)]
+    total = dict.fromkeys(TABLES, 0)
+    for key, ids, number in parts:
+        counts = _erase(db, ids, number, dry_run)
+        if not dry_run:
+            db.execute(
+                "INSERT INTO erasures (erased_at, subject, counts, scope) VALUES (?, ?, ?, ?)",
+                (now, subject(key), json.dumps(counts, sort_keys=True), "profile" if number is None else "number"),
+            )
+        for table, count in counts.items():
+            total[table] += count
+    if not dry_run and any(total.values()):
+        merge_search_indexes(db)
+    return {"counts": total, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+
+
+def _erase(db: sqlite3.Connection, ids: list[int], number: str | None, dry_run: bool) -> dict[str, int]:
+    """Count, and unless ``dry_run`` delete, the rows of the profiles ``ids`` and of the calls from ``number``."""
     marks = ", ".join("?" * len(ids)) or "NULL"
-    calls = f"SELECT id FROM calls WHERE customer_id IN ({marks})"
-    orders = f"SELECT id FROM orders WHERE customer_id IN ({marks}) OR call_id IN ({calls})"
-    scopes = {
-        "customers": (f"id IN ({marks})", ids),
-        "calls": (f"customer_id IN ({marks})", ids),
-        "orders": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
-        "order_items": (f"order_id IN ({orders})", ids * 2),
-        "feedback": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
-        "messages": (f"call_id IN ({calls})", ids),
-        "caller_facts": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
+    calls = f"SELECT id FROM calls WHERE customer_id IN ({marks}) OR caller_number = ?"
+    theirs = f"customer_id IN ({marks}) OR call_id IN ({calls})"
+    scopes: dict[str, tuple[str, list[object]]] = {
+        "customers": (f"id IN ({marks})", [*ids]),
+        "calls": (f"customer_id IN ({marks}) OR caller_number = ?", [*ids, number]),
+        "orders": (theirs, [*ids, *ids, number]),
+        "order_items": (f"order_id IN (SELECT id FROM orders WHERE {theirs})", [*ids, *ids, number]),
+        "feedback": (theirs, [*ids, *ids, number]),
+        "messages": (f"call_id IN ({calls})", [*ids, number]),
+        "caller_facts": (theirs, [*ids, *ids, number]),
     }
     counts = {
         table: db.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
         for table, (where, args) in scopes.items()
     }
-    if not dry_run and ids:
+    if not dry_run and any(counts.values()):
         db.execute(f"UPDATE customers SET last_order_id = NULL, usual_order_id = NULL WHERE id IN ({marks})", ids)
         for table in ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers"):
             where, args = scopes[table]
             db.execute(f"DELETE FROM {table} WHERE {where}", args)
-        merge_search_indexes(db)
-        db.execute(
-            "INSERT INTO erasures (erased_at, subject, counts) VALUES (?, ?, ?)",
-            (now, subject, json.dumps(counts, sort_keys=True)),
-        )
-    return {"counts": counts, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+    return counts
 
 
 def purge(db: sqlite3.Connection, cutoff: str, batch: int) -> dict[str, int]:
@@ -98,7 +126,8 @@ def merge_search_indexes(db: sqlite3.Connection) -> None:
 
 
 def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
-    """Everything held about the profiles on a number (or identity), as plain data."""
+    """Everything held about the profiles on a number (or identity), and its calls where no name was given,
+    as plain data."""
     db.row_factory = sqlite3.Row
 
     def all_rows(sql: str, args: tuple[object, ...]) -> list[dict[str, Any]]:
@@ -110,58 +139,95 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
     for profile in profiles:
         profile.pop("label", None)
         calls = all_rows("SELECT * FROM calls WHERE customer_id = ? ORDER BY started_at", (profile["id"],))
-        for call in calls:
-            for key in ("owner_host", "owner_pid", "owner_started"):
-                call.pop(key, None)
-            order = all_rows("SELECT * FROM orders WHERE call_id = ?", (call["id"],))
-            if order:
-                call["order"] = order[0]
-                call["order"]["items"] = all_rows(
-                    "SELECT position, menu_item, name, quantity, unit_price_cents, modifications, accepted_allergens"
-                    " FROM order_items WHERE order_id = ? ORDER BY position",
-                    (order[0]["id"],),
-                )
-                for item in call["order"]["items"]:
-                    item["modifications"] = json.loads(item["modifications"])
-                    item["accepted_allergens"] = json.loads(item["accepted_allergens"])
-            feedback = all_rows("SELECT rating, comment, created_at FROM feedback WHERE call_id = ?", (call["id"],))
-            call["feedback"] = feedback[0] if feedback else None
-            call["transcript"] = all_rows(
-                "SELECT seq, role, agent, content, created_at FROM messages WHERE call_id = ? ORDER BY seq",
-                (call["id"],),
-            )
-        profile["calls"] = calls
+        profile["calls"] = [_held_call(all_rows, call) for call in calls]
         profile["facts"] = all_rows(
             "SELECT kind, topic, value, stated_at, superseded_at, call_id FROM caller_facts"
             " WHERE customer_id = ? ORDER BY kind, stated_at",
             (profile["id"],),
         )
-    return {"identity": identity, "profiles": profiles}
+    unnamed = all_rows(
+        "SELECT * FROM calls WHERE caller_number = ? AND customer_id IS NULL ORDER BY started_at", (identity,)
+    )
+    return {
+        "identity": identity,
+        "profiles": profiles,
+        "calls_without_profile": [_held_call(all_rows, call) for call in unnamed],
+    }
 
 
-# A spooled call whose caller was erased after it began, and whose profile is gone: replaying it would
-# bring them back. (Another person of the household, still on file, keeps their calls.)
+def _held_call(
+    all_rows: Callable[[str, tuple[object, ...]], list[dict[str, Any]]], call: dict[str, Any]
+) -> dict[str, Any]:
+    """One call of an access request: its order with the lines, its feedback and its transcript."""
+    for key in ("owner_host", "owner_pid", "owner_started"):
+        call.pop(key, None)
+    order = all_rows("SELECT * FROM orders WHERE call_id = ?", (call["id"],))
+    if order:
+        call["order"] = order[0]
+        call["order"]["items"] = all_rows(
+            "SELECT position, menu_item, name, quantity, unit_price_cents, modifications, accepted_allergens"
+            " FROM order_items WHERE order_id = ? ORDER BY position",
+            (order[0]["id"],),
+        )
+        for item in call["order"]["items"]:
+            item["modifications"] = json.loads(item["modifications"])
+            item["accepted_allergens"] = json.loads(item["accepted_allergens"])
+    feedback = all_rows("SELECT rating, comment, created_at FROM feedback WHERE call_id = ?", (call["id"],))
+    call["feedback"] = feedback[0] if feedback else None
+    call["transcript"] = all_rows(
+        "SELECT seq, role, agent, content, created_at FROM messages WHERE call_id = ? ORDER BY seq", (call["id"],)
+    )
+    return call
+
+
+# A call (running, or spooled) whose caller was erased after it began: writing it would bring them back.
+# The one check of every write of a call (the end-of-call write, each checkpoint, the spool's replay),
+# on both backends: an erasure of the call's profile, or of everything on the number it came from.
+# (Another person of the household, erased alone, takes nothing of the others' calls.)
 ERASED_SINCE_SQL = """
 SELECT count(*) FROM erasures
-WHERE subject IN ({subjects}) AND erased_at >= ?
-  AND NOT EXISTS (SELECT 1 FROM customers WHERE participant_identity = ?)
+WHERE erased_at >= ? AND (subject = ? OR (subject = ? AND scope = 'number'))
 """
 
 
-def erased_since_query(key_file: Path, snap: CallSnapshot) -> tuple[str, list[object]] | None:
+def erased_since_query(key: AuditKey, snap: CallSnapshot) -> tuple[str, list[object]] | None:
     """The statement (``?`` placeholders) that counts erasures of ``snap``'s caller since it began;
     None when none can apply (no key yet means no erasure ever; an anonymous call with no number)."""
-    keys = sorted({key for key in (snap.identity, snap.household) if key})
-    if not keys or not key_file.exists():
+    if not (snap.identity or snap.household) or key.existing() is None:
         return None
-    subjects = [subject_hash(key_file, key) for key in keys]
-    sql = ERASED_SINCE_SQL.format(subjects=", ".join("?" * len(subjects)))
-    return sql, [*subjects, snap.started_at or "", snap.identity or ""]
+    identity = key.subject(snap.identity) if snap.identity else None
+    number = key.subject(snap.household) if snap.household else None
+    return ERASED_SINCE_SQL, [snap.started_at or "", identity, number]
 
 
-def subject_hash(key_file: Path, identity: str) -> str:
-    """A keyed hash of an identity for the audit trail: the same caller gives the same hash, no one can reverse it."""
-    return hmac.new(_audit_key(key_file), identity.encode("utf-8"), hashlib.sha256).hexdigest()
+class AuditKey:
+    """The key of the erasure audit's hashes: a file of random bytes, readable by its owner only.
+
+    Read once it exists (blocking: call it from a thread, or once at open), then kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._key: bytes | None = None
+
+    def existing(self) -> bytes | None:
+        """The key, or None while no erasure has made one."""
+        if self._key is None:
+            try:
+                self._key = self.path.read_bytes()
+            except FileNotFoundError:
+                return None
+        return self._key
+
+    def load(self) -> bytes:
+        """The key, made now if no erasure has made one yet."""
+        if self._key is None:
+            self._key = _audit_key(self.path)
+        return self._key
+
+    def subject(self, identity: str) -> str:
+        """A keyed hash of an identity: the same caller gives the same hash, no one can reverse it."""
+        return hmac.new(self.load(), identity.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _audit_key(path: Path) -> bytes:
@@ -169,11 +235,17 @@ def _audit_key(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    key = secrets.token_bytes(32)
+    # Written aside, then linked into place: whoever reads the key finds it whole, and the first one made stays.
+    draft = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(draft, path)
     except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+        pass
+    finally:
+        draft.unlink()
+    return path.read_bytes()

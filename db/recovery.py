@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from db import calls, spool, stale
 from db.clock import utcnow, utcnow_iso
-from db.errors import DatabaseUnavailable, RepositoryError
+from db.errors import CallerErased, DatabaseUnavailable, RepositoryError
+from db.models import ErasureRequest
 
 if TYPE_CHECKING:
     from db.backend import Repository as AnyRepository
@@ -38,9 +39,13 @@ async def recover(repo: AnyRepository, keep_transcripts: timedelta | None = None
 async def replay_spool(repo: AnyRepository) -> spool.ReplayResult:
     """Write the snapshots spooled while the database refused them, each exactly once, except those of
     callers erased since (by another process, whose erasure could not reach this spool)."""
-    result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since)
+    result = await spool.replay(
+        repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since, lambda r: _erase(repo, r)
+    )
     if result.written:
         log.info("replayed %d spooled call snapshot(s) into the database", result.written)
+    if result.erasures:
+        log.info("carried out %d spooled erasure(s) of callers who asked to be forgotten", result.erasures)
     if result.erased:
         log.info("dropped %d spooled call snapshot(s) of callers erased since", result.erased)
     if result.kept:
@@ -58,13 +63,19 @@ async def replay_spool(repo: AnyRepository) -> spool.ReplayResult:
     return result
 
 
+async def _erase(repo: AnyRepository, request: ErasureRequest) -> None:
+    """A caller's erasure the database could not take when they asked, carried out now. The snapshots of
+    theirs spooled before it were replayed first; those after it are dropped by the erasure check."""
+    await repo.forget(request.erase, exact=True, drop_spooled=False)
+
+
 async def save_whole_or_in_parts(call_id: str, write: Callable[[bool], Awaitable[list[str]]]) -> None:
     """Write a call with ``write(careful)`` in one go; if that fails on its data rather than on the
     database, write it again part by part (``careful``), so one bad row never loses the rest."""
     try:
         await write(False)
         return
-    except DatabaseUnavailable:
+    except (DatabaseUnavailable, CallerErased):
         raise
     except (RepositoryError, ValueError, TypeError, OverflowError) as exc:
         first_error = exc

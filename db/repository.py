@@ -27,7 +27,7 @@ from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.errors import DatabaseUnavailable, NotFound
-from db.models import CallSnapshot, CustomerMemory, PastOrder
+from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
 from db.spool import ReplayResult, append, spool_path
@@ -45,6 +45,7 @@ class Repository:
         self.reader = reader
         self.writer = writer
         self.spool_file = spool_file
+        self.audit_key = privacy.AuditKey(Path(f"{path}.erasure-key"))
         self.recovery: asyncio.Task[None] | None = None
 
     async def recovered(self) -> None:
@@ -98,18 +99,24 @@ class Repository:
 
         ``forced``: on disk (power loss included) before this returns. If the write fails on
         its data rather than on the database, it is written again part by part, so one bad row
-        never loses the rest of the call.
+        never loses the rest of the call. ``CallerErased``: the caller was erased since the call
+        began, and nothing was written.
         """
         snap = _owned(snap)
 
         async def write(careful: bool) -> list[str]:
-            return await self.writer.run(calls.write_call, snap, utcnow_iso(), careful, forced=forced)
+            return await self.writer.run(calls.write_call, snap, utcnow_iso(), careful, self.audit_key, forced=forced)
 
         await recovery.save_whole_or_in_parts(snap.call_id, write)
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in the spool (fsynced) for the next start to write; raises ``OSError`` if it cannot."""
         await asyncio.to_thread(append, self.spool_file, _owned(snap))
+        return self.spool_file
+
+    async def spool_erasure(self, request: ErasureRequest) -> Path:
+        """Keep an erasure the database would not take in the spool (fsynced), for its replay to carry out."""
+        await asyncio.to_thread(append, self.spool_file, request)
         return self.spool_file
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -120,12 +127,8 @@ class Repository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self._erasure_key, snap)
+        query = await asyncio.to_thread(privacy.erased_since_query, self.audit_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
-
-    @property
-    def _erasure_key(self) -> Path:
-        return Path(f"{self.path}.erasure-key")
 
     async def checkpoint(self) -> None:
         """Copy the write-ahead log into the main file now."""
@@ -134,26 +137,37 @@ class Repository:
     # -- personal data ----------------------------------------------------------------------
 
     async def forget(
-        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+        self,
+        identity: str,
+        *,
+        name: str | None = None,
+        exact: bool = False,
+        dry_run: bool = False,
+        drop_spooled: bool = True,
     ) -> Erasure:
-        """Erase the profiles on ``identity`` (or the one person ``name``, or with ``exact`` the one profile
-        keyed ``identity``) and all that is theirs, in one transaction; then empty the write-ahead log
-        and drop their spooled snapshots. ``dry_run`` only counts.
+        """Erase the profiles on ``identity`` and the calls from it where no name was given (or the one
+        person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
+        one transaction; then empty the write-ahead log and drop their spooled snapshots (unless
+        ``drop_spooled`` is False: the spool's replay carrying out an erasure drops them itself). Calls
+        still running never write them back. ``dry_run`` only counts.
         """
-        subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, identity)
+        await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
         found = await self.writer.run(
-            privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
+            privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
         )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
-        spooled = await asyncio.to_thread(
-            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-        )
+        spooled = 0
+        if drop_spooled:
+            spooled = await asyncio.to_thread(
+                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+            )
         log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
         return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
-        """Everything held about the profiles on ``identity``, as plain data (for a caller's access request)."""
+        """Everything held about the profiles on ``identity`` and its calls where no name was given, as plain
+        data (for a caller's access request)."""
         return await asyncio.to_thread(_read_only, self.path, privacy.export_caller, identity)
 
     async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:

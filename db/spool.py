@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from db.models import CallSnapshot
+from db.models import CallSnapshot, ErasureRequest
 
 log = logging.getLogger("memory_agent.db")
 
@@ -40,8 +40,8 @@ def spool_path(db_path: str | Path, spool_dir: str | Path | None = None) -> Path
     return path if spool_dir is None else Path(spool_dir) / path.name
 
 
-def append(path: Path, record: CallSnapshot) -> None:
-    """Add one call's snapshot as one fsynced line (blocking: run it in a thread)."""
+def append(path: Path, record: CallSnapshot | ErasureRequest) -> None:
+    """Add one call's snapshot (or a caller's erasure) as one fsynced line (blocking: run it in a thread)."""
     line = (record.model_dump_json() + "\n").encode("utf-8")
     with _locked(path, create=True) as fd:
         assert fd is not None
@@ -72,6 +72,7 @@ class ReplayResult:
     kept: int = 0
     rejected: int = 0
     erased: int = 0  # records of callers erased since: dropped, never written
+    erasures: int = 0  # callers' erasures carried out
     errors: list[str] = field(default_factory=list)
 
 
@@ -79,10 +80,11 @@ async def replay(
     path: Path,
     finalize: Callable[[CallSnapshot], Awaitable[None]],
     erased: Callable[[CallSnapshot], Awaitable[bool]] | None = None,
+    erase: Callable[[ErasureRequest], Awaitable[None]] | None = None,
 ) -> ReplayResult:
     """Write every spooled record with ``finalize``; keep those it refuses, set aside unreadable lines,
     and drop those whose caller ``erased`` says was erased since (another process's erasure could not
-    reach this spool).
+    reach this spool). A spooled erasure is carried out with ``erase``, in its place in the spool's order.
 
     Holds the spool's lock throughout, so two processes starting at once do not both replay and an
     appender waits (briefly) rather than writing into a file that is being rewritten.
@@ -98,6 +100,18 @@ async def replay(
         rejected: list[bytes] = []
         for raw in lines:
             if not raw.strip():
+                continue
+            if (request := _erasure(raw)) is not None:
+                if erase is None:
+                    keep.append(raw)
+                    continue
+                try:
+                    await erase(request)
+                except Exception as exc:  # noqa: BLE001  (kept for the next replay, whatever the cause)
+                    result.errors.append(f"erasure: {exc}")
+                    keep.append(raw)
+                    continue
+                result.erasures += 1
                 continue
             try:
                 record = CallSnapshot.model_validate_json(raw)
@@ -120,6 +134,13 @@ async def replay(
     finally:
         os.close(fd)
     return result
+
+
+def _erasure(raw: bytes) -> ErasureRequest | None:
+    try:
+        return ErasureRequest.model_validate_json(raw)
+    except ValidationError:
+        return None
 
 
 def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> None:

@@ -16,7 +16,7 @@ from livekit.agents.voice import CloseEvent
 from db import CallSnapshot, Message, Repository
 from db.clock import from_epoch, utcnow_iso
 from memory_agent.agents import Greeter
-from memory_agent.identity import clean_identity, is_phone_key, redact
+from memory_agent.identity import clean_identity, is_phone_key, participant_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
 from memory_agent.state import Userdata
@@ -95,6 +95,8 @@ async def start_call(
     from tokens the deployment signed.
     """
     key = clean_identity(identity)
+    if key is not None and not is_phone_key(key):
+        key = participant_key(key)  # a caller's own identity: never the form of a number's or a household member's
     call_id = call_id or uuid.uuid4().hex
     ud = Userdata(
         journal=Journal(repo, call_id=call_id, caller=key, budget_s=recall_budget_s),

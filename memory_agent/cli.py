@@ -181,7 +181,7 @@ def forget(
     settings = _settings(db)
     key = _caller(identity)
     erased = _on_repository(settings, lambda repo: repo.forget(key, name=name, dry_run=dry_run))
-    if not erased.counts["customers"] and not erased.counts["spool_lines"]:
+    if not erased.counts["customers"] and not erased.counts["calls"] and not erased.counts["spool_lines"]:
         raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
     counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
     print(f"{'would erase' if dry_run else 'erased'}: {counts}")
@@ -191,13 +191,13 @@ def forget(
 
 @app.command("export-caller")
 def export_caller(identity: CallerArgument, db: DbOption = None) -> None:
-    """Print everything held about a caller (every profile on their number) as JSON."""
+    """Print everything held about a caller (every profile on their number, and its calls without a name) as JSON."""
     import json
 
     settings = _settings(db)
     key = _caller(identity)
     held = _on_repository(settings, lambda repo: repo.export_caller(key))
-    if not held["profiles"]:
+    if not held["profiles"] and not held["calls_without_profile"]:
         raise UsageError(f"nothing is held about {identity!r}")
     print(json.dumps(held, indent=2, ensure_ascii=False))
 

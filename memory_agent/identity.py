@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 
 import phonenumbers
+
+log = logging.getLogger("memory_agent")
 
 # The console's and fake jobs' participant: never a real customer.
 MOCK_IDENTITIES = frozenset({"mock_user", "console", "console_user"})
@@ -13,6 +16,7 @@ MAX_IDENTITY = 256
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
 _DIGIT_RUN = re.compile(r"\d{5,}")
 _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
+_MEMBER = re.compile(r"#\d+$")  # a household member's key: the number (or identity), "#", the member's rank
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:
@@ -52,8 +56,25 @@ def caller_key(identity: object, *, is_sip: bool, attributes: Mapping[str, objec
         if isinstance(phone, str) and (e164 := normalize_phone(phone)):
             return e164
         return normalize_phone(identity) if isinstance(identity, str) else None
-    key = clean_identity(identity)
-    return None if key is not None and looks_like_phone(key) else key
+    return participant_key(clean_identity(identity))
+
+
+def participant_key(key: str | None) -> str | None:
+    """A key a participant (not the phone network) may be known by, or None: never one that has the form of
+    a phone number (only the network may vouch for one) or of a household member's key (``+14155550134#2``),
+    which would read and erase another person's memory. A refusal is logged, in one line."""
+    if key is not None and (looks_like_phone(key) or is_member_key(key)):
+        log.warning(
+            "a participant identity in the form of a phone number or of a household member's key was refused;"
+            " the call goes on without memory"
+        )
+        return None
+    return key
+
+
+def is_member_key(key: str) -> bool:
+    """A key of the form the product gives a household's other members (``+14155550134#2``, ``alice#3``)."""
+    return _MEMBER.search(key) is not None
 
 
 def is_phone_key(key: str) -> bool:

@@ -19,7 +19,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, Repository, RepositoryError
+from db import (
+    CallerErased,
+    CallSnapshot,
+    CustomerMemory,
+    DatabaseUnavailable,
+    ErasureRequest,
+    Repository,
+    RepositoryError,
+)
 from db.clock import utcnow_iso
 from db.models import PastOrder
 from memory_agent.identity import redact
@@ -39,6 +47,7 @@ class Journal:
         self.caller = caller
         self.budget_s = budget_s
         self.closed = False
+        self.erased = False  # the caller was erased while the call ran: nothing more of it is written
         self._opened = False
         self._repo = repo
         self._source: SnapshotSource | None = None
@@ -90,8 +99,32 @@ class Journal:
         return await self._repo.past_orders(identity, limit)
 
     async def forget(self, identity: str) -> None:
-        """Erase the profile ``identity`` and everything of it, this call included (once its final record is in)."""
-        erased = await self._repo.forget(identity, exact=True)
+        """Erase the profile ``identity`` and everything of it, this call included (once its final record is in).
+
+        If the database cannot take the erasure now, it is spooled and carried out at the spool's replay;
+        raises ``DatabaseUnavailable`` only when neither would take it.
+        """
+        try:
+            erased = await self._repo.forget(identity, exact=True)
+        except (RepositoryError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            try:
+                path = await self._repo.spool_erasure(ErasureRequest(erase=identity, requested_at=utcnow_iso()))
+            except Exception as spool_exc:  # noqa: BLE001
+                log.critical(
+                    "call %s: the caller's erasure could not be carried out (%s) nor spooled (%s)",
+                    self.call_id,
+                    reason,
+                    spool_exc,
+                )
+                raise DatabaseUnavailable(f"call {self.call_id}: erasure neither carried out nor spooled") from None
+            log.warning(
+                "call %s: the caller's erasure was spooled to %s, to be carried out when the database takes it: %s",
+                self.call_id,
+                path,
+                reason,
+            )
+            return
         rows = sum(erased.counts.values())
         log.info("call %s: the caller's profile was erased at their request (%d rows)", self.call_id, rows)
 
@@ -114,7 +147,10 @@ class Journal:
         assert self._source is not None, "the journal is not open"
         snap = self._latest = self._source(None)
         self._pending = None
-        return await self._durably(snap, within_s=self.budget_s, what="order")
+        try:
+            return await self._durably(snap, within_s=self.budget_s, what="order")
+        except CallerErased:
+            raise DatabaseUnavailable(f"call {self.call_id}: its caller was erased; nothing of it is kept") from None
 
     async def close(self, end_reason: str, *, within_s: float = FINALIZE_WITHIN_S) -> bool:
         """Write the call's final record; True if in the database, False if in the spool."""
@@ -132,7 +168,10 @@ class Journal:
             )
             base = self._latest or CallSnapshot(call_id=self.call_id)
             snap = base.model_copy(update={"ended_at": utcnow_iso(), "end_reason": end_reason})
-        return await self._durably(snap, within_s=within_s, what="call")
+        try:
+            return await self._durably(snap, within_s=within_s, what="call")
+        except CallerErased:
+            return True  # nothing to keep, by design
 
     async def flush(self) -> None:
         """Wait until every checkpoint asked for so far has been written (or has failed)."""
@@ -145,6 +184,9 @@ class Journal:
         try:
             await asyncio.wait_for(asyncio.shield(writing), timeout=within_s)
             return True
+        except CallerErased:
+            self._erased_while_running()
+            raise
         except TimeoutError:
             reason = f"not written within {within_s:g} s"
         except Exception as exc:  # noqa: BLE001  (whatever went wrong, the spool keeps it)
@@ -163,8 +205,15 @@ class Journal:
             self._pending = None
             try:
                 await self._write(snap, forced=False)
+            except CallerErased:
+                self._erased_while_running()
             except Exception as exc:  # noqa: BLE001  (the next checkpoint or the close covers it)
                 log.warning("checkpoint of call %s not written: %s", self.call_id, exc)
+
+    def _erased_while_running(self) -> None:
+        if not self.erased:
+            self.erased = True
+            log.info("call %s: its caller was erased while it ran; nothing more of it is written", self.call_id)
 
     async def _write(self, snap: CallSnapshot, *, forced: bool) -> None:
         async with self._lock:

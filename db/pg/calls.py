@@ -15,10 +15,17 @@ from typing import Any
 import psycopg
 
 from db import spool, stale
+from db.errors import CallerErased
 from db.models import CallerFact, CallSnapshot, Feedback, Message, Order, OrderLine, columns, values
+from db.pg.queries import qmark
 from db.pg.schema import USUAL_ORDER_SQL
+from db.privacy import AuditKey, erased_since_query
 
 Conn = psycopg.AsyncConnection[Any]
+
+# With a hash of the number, the key of the advisory lock that an erasure takes alone and the calls
+# from that number share (two keys: apart from the migration's one-key lock).
+NUMBER_LOCK = 0x4D454D41
 
 _LINE = columns(OrderLine)
 _INSERT_LINE = f"INSERT INTO order_items (order_id, position, {', '.join(_LINE)}) VALUES (%s, %s{', %s' * len(_LINE)})"
@@ -29,9 +36,23 @@ async def _one(db: Conn, sql: str, params: Iterable[object]) -> tuple[Any, ...] 
     return await cur.fetchone()
 
 
-async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> list[str]:
-    """Write what ``snap`` holds; returns the parts left out (``careful`` only). See ``db.calls.write_call``."""
+async def write_call(
+    db: Conn, snap: CallSnapshot, now: str, careful: bool, audit_key: AuditKey | None = None
+) -> list[str]:
+    """Write what ``snap`` holds; returns the parts left out (``careful`` only). See ``db.calls.write_call``.
+
+    Raises ``CallerErased``, writing nothing, if the caller was erased since the call began: the number's
+    lock (shared by its calls, taken alone by an erasure) makes an erasure either seen here or made after
+    this write commits, and erase what it wrote.
+    """
     started = snap.started_at or snap.ended_at or now
+    number = snap.household or snap.identity
+    erased = None
+    if number is not None:
+        await db.execute(f"SELECT pg_advisory_xact_lock_shared({NUMBER_LOCK}, hashtext(%s))", (number,))
+        query = None if audit_key is None else erased_since_query(audit_key, snap)
+        if query is not None:
+            erased = await db.execute(qmark(query[0]), tuple(query[1]))
     # The customer's row updated and the call's locked, in this order, both sent before either answer is read.
     identity = snap.identity
     touched = None if identity is None else await db.execute(_TOUCH_CUSTOMER, (started, identity))
@@ -39,14 +60,16 @@ async def write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool) -> l
     customer_id = None
     if identity is not None and touched is not None:
         customer_id = await _customer_id(db, touched, identity, snap.household or identity, started)
+    if erased is not None and (found := await erased.fetchone()) is not None and found[0]:
+        raise CallerErased(f"call {snap.call_id}: its caller was erased after it began")
     existing = await call.fetchone()
     new_call = False
     if existing is None:
         inserted = await _one(
             db,
-            "INSERT INTO calls (id, customer_id, started_at, owner_host, owner_pid, owner_started)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
-            (snap.call_id, customer_id, started, snap.owner_host, snap.owner_pid, snap.owner_started),
+            "INSERT INTO calls (id, customer_id, started_at, caller_number, owner_host, owner_pid, owner_started)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+            (snap.call_id, customer_id, started, number, snap.owner_host, snap.owner_pid, snap.owner_started),
         )
         if inserted is None:  # another host's write of this call committed first: take its row
             existing = await _one(

@@ -9,12 +9,13 @@ space is reclaimed at once rather than at the next autovacuum.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg.rows import dict_row
 
 from db.models import name_key
-from db.pg.calls import Conn
+from db.pg.calls import NUMBER_LOCK, Conn
 
 # Every table that holds a caller's rows, in an order that deletes children first.
 ERASED = ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
@@ -31,40 +32,70 @@ async def select_profiles(db: Conn, identity: str, name: str | None, exact: bool
     return [(int(row[0]), row[1], str(row[2])) for row in found]
 
 
-_CALLS = "SELECT id FROM calls WHERE customer_id = ANY(%(ids)s)"
+_CALLS = "SELECT id FROM calls WHERE customer_id = ANY(%(ids)s) OR caller_number = %(number)s"
+_THEIRS = f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})"
 _SCOPES = {
     "customers": "id = ANY(%(ids)s)",
-    "calls": "customer_id = ANY(%(ids)s)",
-    "orders": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
-    "order_items": f"order_id IN (SELECT id FROM orders WHERE customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS}))",
-    "feedback": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
+    "calls": "customer_id = ANY(%(ids)s) OR caller_number = %(number)s",
+    "orders": _THEIRS,
+    "order_items": f"order_id IN (SELECT id FROM orders WHERE {_THEIRS})",
+    "feedback": _THEIRS,
     "messages": f"call_id IN ({_CALLS})",
-    "caller_facts": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
+    "caller_facts": _THEIRS,
 }
 
 
 async def forget(
-    db: Conn, identity: str, name: str | None, exact: bool, dry_run: bool, subject: str, now: str
+    db: Conn, identity: str, name: str | None, exact: bool, dry_run: bool, subject: Callable[[str], str], now: str
 ) -> dict[str, Any]:
-    """Delete the profiles (and all that is theirs); returns the counts and the profiles' keys and names."""
+    """See ``db.privacy.forget``: the same choices, counts and audit rows.
+
+    The erasure first takes the locks of the numbers it erases on alone: a write of a call from one of
+    them either committed before (and is erased now) or waits, then sees the erasure and writes nothing.
+    """
+    where = "participant_identity = %(key)s" if exact else "household = %(key)s OR participant_identity = %(key)s"
+    cur = await db.execute(f"SELECT DISTINCT household FROM customers WHERE {where}", {"key": identity})
+    numbers = sorted({identity, *(str(row[0]) for row in await cur.fetchall() if row[0] is not None)})
+    for number in numbers:  # in one order, so two erasures never wait for each other
+        await db.execute(f"SELECT pg_advisory_xact_lock({NUMBER_LOCK}, hashtext(%s))", (number,))
     profiles = await select_profiles(db, identity, name, exact)
-    args = {"ids": [p[0] for p in profiles]}
+    parts: list[tuple[str, list[int], str | None]]  # whose key, their profiles, the number whose calls go too
+    if name is not None:
+        parts = [(key, [customer_id], None) for customer_id, _, key in profiles]
+    else:
+        parts = [(identity, [p[0] for p in profiles], None if exact else identity)]
+    total = dict.fromkeys(_SCOPES, 0)
+    for key, ids, erased_number in parts:
+        counts = await _erase(db, {"ids": ids, "number": erased_number}, dry_run)
+        if not dry_run:
+            await db.execute(
+                "INSERT INTO erasures (erased_at, subject, counts, scope) VALUES (%s, %s, %s, %s)",
+                (
+                    now,
+                    subject(key),
+                    json.dumps(counts, sort_keys=True),
+                    "profile" if erased_number is None else "number",
+                ),
+            )
+        for table, count in counts.items():
+            total[table] += count
+    return {"counts": total, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+
+
+async def _erase(db: Conn, args: dict[str, Any], dry_run: bool) -> dict[str, int]:
+    """Count, and unless ``dry_run`` delete, the rows of the profiles ``ids`` and of the calls from ``number``."""
     counts: dict[str, int] = {}
     for table, where in _SCOPES.items():
         cur = await db.execute(f"SELECT count(*) FROM {table} WHERE {where}", args)
         row = await cur.fetchone()
         counts[table] = int(row[0]) if row else 0
-    if not dry_run and args["ids"]:
+    if not dry_run and any(counts.values()):
         await db.execute(
             "UPDATE customers SET last_order_id = NULL, usual_order_id = NULL WHERE id = ANY(%(ids)s)", args
         )
         for table in ERASED:
             await db.execute(f"DELETE FROM {table} WHERE {_SCOPES[table]}", args)
-        await db.execute(
-            "INSERT INTO erasures (erased_at, subject, counts) VALUES (%s, %s, %s)",
-            (now, subject, json.dumps(counts, sort_keys=True)),
-        )
-    return {"counts": counts, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+    return counts
 
 
 async def purge(db: Conn, cutoff: str, batch: int) -> dict[str, int]:
@@ -102,32 +133,42 @@ async def export_caller(db: Conn, identity: str) -> dict[str, Any]:
     for profile in profiles:
         profile.pop("label", None)
         calls = await all_rows("SELECT * FROM calls WHERE customer_id = %s ORDER BY started_at", (profile["id"],))
-        for call in calls:
-            for key in ("owner_host", "owner_pid", "owner_started"):
-                call.pop(key, None)
-            order = await all_rows("SELECT * FROM orders WHERE call_id = %s", (call["id"],))
-            if order:
-                call["order"] = order[0]
-                call["order"]["items"] = await all_rows(
-                    "SELECT position, menu_item, name, quantity, unit_price_cents, modifications, accepted_allergens"
-                    " FROM order_items WHERE order_id = %s ORDER BY position",
-                    (order[0]["id"],),
-                )
-                for item in call["order"]["items"]:
-                    item["modifications"] = json.loads(item["modifications"])
-                    item["accepted_allergens"] = json.loads(item["accepted_allergens"])
-            feedback = await all_rows(
-                "SELECT rating, comment, created_at FROM feedback WHERE call_id = %s", (call["id"],)
-            )
-            call["feedback"] = feedback[0] if feedback else None
-            call["transcript"] = await all_rows(
-                "SELECT seq, role, agent, content, created_at FROM messages WHERE call_id = %s ORDER BY seq",
-                (call["id"],),
-            )
-        profile["calls"] = calls
+        profile["calls"] = [await _held_call(all_rows, call) for call in calls]
         profile["facts"] = await all_rows(
             "SELECT kind, topic, value, stated_at, superseded_at, call_id FROM caller_facts"
             " WHERE customer_id = %s ORDER BY kind, stated_at",
             (profile["id"],),
         )
-    return {"identity": identity, "profiles": profiles}
+    unnamed = await all_rows(
+        "SELECT * FROM calls WHERE caller_number = %s AND customer_id IS NULL ORDER BY started_at", (identity,)
+    )
+    return {
+        "identity": identity,
+        "profiles": profiles,
+        "calls_without_profile": [await _held_call(all_rows, call) for call in unnamed],
+    }
+
+
+async def _held_call(
+    all_rows: Callable[[str, tuple[object, ...]], Awaitable[list[dict[str, Any]]]], call: dict[str, Any]
+) -> dict[str, Any]:
+    """See ``db.privacy._held_call``."""
+    for key in ("owner_host", "owner_pid", "owner_started"):
+        call.pop(key, None)
+    order = await all_rows("SELECT * FROM orders WHERE call_id = %s", (call["id"],))
+    if order:
+        call["order"] = order[0]
+        call["order"]["items"] = await all_rows(
+            "SELECT position, menu_item, name, quantity, unit_price_cents, modifications, accepted_allergens"
+            " FROM order_items WHERE order_id = %s ORDER BY position",
+            (order[0]["id"],),
+        )
+        for item in call["order"]["items"]:
+            item["modifications"] = json.loads(item["modifications"])
+            item["accepted_allergens"] = json.loads(item["accepted_allergens"])
+    feedback = await all_rows("SELECT rating, comment, created_at FROM feedback WHERE call_id = %s", (call["id"],))
+    call["feedback"] = feedback[0] if feedback else None
+    call["transcript"] = await all_rows(
+        "SELECT seq, role, agent, content, created_at FROM messages WHERE call_id = %s ORDER BY seq", (call["id"],)
+    )
+    return call

@@ -39,7 +39,7 @@ from db import privacy, recovery, spool, stale
 from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotFound, RepositoryError
-from db.models import CallSnapshot, CustomerMemory, PastOrder
+from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import Owner
 from db.pg import calls as pg_calls
 from db.pg import privacy as pg_privacy
@@ -141,6 +141,7 @@ class PostgresRepository:
         self.owner = owner
         self.lease = lease
         self.erasure_key_file = erasure_key_file
+        self.audit_key = privacy.AuditKey(erasure_key_file)
         self.recovery: asyncio.Task[None] | None = None
         self.counts: Counter[str] = Counter()
 
@@ -274,7 +275,13 @@ class PostgresRepository:
         async def write(careful: bool) -> list[str]:
             # The whole call pipelined; part by part (each in its savepoint) without.
             return await self.run(
-                pg_calls.write_call, snap, utcnow_iso(), careful, forced=forced, pipelined=not careful
+                pg_calls.write_call,
+                snap,
+                utcnow_iso(),
+                careful,
+                self.audit_key,
+                forced=forced,
+                pipelined=not careful,
             )
 
         await recovery.save_whole_or_in_parts(snap.call_id, write)
@@ -282,6 +289,11 @@ class PostgresRepository:
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in this host's spool (fsynced) for the next start to write; ``OSError`` if it cannot."""
         await asyncio.to_thread(append, self.spool_file, self._owned(snap))
+        return self.spool_file
+
+    async def spool_erasure(self, request: ErasureRequest) -> Path:
+        """Keep an erasure the database would not take in this host's spool, for its replay to carry out."""
+        await asyncio.to_thread(append, self.spool_file, request)
         return self.spool_file
 
     async def checkpoint(self) -> None:
@@ -300,7 +312,7 @@ class PostgresRepository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self.erasure_key_file, snap)
+        query = await asyncio.to_thread(privacy.erased_since_query, self.audit_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -333,19 +345,31 @@ class PostgresRepository:
     # -- personal data ----------------------------------------------------------------------
 
     async def forget(
-        self, identity: str, *, name: str | None = None, exact: bool = False, dry_run: bool = False
+        self,
+        identity: str,
+        *,
+        name: str | None = None,
+        exact: bool = False,
+        dry_run: bool = False,
+        drop_spooled: bool = True,
     ) -> Erasure:
-        """Erase the profiles on ``identity`` (or the one person ``name``, or with ``exact`` the one profile
-        keyed ``identity``) and all that is theirs, in one transaction; then vacuum the tables and drop
-        their snapshots from this host's spool. ``dry_run`` only counts.
+        """Erase the profiles on ``identity`` and the calls from it where no name was given (or the one
+        person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
+        one transaction; then vacuum the tables and drop their snapshots from this host's spool (unless
+        ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls still running, on any
+        host, never write them back. ``dry_run`` only counts.
         """
-        subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, identity)
-        found = await self.run(pg_privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True)
+        await asyncio.to_thread(self.audit_key.load)
+        found = await self.run(
+            pg_privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
+        )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
-        spooled = await asyncio.to_thread(
-            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-        )
+        spooled = 0
+        if drop_spooled:
+            spooled = await asyncio.to_thread(
+                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+            )
         vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
         return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
 
@@ -518,6 +542,8 @@ async def open_postgres(
     )
     beating: asyncio.Task[None] | None = None
     try:
+        # The erasure key is read (or made) now, so that no write of a call waits for the disk to check it.
+        await asyncio.to_thread(repo.audit_key.load)
         await repo.lookups.open()
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")

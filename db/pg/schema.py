@@ -228,10 +228,20 @@ UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS N
 
 """
 
+# SQLite's version 7: calls' numbers and erasures' scopes (see db.migrations._ERASURE_WINS).
+_ERASURE_WINS = f"""
+ALTER TABLE calls ADD COLUMN caller_number {TEXT};
+UPDATE calls SET caller_number = (SELECT household FROM customers WHERE customers.id = calls.customer_id);
+CREATE INDEX ix_calls_caller_number ON calls(caller_number);
+ALTER TABLE erasures ADD COLUMN scope {TEXT} NOT NULL DEFAULT 'number' CHECK (scope IN ('number', 'profile'));
+CREATE INDEX ix_erasures_subject ON erasures(subject);
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "schema of SQLite's version 5, full-text search, worker heartbeats", _INITIAL),
     Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
+    Migration(3, "calls' numbers and erasures' scopes", _ERASURE_WINS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
