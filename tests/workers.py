@@ -23,9 +23,12 @@ ORDER_LINES = ["I'd like to order", "Two margheritas and a tiramisu"]
 PLACE_STEPS = [ToolCall("confirm_order"), Say("Placed!")]
 
 
-async def _call_until(repo: Repository, identity: str, call_id: str, steps: list[Step], lines: list[str]) -> Call:
+async def _call_until(
+    repo: Repository, identity: str, call_id: str, steps: list[Step], lines: list[str], *, trust_caller_id: bool = False
+) -> Call:
     """A call whose ``lines`` are completed turns, each journaled."""
-    call = await start_call(identity=identity, repo=repo, llm=ScriptedLLM(steps), call_id=call_id)
+    llm = ScriptedLLM(steps)
+    call = await start_call(identity=identity, repo=repo, llm=llm, call_id=call_id, trust_caller_id=trust_caller_id)
     assert call.greeting is not None
     await call.greeting
     for line in lines:
@@ -110,5 +113,36 @@ def talk_then_wait_to_be_killed(db_path: str, call_id: str, lines: list[str], re
             await _call_until(repo, "+15550008888", call_id, steps, lines)
             ready.set()
             await asyncio.sleep(3600)
+
+    asyncio.run(run())
+
+
+def talk_through_an_erasure(
+    target: str,
+    spool_dir: str,
+    caller: str,
+    steps: list[Step],
+    before: list[str],
+    after: list[str],
+    ready: Event,
+    go_on: Event,
+    report: Queue,
+) -> None:
+    """A vouched-for caller's call (SQLite file or PostgreSQL URL): say ``before`` (each a completed turn),
+    say so, wait for ``go_on`` (the caller is erased meanwhile, by another process), say ``after``, end
+    the call; report the tools' errors and whether the call knew it was erased."""
+
+    async def run() -> None:
+        async with open_repository(target, spool_dir=spool_dir) as repo:
+            await repo.recovered()
+            call = await _call_until(repo, caller, "erased-call", steps, before, trust_caller_id=True)
+            ready.set()
+            await asyncio.to_thread(go_on.wait)
+            errors = []
+            for line in after:
+                result = await call.session.run(user_input=line)
+                errors += [e.item.output for e in result.events if e.type == "function_call_output" and e.item.is_error]
+            await call.finish()
+            report.put((errors, call.journal.erased))
 
     asyncio.run(run())
