@@ -1,10 +1,11 @@
 """An erased caller stays erased: a snapshot of theirs that another process spooled before the
 erasure (where the erasure could not reach it) is dropped at replay, on either backend, while the
-rest of the household keeps theirs."""
+rest of the household keeps theirs; and an erasure spooled when the database refused it is carried out in
+its place in the spool."""
 
 from __future__ import annotations
 
-from db import CallSnapshot, Order, OrderLine
+from db import CallSnapshot, ErasureRequest, Order, OrderLine
 
 NUMBER = "+15550002000"
 BEFORE = "2026-11-01T18:00:00.000000+00:00"
@@ -69,3 +70,18 @@ async def test_a_call_that_began_after_the_erasure_is_written(any_repo):
 
     assert (result.written, result.erased) == (1, 0)
     assert await names(any_repo) == ["Maria"]
+
+
+async def test_a_spooled_erasure_is_carried_out_in_its_place_in_the_spool(any_repo):
+    # forget_me was asked while the database refused it: the call before it and the erasure are spooled
+    await any_repo.spool(spooled("first", NUMBER, "Maria"))
+    await any_repo.spool_erasure(ErasureRequest(erase=NUMBER, requested_at=BEFORE))
+    await any_repo.spool(spooled("second", NUMBER, "Maria"))  # another call of hers, begun before it was carried out
+
+    result = await any_repo.replay_spool()
+
+    assert (result.written, result.erasures, result.erased, result.kept) == (1, 1, 1, 0)
+    assert await names(any_repo) == []
+    assert [tuple(row) for row in await any_repo.read("SELECT count(*) FROM calls", ())] == [(0,)]
+    assert [tuple(row) for row in await any_repo.read("SELECT scope FROM erasures", ())] == [("profile",)]
+    assert not any_repo.spool_file.exists()
