@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from test_failing_database import write_lock_held
+from test_postgres_backend import refuse_connections
 from test_trust import memory_agent, traces
 from workers import talk_through_an_erasure
 
@@ -227,3 +228,25 @@ async def test_forget_me_with_the_database_locked_is_spooled_and_carried_out_lat
     assert rows(db_path, "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM calls)") == [(0, 0)]
     assert rows(db_path, "SELECT scope FROM erasures") == [("profile",)]
     assert sqlite_holds(db_path, ["Quinn", SECRET, NUMBER]) == {}
+
+
+async def test_forget_me_with_postgresql_refusing_is_spooled_and_carried_out_later(pg_url, tmp_path, caplog):
+    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+        await repo.recovered()
+        call, _ = await scripted_call(
+            repo, NUMBER, FORGET_ME, ["I'm Quinn", f"forget me and the {SECRET}"], finish=False, trust_caller_id=True
+        )
+        await call.journal.flush()
+        refuse_connections(pg_url, True)
+        try:
+            await call.finish()  # neither the call's last record nor the erasure gets in: both are spooled
+        finally:
+            refuse_connections(pg_url, False)
+        assert "the caller's erasure was spooled" in caplog.text
+    assert await postgres_holds(pg_url, ["Quinn"]) != {}  # the checkpoints got in before
+
+    async with open_repository(pg_url, spool_dir=tmp_path) as repo:  # the next start carries it out
+        await repo.recovered()
+        assert not repo.spool_file.exists()
+
+    assert await postgres_holds(pg_url, ["Quinn", SECRET, NUMBER]) == {}
