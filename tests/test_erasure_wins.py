@@ -140,6 +140,23 @@ async def test_a_call_running_when_its_caller_is_erased_by_another_process_never
         assert [tuple(row) for row in scopes] == [("number",)]
 
 
+async def test_a_call_of_this_process_erased_mid_call_writes_nothing_more_and_a_later_call_is_remembered(any_repo):
+    call, _ = await scripted_call(any_repo, NUMBER, TALK, BEFORE, finish=False, trust_caller_id=True)
+    await call.journal.flush()
+
+    await any_repo.forget(NUMBER)
+    for line in AFTER:
+        await call.session.run(user_input=line)
+    await call.finish()
+
+    assert call.journal.erased
+    counts = await any_repo.read("SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM messages)", ())
+    assert [tuple(row) for row in counts] == [(0, 0)]
+    # a call that begins after the erasure is a new start
+    await scripted_call(any_repo, NUMBER, TALK[:3], BEFORE[:1], trust_caller_id=True)
+    assert [tuple(row) for row in await any_repo.read("SELECT name FROM customers", ())] == [("Quinn",)]
+
+
 # -- the number's calls where no name was given ----------------------------------------------------
 
 ANSWERED = "zebracakes"
