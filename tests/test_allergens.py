@@ -131,6 +131,8 @@ def test_a_broad_word_asks_which_and_a_dish_does_not():
         ("with walnuts", ("tree nuts",)),
         ("extra cheese", ("milk",)),
         ("cheese on the side", ("milk",)),
+        ("creamy sauce", ("milk",)),
+        ("breaded", ("wheat",)),
         ("no onions, extra parmesan", ("milk",)),
         ("no onions extra parmesan", ("milk",)),
         ("a drizzle of sesame oil", ("sesame",)),

@@ -42,7 +42,11 @@ class NotesFacts(BellaVistaAgent):
                 (item.name, has) for item in ud.menu.items if (has := in_order(set(item.allergens) & set(checked)))
             ]
             dishes = [name if len(checked) == 1 else f"{name} ({', '.join(has)})" for name, has in found]
-            reply.append(f"In: {', '.join(dishes)}." if dishes else "Nothing on our menu has it.")
+            reply.append(
+                f"In: {', '.join(dishes)}."
+                if dishes
+                else f"Nothing on our menu has {'it' if len(checked) == 1 else 'them'}."
+            )
         for said in named:
             if said.ask:
                 reply.append(
