@@ -21,10 +21,10 @@ class NotesFacts(BellaVistaAgent):
 
     @function_tool
     async def remember_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
-        """Note the food allergies the caller states; one call for a statement naming several.
+        """Note the food allergies the caller states, all in one call.
 
         Args:
-            allergen: As said, e.g. "pine nuts" or "nuts and dairy"
+            allergen: As said, e.g. "pine nuts", "nuts and dairy"
         """
         ud = context.userdata
         named = read_allergies(clean_fact(allergen, MAX_TOPIC, "allergen"))

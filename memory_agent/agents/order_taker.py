@@ -62,7 +62,7 @@ class OrderTaker(KeepsFacts):
             item: Menu item id
             quantity: 1 to 20
             modifications: e.g. ["no onions"]
-            accept_allergens: True only if, told it has (or may have) their allergen, they still want it
+            accept_allergens: True only if, told it has their allergen, they still want it
         """
         ud = context.userdata
         _ensure_open(ud)
