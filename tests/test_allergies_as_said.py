@@ -282,3 +282,39 @@ async def test_the_same_as_last_time_leaves_out_a_dish_whose_modification_has_th
     said = outputs(llm)[1][0]
     assert "Left out, it has their allergen: Margherita Pizza (tree nuts)" in said
     assert "1x Sparkling Water" in said
+
+
+async def test_on_either_backend_each_go_ahead_is_on_its_line_and_every_allergy_in_the_note(any_repo):
+    steps = [
+        *GREET,
+        ToolCall("remember_allergy", {"allergen": "seafood and mustard"}),
+        Say("Noted."),
+        ToolCall("add_to_order", {"item": "caesar_salad"}),
+        ToolCall("add_to_order", {"item": "margherita_pizza", "modifications": ["anchovies on top"]}),
+        Say("Both have or may have your allergens. Still want them?"),
+        ToolCall("add_to_order", {"item": "caesar_salad", "accept_allergens": True}),
+        ToolCall(
+            "add_to_order",
+            {"item": "margherita_pizza", "modifications": ["anchovies on top"], "accept_allergens": True},
+        ),
+        ToolCall("confirm_order"),
+        Say("Placed."),
+    ]
+    _, llm = await call(any_repo, steps)
+    _, salad, pizza, *_ = outputs(llm)
+    assert salad[1] and "Caesar Salad contains fish" in salad[0] and 'not checked for ["mustard"]' in salad[0]
+    assert pizza[1] and 'The modification "anchovies on top" adds fish' in pizza[0]
+    found = await any_repo.read(
+        "SELECT i.menu_item, i.modifications, i.accepted_allergens, o.kitchen_note FROM orders AS o"
+        " JOIN order_items AS i ON i.order_id = o.id WHERE o.status = 'placed' ORDER BY i.position",
+        (),
+    )
+
+    def as_list(value) -> list:
+        return value if isinstance(value, list) else json.loads(value)
+
+    note = "Allergies: fish, crustacean shellfish, mustard"
+    assert [(r[0], as_list(r[1]), as_list(r[2]), r[3]) for r in found] == [
+        ("caesar_salad", [], ["fish", "mustard"], note),
+        ("margherita_pizza", ["anchovies on top"], ["fish", "mustard"], note),
+    ]
