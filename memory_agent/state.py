@@ -11,7 +11,7 @@ from pydantic import BaseModel, EmailStr, Field
 from db import CustomerMemory, Feedback, Order, OrderLine
 from db.clock import utcnow_iso
 from db.models import MAX_QUANTITY, CallerFact, FactKind, OrderStatus, subtotal_cents, tip_cents
-from memory_agent.allergens import ALLERGENS, in_order
+from memory_agent.allergens import ALLERGENS, in_order, read_allergies
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents, join_words
 
@@ -145,14 +145,23 @@ class Userdata:
 
     def mine(self, allergens: Iterable[str]) -> list[str]:
         """Those of ``allergens`` the caller is allergic to, each once, in the vocabulary's order."""
-        topics = {fact.topic for fact in self.facts("allergy")}
-        return [a for a in in_order(allergens) if a in topics]
+        held = {a for fact in self.facts("allergy") for a in _allergy_reading(fact)[0]}
+        return [a for a in in_order(allergens) if a in held]
 
     def unchecked_allergies(self, accepted: Iterable[str] = ()) -> list[str]:
         """The caller's allergies the menu cannot be checked for (none of the nine), less ``accepted``:
         every dish needs the caller's go-ahead while one is left."""
         done = set(accepted)
-        return [f.topic for f in self.facts("allergy") if f.topic not in ALLERGENS and f.topic not in done]
+        return [f.topic for f in self.facts("allergy") if _allergy_reading(f)[1] and f.topic not in done]
 
     def state_fact(self, kind: FactKind, topic: str, value: str | None) -> None:
         self.stated[(kind, topic)] = CallerFact(kind=kind, topic=topic, value=value, stated_at=utcnow_iso())
+
+
+def _allergy_reading(fact: CallerFact) -> tuple[tuple[str, ...], bool]:
+    """The allergens an allergy fact stands for, and whether the menu cannot be checked for some of it.
+    A fact kept in the caller's words before the vocabulary knew them ("nuts and dairy") is read again."""
+    if fact.topic in ALLERGENS:
+        return (fact.topic,), False
+    named = read_allergies(fact.value or fact.topic)
+    return tuple(a for n in named for a in n.allergens), not named or any(not n.allergens for n in named)

@@ -4,13 +4,17 @@ allergies the menu cannot be checked for, and modifications that add an allergen
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from conftest import rows, scripted_call
+from db import CallSnapshot
+from db.models import CallerFact
 from memory_agent.scripted_llm import Say, ToolCall
 
 ANNA = "+14155550177"  # trusted caller ID: known before the first word
+AN_HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
 GREET = [Say("Hello!"), ToolCall("transfer_to_order_taker"), Say("What would you like?")]
 
 
@@ -318,3 +322,23 @@ async def test_on_either_backend_each_go_ahead_is_on_its_line_and_every_allergy_
         ("caesar_salad", [], ["fish", "mustard"], note),
         ("margherita_pizza", ["anchovies on top"], ["fish", "mustard"], note),
     ]
+
+
+async def test_an_allergy_kept_in_the_callers_words_before_the_vocabulary_knew_them_is_checked(repo, db_path):
+    legacy = CallerFact(kind="allergy", topic="nuts and dairy", value="nuts and dairy", stated_at=AN_HOUR_AGO)
+    await repo.save_call(CallSnapshot(call_id="before", identity=ANNA, started_at=AN_HOUR_AGO, facts=[legacy]))
+    steps = [
+        *GREET,
+        ToolCall("add_to_order", {"item": "pesto_pizza"}),
+        ToolCall("add_to_order", {"item": "sparkling_water"}),
+        Say("The pesto pizza has milk and tree nuts."),
+        ToolCall("forget_allergy", {"allergen": "nuts and dairy"}),
+        ToolCall("add_to_order", {"item": "pesto_pizza"}),
+        Say("Added."),
+    ]
+    _, llm = await call(repo, steps)
+    pesto, water, dropped, added = outputs(llm)
+    assert pesto[1] and "Pesto Pizza contains milk, tree nuts" in pesto[0] and "not checked" not in pesto[0]
+    assert not water[1]  # every word of it is known now: nothing is left unchecked
+    assert not dropped[1] and '"nuts and dairy"' in dropped[0]
+    assert not added[1]

@@ -90,8 +90,10 @@ class KeepsFacts(NotesFacts):
     @function_tool
     async def forget_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
         """Drop an allergy they no longer have."""
-        named = read_allergies(clean_fact(allergen, MAX_TOPIC, "allergen"))
-        return _withdraw(context.userdata, "allergy", [t for said in named for t in said.allergens or (said.topic,)])
+        said = clean_fact(allergen, MAX_TOPIC, "allergen")
+        topics = [t for named in read_allergies(said) for t in named.allergens or (named.topic,)]
+        # An allergy kept in the caller's words before the vocabulary knew them has those words as topic.
+        return _withdraw(context.userdata, "allergy", [*topics, normalize(said)])
 
     @function_tool
     async def forget_preference(self, context: RunContext[Userdata], about: str) -> str:
