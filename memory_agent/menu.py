@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from memory_agent.allergens import ALLERGENS, normalize_allergen
+from memory_agent.allergens import ALLERGENS, Term, allergens_added, fold, in_order, read_allergies, vocabulary
 from memory_agent.speech import format_cents
 from memory_agent.text import normalize as normalize
 
@@ -39,8 +39,8 @@ class MenuItem(BaseModel):
         item = info.data.get("id", "an item")
         for allergen in value:
             if allergen not in ALLERGENS:
-                meant = normalize_allergen(allergen)
-                hint = f"did you mean {meant!r}? " if meant else ""
+                meant = in_order(a for named in read_allergies(allergen) for a in named.allergens)
+                hint = f"did you mean {' or '.join(map(repr, meant))}? " if meant else ""
                 raise ValueError(
                     f"menu item {item} lists unknown allergen {allergen!r}: {hint}use one of {', '.join(ALLERGENS)}"
                 )
@@ -92,6 +92,11 @@ class Menu(BaseModel):
         wanted = set(allergens)
         return [a for a in ALLERGENS if a in wanted and a in dish.allergens]
 
+    def allergens_added(self, modification: str) -> tuple[str, ...]:
+        """The allergens a modification adds to a dish, by the ingredients ("walnut topping") or the
+        menu's dishes ("carbonara sauce on top") it names; none for what it takes away ("no cheese")."""
+        return allergens_added(modification, _modification_terms(self.items))
+
     def prompt_listing(self) -> str:
         """The menu as the LLM sees it, one short line per item: id, name, price, allergens.
 
@@ -114,6 +119,13 @@ class Menu(BaseModel):
 @lru_cache(maxsize=16)
 def _index_of(items: tuple[MenuItem, ...]) -> dict[str, MenuItem]:
     return {normalize(key): item for item in items for key in (item.id, item.name, *item.aliases)}
+
+
+@lru_cache(maxsize=16)
+def _modification_terms(items: tuple[MenuItem, ...]) -> dict[str, Term]:
+    """The allergen vocabulary with the menu's dish names in it; the vocabulary's word wins ("pesto")."""
+    dishes = {fold(key): Term(in_order(item.allergens)) for item in items for key in (item.name, *item.aliases)}
+    return {**{key: term for key, term in dishes.items() if key}, **vocabulary()}
 
 
 def _words_in(text: str, key: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, EmailStr, Field
 from db import CustomerMemory, Feedback, Order, OrderLine
 from db.clock import utcnow_iso
 from db.models import MAX_QUANTITY, CallerFact, FactKind, OrderStatus, subtotal_cents, tip_cents
+from memory_agent.allergens import ALLERGENS, in_order, read_allergies
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents, join_words
 
@@ -67,7 +69,8 @@ class OrderState(BaseModel):
     def add(self, item: MenuItem, quantity: int, modifications: list[str], accepted: list[str] | None = None) -> None:
         """Add an item at its menu price, merging with an identical line; enforces the limits.
 
-        ``accepted``: allergens of the caller's in the item that they chose to order anyway.
+        ``accepted``: allergies of the caller's in the item, or the menu cannot be checked for, that they
+        chose to order anyway.
         """
         if not 1 <= quantity <= MAX_QUANTITY:
             raise OrderLimitError(f"Quantity must be between 1 and {MAX_QUANTITY}; ask the caller how many they want.")
@@ -130,12 +133,35 @@ class Userdata:
         known.update(self.stated)
         return [f for f in known.values() if f.kind == kind and f.value is not None]
 
-    def allergens_in(self, dish: MenuItem | OrderLine) -> list[str]:
-        """The caller's allergens that a dish (a menu item, or an order line not yet accepted) contains."""
-        item = self.menu.get(dish.menu_item) if isinstance(dish, OrderLine) else dish
-        accepted = dish.accepted_allergens if isinstance(dish, OrderLine) else []
-        mine = {fact.topic for fact in self.facts("allergy")}
-        return [a for a in (item.allergens if item else ()) if a in mine and a not in accepted]
+    def allergens_in(self, dish: MenuItem | OrderLine, modifications: Sequence[str] = ()) -> list[str]:
+        """The caller's allergens that a dish contains, with its modifications: a menu item, or an order
+        line (less what was accepted on it)."""
+        if isinstance(dish, OrderLine):
+            item, modifications, accepted = self.menu.get(dish.menu_item), dish.modifications, dish.accepted_allergens
+        else:
+            item, accepted = dish, []
+        added = [a for mod in modifications for a in self.menu.allergens_added(mod)]
+        return [a for a in self.mine([*(item.allergens if item else ()), *added]) if a not in accepted]
+
+    def mine(self, allergens: Iterable[str]) -> list[str]:
+        """Those of ``allergens`` the caller is allergic to, each once, in the vocabulary's order."""
+        held = {a for fact in self.facts("allergy") for a in _allergy_reading(fact)[0]}
+        return [a for a in in_order(allergens) if a in held]
+
+    def unchecked_allergies(self, accepted: Iterable[str] = ()) -> list[str]:
+        """The caller's allergies the menu cannot be checked for (none of the nine), less ``accepted``:
+        every dish needs the caller's go-ahead while one is left."""
+        done = set(accepted)
+        return [f.topic for f in self.facts("allergy") if _allergy_reading(f)[1] and f.topic not in done]
 
     def state_fact(self, kind: FactKind, topic: str, value: str | None) -> None:
         self.stated[(kind, topic)] = CallerFact(kind=kind, topic=topic, value=value, stated_at=utcnow_iso())
+
+
+def _allergy_reading(fact: CallerFact) -> tuple[tuple[str, ...], bool]:
+    """The allergens an allergy fact stands for, and whether the menu cannot be checked for some of it.
+    A fact kept in the caller's words before the vocabulary knew them ("nuts and dairy") is read again."""
+    if fact.topic in ALLERGENS:
+        return (fact.topic,), False
+    named = read_allergies(fact.value or fact.topic)
+    return tuple(a for n in named for a in n.allergens), not named or any(not n.allergens for n in named)

@@ -127,6 +127,8 @@ async def test_an_allergy_stated_on_this_call_is_not_asked_again_and_reaches_the
         ToolCall("add_to_order", {"item": "tiramisu"}),
         Say("Tiramisu has milk."),
         ToolCall("add_to_order", {"item": "sparkling_water"}),
+        Say("We can't check it for mustard; still want it?"),
+        ToolCall("add_to_order", {"item": "sparkling_water", "accept_allergens": True}),
         Say("Water added."),
         ToolCall("confirm_order"),
         Say("Placed."),
@@ -134,11 +136,14 @@ async def test_an_allergy_stated_on_this_call_is_not_asked_again_and_reaches_the
     _, llm = await call(repo, steps)
     told = outputs(llm)
     assert "milk" in told[0][0] and "Tiramisu" in told[0][0]
-    assert "does not track" in told[1][0]
+    assert 'not checked for ["mustard"]' in told[1][0]
     assert told[2][1] and "milk" in told[2][0]
-    assert len(told) == 4 and not told[3][1]
+    assert told[3][1] and 'not checked for ["mustard"]' in told[3][0] and "Sparkling Water" in told[3][0]
+    assert len(told) == 5 and not told[4][1]
     assert rows(db_path, "SELECT kitchen_note FROM orders") == [("Allergies: milk, mustard",)]
-    assert rows(db_path, "SELECT menu_item FROM order_items") == [("sparkling_water",)]
+    assert rows(db_path, "SELECT menu_item, accepted_allergens FROM order_items") == [
+        ("sparkling_water", '["mustard"]')
+    ]
 
 
 async def test_a_caller_not_yet_known_is_protected_on_this_call_but_nothing_is_remembered(repo, db_path):

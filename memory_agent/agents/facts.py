@@ -10,7 +10,7 @@ from livekit.agents import RunContext, ToolError, function_tool
 
 from db.models import MAX_FACT, MAX_TOPIC, FactKind
 from memory_agent.agents.base import BellaVistaAgent
-from memory_agent.allergens import ALLERGENS, normalize_allergen
+from memory_agent.allergens import in_order, read_allergies
 from memory_agent.memory import as_data
 from memory_agent.menu import normalize
 from memory_agent.state import Userdata
@@ -21,25 +21,51 @@ class NotesFacts(BellaVistaAgent):
 
     @function_tool
     async def remember_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
-        """Note a food allergy the caller states.
+        """Note the food allergies the caller states, all in one call.
 
         Args:
-            allergen: As said, e.g. "pine nuts"
+            allergen: As said, e.g. "pine nuts", "nuts and dairy"
         """
         ud = context.userdata
-        said = clean_fact(allergen, MAX_TOPIC, "allergen")
-        topic = allergy_topic(said)
-        ud.state_fact("allergy", topic, said)
+        named = read_allergies(clean_fact(allergen, MAX_TOPIC, "allergen"))
+        if not named:
+            raise ToolError("That names no food: ask what they are allergic to.")
+        for said in named:
+            for topic in said.allergens or (said.topic,):
+                ud.state_fact("allergy", topic, said.said)
         ud.journal.checkpoint()
-        reply = [f"Noted: allergic to {as_data(topic)}."]
-        if topic in ALLERGENS:
-            found = [item.name for item in ud.menu.items if topic in item.allergens]
-            reply.append(f"In: {', '.join(found)}." if found else "Nothing on our menu has it.")
-            ordered = [line.name for line in ud.order.items if topic in ud.allergens_in(line)]
-            if ordered and not ud.order.placed:
+        checked = in_order(a for said in named for a in said.allergens)
+        unchecked = list(dict.fromkeys(said.topic for said in named if not said.allergens))
+        reply = [f"Noted: allergic to {', '.join(as_data(topic) for topic in [*checked, *unchecked])}."]
+        if checked:
+            found = [
+                (item.name, has) for item in ud.menu.items if (has := in_order(set(item.allergens) & set(checked)))
+            ]
+            dishes = [name if len(checked) == 1 else f"{name} ({', '.join(has)})" for name, has in found]
+            reply.append(
+                f"In: {', '.join(dishes)}."
+                if dishes
+                else f"Nothing on our menu has {'it' if len(checked) == 1 else 'them'}."
+            )
+        for said in named:
+            if said.ask:
+                reply.append(
+                    f"{as_data(said.said)} can mean {' or '.join(said.allergens)}: all are noted. If it matters for"
+                    " what they order, ask which they mean, and forget_allergy any they can eat."
+                )
+        if unchecked:
+            reply.append(
+                f"Our menu is not checked for {as_data(unchecked)}: tell the caller we cannot say which dishes have"
+                " it. Every dish they order needs their go-ahead (accept_allergens=true); the kitchen sees it."
+            )
+        if not ud.order.placed:
+            ordered = [
+                line.name
+                for line in ud.order.items
+                if ud.allergens_in(line) or ud.unchecked_allergies(line.accepted_allergens)
+            ]
+            if ordered:
                 reply.append(f"The order has {', '.join(ordered)}: ask whether to remove it.")
-        else:
-            reply.append("Our menu does not track it: the kitchen will see it on the order.")
         return " ".join([*reply, _kept(ud)])
 
     @function_tool
@@ -64,19 +90,16 @@ class KeepsFacts(NotesFacts):
     @function_tool
     async def forget_allergy(self, context: RunContext[Userdata], allergen: str) -> str:
         """Drop an allergy they no longer have."""
-        topic = allergy_topic(clean_fact(allergen, MAX_TOPIC, "allergen"))
-        return _withdraw(context.userdata, "allergy", topic)
+        said = clean_fact(allergen, MAX_TOPIC, "allergen")
+        topics = [t for named in read_allergies(said) for t in named.allergens or (named.topic,)]
+        # An allergy kept in the caller's words before the vocabulary knew them has those words as topic.
+        return _withdraw(context.userdata, "allergy", [*topics, normalize(said)])
 
     @function_tool
     async def forget_preference(self, context: RunContext[Userdata], about: str) -> str:
         """Drop a preference they no longer have."""
         topic = normalize(clean_fact(about, MAX_TOPIC, "subject"))
-        return _withdraw(context.userdata, "preference", topic)
-
-
-def allergy_topic(said: str) -> str:
-    """An allergy's topic: its name in the menu's vocabulary, or else the caller's words, folded."""
-    return normalize_allergen(said) or normalize(said)
+        return _withdraw(context.userdata, "preference", [topic])
 
 
 def clean_fact(text: object, limit: int, what: str) -> str:
@@ -91,14 +114,17 @@ def clean_fact(text: object, limit: int, what: str) -> str:
     return cleaned
 
 
-def _withdraw(ud: Userdata, kind: FactKind, topic: str) -> str:
-    """The caller no longer holds what they said on ``topic``: kept as history, never told again."""
+def _withdraw(ud: Userdata, kind: FactKind, topics: list[str]) -> str:
+    """The caller no longer holds what they said on ``topics``: kept as history, never told again."""
     held = [fact.topic for fact in ud.facts(kind)]
-    if topic not in held:
-        raise ToolError(f"No {kind} {as_data(topic)} on record. On record: {as_data(held) if held else 'nothing'}.")
-    ud.state_fact(kind, topic, None)
+    dropped = [topic for topic in dict.fromkeys(topics) if topic in held]
+    if not dropped:
+        said = as_data(", ".join(topics))
+        raise ToolError(f"No {kind} {said} on record. On record: {as_data(held) if held else 'nothing'}.")
+    for topic in dropped:
+        ud.state_fact(kind, topic, None)
     ud.journal.checkpoint()
-    return f"Dropped the {kind} {as_data(topic)}."
+    return f"Dropped the {kind} {', '.join(as_data(topic) for topic in dropped)}."
 
 
 def _kept(ud: Userdata) -> str:

@@ -69,14 +69,12 @@ class OrderTaker(KeepsFacts):
         menu_item = find_item(ud.menu, item)
         if not menu_item.available:
             raise ToolError(f"{menu_item.name} is not available today; offer something else.")
-        risky = ud.allergens_in(menu_item)
-        if risky and not accept_allergens:
-            raise ToolError(
-                f"{menu_item.name} contains {', '.join(risky)}, which the caller is allergic to. Tell them;"
-                " add it only if they still want it, with accept_allergens=true."
-            )
+        mods = clean_modifications(modifications)
+        accepted = [*ud.allergens_in(menu_item, mods), *ud.unchecked_allergies()]
+        if accepted and not accept_allergens:
+            raise ToolError(_allergy_warning(ud, menu_item, mods))
         try:
-            ud.order.add(menu_item, quantity, clean_modifications(modifications), accepted=risky)
+            ud.order.add(menu_item, quantity, mods, accepted=accepted)
         except OrderLimitError as exc:
             raise ToolError(str(exc)) from None
         ud.journal.checkpoint()
@@ -122,14 +120,17 @@ class OrderTaker(KeepsFacts):
         if not past:
             raise ToolError("We have no such order of this caller on record; ask what they would like.")
         ud.order.reordered.append(which)
-        gone, unsafe, repriced, skipped = [], [], [], []
+        gone, unsafe, not_checked, repriced, skipped = [], [], [], [], []
         for old in past:
             current = ud.menu.get(old.menu_item)
             if current is None or not current.available:
                 gone.append(old.name)
                 continue
-            if risky := ud.allergens_in(current):
+            if risky := ud.allergens_in(current, old.modifications):
                 unsafe.append(f"{current.name} ({', '.join(risky)})")
+                continue
+            if unchecked := ud.unchecked_allergies():
+                not_checked.append(f"{current.name} ({', '.join(unchecked)})")
                 continue
             if current.price_cents != old.unit_price_cents:
                 was, now = format_cents(old.unit_price_cents), format_cents(current.price_cents)
@@ -143,6 +144,10 @@ class OrderTaker(KeepsFacts):
         for label, names in (
             ("Not available today, left out", gone),
             ("Left out, it has their allergen", unsafe),
+            (
+                "Left out, the menu is not checked for their allergy (add with accept_allergens=true if wanted)",
+                not_checked,
+            ),
             ("Price changed, tell them", repriced),
             ("Over the order's limits, not added", skipped),
         ):
@@ -219,11 +224,15 @@ class OrderTaker(KeepsFacts):
                 f"First ask once whether they are still allergic to {as_data(remembered)} (forget_allergy any they"
                 " no longer have), then call confirm_order with allergies_checked=true."
             )
-        unsafe = [f"{line.name} ({', '.join(risky)})" for line in ud.order.items if (risky := ud.allergens_in(line))]
+        unsafe = [
+            f"{line.name} ({', '.join(risky)})"
+            for line in ud.order.items
+            if (risky := [*ud.allergens_in(line), *ud.unchecked_allergies(line.accepted_allergens)])
+        ]
         if unsafe:
             raise ToolError(
-                f"The order has {'; '.join(unsafe)}, which the caller is allergic to. Tell them; remove it, and add"
-                " it again with accept_allergens=true only if they still want it."
+                f"The order has {'; '.join(unsafe)}, which the caller is allergic to (or the menu is not checked"
+                " for). Tell them; remove it, and add it again with accept_allergens=true only if they still want it."
             )
         ud.order.allergies_checked = True
         allergies = [f.topic if f.topic in ALLERGENS else f.value or f.topic for f in ud.facts("allergy")]
@@ -251,6 +260,26 @@ class OrderTaker(KeepsFacts):
                 " want it, remove the items with remove_from_order first."
             )
         return Feedback(ud, chat_ctx=self.chat_ctx)
+
+
+def _allergy_warning(ud: Userdata, item: MenuItem, modifications: list[str]) -> str:
+    """What the LLM is told when a dish, as modified, has or may have the caller's allergen."""
+    problems = []
+    if risky := ud.allergens_in(item):
+        problems.append(f"{item.name} contains {', '.join(risky)}")
+    for mod in modifications:
+        if found := ud.mine(ud.menu.allergens_added(mod)):
+            problems.append(f"the modification {as_data(mod)} adds {', '.join(found)}")
+    said = []
+    if problems:
+        warning = "; ".join(problems) + ", which the caller is allergic to."
+        said.append(warning[0].upper() + warning[1:])
+    if unchecked := ud.unchecked_allergies():
+        said.append(
+            f"Our menu is not checked for {as_data(unchecked)}, which the caller is allergic to: we cannot say"
+            f" whether {item.name} has it."
+        )
+    return " ".join([*said, "Tell them; add it only if they still want it, with accept_allergens=true."])
 
 
 def _ensure_open(ud: Userdata) -> None:
