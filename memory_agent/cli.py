@@ -170,6 +170,23 @@ def _on_repository(settings: Settings, work: Callable[[Repository], Awaitable[T]
     return asyncio.run(run())
 
 
+def _held_database(settings: Settings) -> None:
+    """Refuse a database that is not there (a mistyped ``--db``): an erasure or access request never creates one."""
+    from db import NotADatabase
+
+    try:
+        if is_postgres_url(settings.db):
+            from db.pg.reports import open_read_only as open_postgres
+
+            open_postgres(str(settings.db)).close()
+        else:
+            from db.reports import open_read_only
+
+            open_read_only(settings.db).close()
+    except NotADatabase as exc:
+        raise UsageError(f"{exc}; nothing was read or changed") from None
+
+
 @app.command()
 def forget(
     identity: CallerArgument,
@@ -178,9 +195,15 @@ def forget(
     db: DbOption = None,
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
+    from db.repository import count_erasure
+
     settings = _settings(db)
     key = _caller(identity)
-    erased = _on_repository(settings, lambda repo: repo.forget(key, name=name, dry_run=dry_run))
+    _held_database(settings)
+    if dry_run:  # only reads: no spool replay, no key, no lock file
+        erased = asyncio.run(count_erasure(settings.db, key, name=name, spool_dir=settings.spool_dir))
+    else:
+        erased = _on_repository(settings, lambda repo: repo.forget(key, name=name))
     if not erased.counts["customers"] and not erased.counts["spool_lines"]:
         raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
     counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
@@ -196,6 +219,7 @@ def export_caller(identity: CallerArgument, db: DbOption = None) -> None:
 
     settings = _settings(db)
     key = _caller(identity)
+    _held_database(settings)
     held = _on_repository(settings, lambda repo: repo.export_caller(key))
     if not held["profiles"]:
         raise UsageError(f"nothing is held about {identity!r}")
@@ -214,6 +238,7 @@ def purge(
     from datetime import timedelta
 
     settings = _settings(db)
+    _held_database(settings)
     keep = days or settings.keep_transcripts_days
     done = _on_repository(settings, lambda repo: repo.purge_transcripts(older_than=timedelta(days=keep)))
     print(

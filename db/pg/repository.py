@@ -38,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from db import privacy, recovery, spool, stale
 from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
-from db.errors import DatabaseUnavailable, NotFound, RepositoryError
+from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory, PastOrder
 from db.owner import Owner
 from db.pg import calls as pg_calls
@@ -47,7 +47,7 @@ from db.pg import queries, schema
 from db.pg.calls import Conn
 from db.pg.lookup import LookupConnection
 from db.pg.safe_url import postgres_url, scrub
-from db.repository import Erasure
+from db.repository import Erasure, counted_with_spool
 from db.spool import ReplayResult, append, spool_path
 
 log = logging.getLogger("memory_agent.db")
@@ -452,6 +452,28 @@ def postgres_spool_path(url: str, spool_dir: str | Path | None) -> Path:
     """This host's spool for the database ``url`` names: in ``spool_dir``, or the current folder."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"postgres-{describe_url(url)}")
     return spool_path(name, Path(spool_dir) if spool_dir is not None else Path.cwd())
+
+
+async def count_erasure(
+    url: str, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
+) -> Erasure:
+    """See ``db.repository.count_erasure``: the counts from one read-only transaction, nothing written."""
+    url = postgres_url(url)
+    where = describe_url(url)
+    try:
+        async with await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            await conn.set_read_only(True)
+            cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            found = await cur.fetchone()
+            if not found or not found[0]:
+                raise NotADatabase(f"{where} is not a memory-agent database (no schema_migrations table)")
+            counted = await pg_privacy.forget(conn, identity, name, False, True, "", "")
+            await conn.rollback()
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+    return await counted_with_spool(counted, identity, postgres_spool_path(url, spool_dir))
 
 
 async def _migrate(url: str, where: str) -> None:
