@@ -51,7 +51,7 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
         first = exc.errors()[0]
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if db is not None:
-        settings.db = db if is_postgres_url(db) else Path(db)
+        settings.db = db if is_postgres_url(db) or "://" in db else Path(db)  # a URL is refused as one
     if log_handler:
         logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     else:  # LiveKit's CLI installs the one handler; a second would print every line twice
@@ -112,6 +112,10 @@ def inspect(
     from memory_agent.inspect import inspect_database
 
     settings = _settings(db)
+    if not is_postgres_url(settings.db):
+        from db import database_path
+
+        database_path(settings.db)  # another URL is refused here, without its password
     raise typer.Exit(
         inspect_database(
             settings.db, port=port, timezone=settings.timezone, allow_sql=allow_sql, open_browser=open_browser
@@ -131,7 +135,9 @@ def backup(
     settings = _settings(db)
     if is_postgres_url(settings.db):
         raise UsageError("backup copies a SQLite file; back PostgreSQL up with its own tools (pg_dump)")
-    result = backup_database(settings.db, path, overwrite=force)
+    from db import database_path
+
+    result = backup_database(database_path(settings.db), path, overwrite=force)  # another URL is refused here
     print(f"backed up {settings.db} to {result.target} ({result.bytes:,} bytes)")
 
 

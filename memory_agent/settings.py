@@ -79,7 +79,10 @@ class Settings(BaseSettings):
     def _path_unless_url(cls, value: object) -> object:
         from db import is_postgres_url
 
-        return Path(value) if isinstance(value, str) and not is_postgres_url(value) else value
+        # Any other URL stays text, to be refused as a URL (a path would fold its "//" and show its password).
+        if isinstance(value, str) and not is_postgres_url(value) and "://" not in value:
+            return Path(value)
+        return value
 
     @field_validator("spool_dir")
     @classmethod
