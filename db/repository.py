@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from db import calls, privacy, recovery, spool, stale
+from db import attempts, calls, privacy, recovery, spool, stale
+from db.attempts import Outcome
 from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
@@ -132,6 +133,16 @@ class Repository:
         """Copy the write-ahead log into the main file now."""
         await self.writer.checkpoint()
 
+    async def record_identity_attempt(self, caller: str, *, call_id: str, outcome: Outcome) -> None:
+        subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, caller)
+        await self.writer.run(_execute, attempts.INSERT_SQL, (utcnow_iso(), subject, call_id, outcome))
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        if not self._erasure_key.exists():  # no key yet: nothing was ever recorded
+            return 0
+        subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, caller)
+        return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
+
     # -- personal data ----------------------------------------------------------------------
 
     async def forget(
@@ -200,6 +211,10 @@ async def counted_with_spool(found: dict[str, Any], identity: str, spool_file: P
         spool.forget, spool_file, keys, [*keys, *found["names"]], households=True, dry_run=True
     )
     return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=True)
+
+
+def _execute(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> None:
+    db.execute(sql, params)
 
 
 def _read_only(path: str, read: Callable[..., _T], *args: object) -> _T:

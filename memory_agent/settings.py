@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     # maps the carrier's STIR/SHAKEN attestation into this participant attribute ("A": verified).
     trust_caller_id: bool = Field(default=False, validation_alias="MEMORY_AGENT_TRUST_CALLER_ID")
     attestation_attribute: str | None = Field(default=None, validation_alias="MEMORY_AGENT_ATTESTATION_ATTRIBUTE")
+    # Guessing is bounded: names matching none of a number's profiles allowed from that number in one
+    # call and in 24 hours; past either, the call goes on without memory and is noted for the owner.
+    name_tries_per_call: int = Field(default=2, ge=1, le=20, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_CALL")
+    name_tries_per_day: int = Field(default=5, ge=1, le=1000, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_DAY")
     recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
     # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
     timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
@@ -141,6 +146,18 @@ class Settings(BaseSettings):
     @property
     def recall_budget_s(self) -> float:
         return self.recall_budget_ms / 1000
+
+    @property
+    def guess_limits(self) -> GuessLimits:
+        return GuessLimits(per_call=self.name_tries_per_call, per_day=self.name_tries_per_day)
+
+
+@dataclass(frozen=True)
+class GuessLimits:
+    """Wrong names (matching none of the number's profiles) allowed from one number per call and per day."""
+
+    per_call: int = 2
+    per_day: int = 5
 
 
 _FIELDS = {

@@ -271,8 +271,15 @@ async def test_forget_erases_every_trace_of_a_caller_and_only_theirs(db_path, tm
 async def test_forget_with_a_name_erases_one_person_of_a_household(db_path, tmp_path):
     async with open_repository(db_path) as repo:
         await maria_called_once(repo)
-        tom = [Say("Who?"), ToolCall("save_customer_name", {"name": "Tom"}), Say("Hi Tom")]
-        await scripted_call(repo, MARIA, tom, [f"Tom, I love {WORD}"])
+        tom = [
+            Say("Who?"),
+            ToolCall("save_customer_name", {"name": "Tom"}),
+            Say("Hi Tom"),
+            ToolCall("add_to_order", {"item": "tiramisu"}),
+            ToolCall("confirm_order"),
+            Say("Placed."),
+        ]
+        await scripted_call(repo, MARIA, tom, [f"Tom, I love {WORD}", "a tiramisu, that's all"])
 
     done = memory_agent("forget", MARIA, "--name", "tom", "--db", str(db_path), cwd=tmp_path)
 

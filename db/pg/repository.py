@@ -35,7 +35,8 @@ from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from db import privacy, recovery, spool, stale
+from db import attempts, privacy, recovery, spool, stale
+from db.attempts import Outcome
 from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
@@ -299,6 +300,16 @@ class PostgresRepository:
         """Write the snapshots this host spooled while the database refused them; each exactly once."""
         return await recovery.replay_spool(self)
 
+    async def record_identity_attempt(self, caller: str, *, call_id: str, outcome: Outcome) -> None:
+        subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, caller)
+        await self.run(_execute, attempts.INSERT_SQL.replace("?", "%s"), (utcnow_iso(), subject, call_id, outcome))
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        if not self.erasure_key_file.exists():  # no key yet: nothing was ever recorded by this host
+            return 0
+        subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, caller)
+        return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
+
     async def erased_since(self, snap: CallSnapshot) -> bool:
         query = await asyncio.to_thread(privacy.erased_since_query, self.erasure_key_file, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
@@ -441,6 +452,10 @@ async def _keep_alive(repo: PostgresRepository, every_s: float) -> None:
             await repo.heartbeat()
         except RepositoryError as exc:
             log.warning("heartbeat not renewed (other hosts close this one's calls after %s): %s", repo.lease, exc)
+
+
+async def _execute(conn: Conn, sql: str, params: Sequence[object]) -> None:
+    await conn.execute(sql, params)
 
 
 def _first_line(exc: BaseException) -> str:
