@@ -9,8 +9,10 @@ space is reclaimed at once rather than at the next autovacuum.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from db.models import name_key
@@ -65,6 +67,37 @@ async def forget(
             (now, subject, json.dumps(counts, sort_keys=True)),
         )
     return {"counts": counts, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+
+
+# How long the rewrite of one table may wait for its lock (a long report holding the table): past it,
+# the table is cleaned online instead (see ``clean_after_erasure``).
+REWRITE_LOCK_TIMEOUT = "5s"
+
+
+async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
+    """Leave no erased byte in the tables' pages or their indexes (on an autocommit connection); False
+    if some table could only be cleaned online, its freed heap space keeping the bytes until reused.
+
+    ``DELETE`` only marks rows dead, and ``VACUUM`` frees their space without overwriting it; a GIN
+    index never drops an entry (a lexeme stays though no row has it), and a b-tree keeps a removed
+    entry's bytes in its page's free space. So each table is rewritten with its indexes into new files
+    (``VACUUM FULL``; the old files are removed), which locks the table for that time. A table whose
+    lock is not granted within ``REWRITE_LOCK_TIMEOUT`` is vacuumed and its indexes rebuilt without
+    blocking anyone (``REINDEX ... CONCURRENTLY``) instead.
+    """
+    rewritten = True
+    for table in tables:
+        try:
+            await conn.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
+            await conn.execute(f"VACUUM FULL {table}")
+        except pg_errors.LockNotAvailable:
+            rewritten = False
+            await conn.execute("RESET lock_timeout")
+            await conn.execute(f"VACUUM {table}")
+            await conn.execute(f"REINDEX TABLE CONCURRENTLY {table}")
+        finally:
+            await conn.execute("RESET lock_timeout")
+    return rewritten
 
 
 async def purge(db: Conn, cutoff: str, batch: int) -> dict[str, int]:

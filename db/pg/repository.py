@@ -361,12 +361,16 @@ class PostgresRepository:
         return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
 
     async def _vacuum(self, tables: Sequence[str]) -> bool:
+        """Clear the erased rows out of the tables' pages and indexes (``pg_privacy.clean_after_erasure``),
+        outside any transaction; False if that was not done in full (autovacuum then does part of it later)."""
         try:
             async with self._connection() as conn:
-                await conn.execute(f"VACUUM {', '.join(tables)}")
-            return True
+                rewritten = await pg_privacy.clean_after_erasure(conn, tables)
+            if not rewritten:
+                log.warning("a table was busy: cleaned online, its freed space keeps erased bytes until reused")
+            return rewritten
         except (psycopg.Error, RepositoryError) as exc:
-            log.warning("vacuum after an erasure postponed to autovacuum: %s", pg_calls.describe(exc))
+            log.warning("cleaning the pages after an erasure postponed: %s", pg_calls.describe(exc))
             return False
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
