@@ -6,7 +6,7 @@
 
 Fills a new database with ``--messages`` transcript lines (20 per call, one call per caller, each
 line a few words and the caller's email), then erases one caller with the repository's ``forget``
-(the rows deleted in one transaction, then every affected table rewritten by ``VACUUM FULL`` with
+(the rows deleted in one transaction, then every affected table rewritten by ``VACUUM (FULL, ANALYZE)`` with
 its indexes) and prints how long it took in all and how long each table was locked; for comparison,
 the online alternative that leaves the freed bytes in the heap's pages (``VACUUM`` and
 ``REINDEX ... CONCURRENTLY``) is timed on the same data.
@@ -108,7 +108,10 @@ def bench(server: str, messages: int) -> int:
         )
         target = "+1415" + str(calls // 2).zfill(7)
         total = asyncio.run(erase(url, target, Path(spool)))
-        print(f"forget (delete, then VACUUM FULL of the {len(pg_privacy.ERASED)} tables): {total:.1f} s", flush=True)
+        print(
+            f"forget (delete, then VACUUM (FULL, ANALYZE) of the {len(pg_privacy.ERASED)} tables): {total:.1f} s",
+            flush=True,
+        )
         with psycopg.connect(url, autocommit=True) as conn:
             for table in ("messages", "customers"):
                 print(

@@ -80,8 +80,9 @@ async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
 
     ``DELETE`` only marks rows dead, and ``VACUUM`` frees their space without overwriting it; a GIN
     index never drops an entry (a lexeme stays though no row has it), and a b-tree keeps a removed
-    entry's bytes in its page's free space. So each table is rewritten with its indexes into new files
-    (``VACUUM FULL``; the old files are removed), which locks the table for that time. A table whose
+    entry's bytes in its page's free space; the planner's statistics sample column values. So each
+    table is rewritten with its indexes into new files (``VACUUM FULL``; the old files are removed),
+    which locks the table for that time, and its statistics sampled again from the rows that remain. A table whose
     lock is not granted within ``REWRITE_LOCK_TIMEOUT`` is vacuumed and its indexes rebuilt without
     blocking anyone (``REINDEX ... CONCURRENTLY``) instead.
     """
@@ -89,11 +90,11 @@ async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
     for table in tables:
         try:
             await conn.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
-            await conn.execute(f"VACUUM FULL {table}")
+            await conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
         except pg_errors.LockNotAvailable:
             rewritten = False
             await conn.execute("RESET lock_timeout")
-            await conn.execute(f"VACUUM {table}")
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
             await conn.execute(f"REINDEX TABLE CONCURRENTLY {table}")
         finally:
             await conn.execute("RESET lock_timeout")
