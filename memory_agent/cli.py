@@ -214,7 +214,13 @@ def forget(
         raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
     counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
     print(f"{'would erase' if dry_run else 'erased'}: {counts}")
-    if not erased.log_emptied:
+    if not erased.log_emptied and is_postgres_url(settings.db):
+        print(
+            "note: a table was busy, so it was cleaned without rewriting it: its freed space keeps the erased"
+            " bytes until new rows reuse it (run VACUUM FULL on the caller's tables when the server is quiet)",
+            file=sys.stderr,
+        )
+    elif not erased.log_emptied:
         print("note: the write-ahead log is still in use; it is emptied at the next checkpoint", file=sys.stderr)
 
 
