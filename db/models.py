@@ -338,7 +338,7 @@ class IdentityAttemptRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     attempted_at: str
-    subject: str = Field(index=False)
+    subject: str
     call_id: str
     outcome: str
 
