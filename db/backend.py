@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from db import stale
+from db.attempts import Outcome
 from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import ReplayResult
 
@@ -59,6 +60,14 @@ class Repository(Protocol):
         ...
 
     async def checkpoint(self) -> None: ...
+
+    async def record_identity_attempt(self, caller: str, *, call_id: str, outcome: Outcome) -> None:
+        """Note that a name said on the number ``caller`` matched none of its profiles (or was not compared)."""
+        ...
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        """How many wrong names were said on the number ``caller`` since ``since`` (ISO 8601, UTC)."""
+        ...
 
     async def forget(
         self,

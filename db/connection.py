@@ -28,6 +28,7 @@ import aiosqlite
 
 from db import migrations
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
+from db.pg.safe_url import redact_url
 from db.writer_lock import WriterLock, WriterLockTimeout
 
 _T = TypeVar("_T")
@@ -48,7 +49,7 @@ def database_path(url_or_path: str | Path) -> str:
         if text.startswith(prefix):
             return text[len(prefix) :]
     if "://" in text:
-        raise NotADatabase(f"unsupported database URL {text!r}: use a path or sqlite:///path")
+        raise NotADatabase(f"unsupported database URL {redact_url(text)!r}: use a path or sqlite:///path")
     return text
 
 

@@ -291,6 +291,20 @@ CREATE INDEX ix_erasures_subject ON erasures(subject);
 """
 
 
+# Version 8: names tried on a number that matched none of its profiles (guessing is bounded), for the
+# owner. Nothing personal: a keyed hash of the number (as in ``erasures``), never the name said.
+IDENTITY_ATTEMPTS = """
+CREATE TABLE identity_attempts (
+    id INTEGER PRIMARY KEY,
+    attempted_at TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('wrong_name', 'refused'))
+);
+CREATE INDEX ix_identity_attempts_subject ON identity_attempts(subject, attempted_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
@@ -299,6 +313,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "households and erasures", _HOUSEHOLDS),
     Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(7, "calls' numbers and erasures' scopes", _ERASURE_WINS),
+    Migration(8, "identity attempts", IDENTITY_ATTEMPTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

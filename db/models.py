@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, computed_field, field_validator, model_validator
@@ -242,12 +243,47 @@ class CustomerBase(SQLModel):
 
 
 def name_key(name: str | None) -> str:
-    """What makes two spoken names the same person's: the first name, in any case, without accents."""
+    """What makes two spoken names the same person's: the first name, in any case, without accents,
+    after compatibility folding (NFKC: "Ｍａｒｉａ", "𝐌aria") and with look-alike letters of other
+    scripts read as the Latin ones they mimic (a Cyrillic "а" in "Mаria"); a name spelled out letter
+    by letter ("M a r i a") is one word."""
     if not name:
         return ""
-    plain = "".join(ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch))
-    words = plain.casefold().replace("-", " ").split()
-    return words[0] if words else ""
+    folded = "".join(_latin_look_alike(ch) for ch in unicodedata.normalize("NFKC", name))
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
+    # Invisible characters and apostrophes join ("O'Brien"); other marks part words ("Maria-Luisa").
+    kept = "".join(
+        ch
+        if unicodedata.category(ch)[0] in "LNMZ"
+        else ""
+        if ch in _JOINING or unicodedata.category(ch)[0] == "C"
+        else " "
+        for ch in plain.casefold()
+    )
+    words = kept.split()
+    if not words:
+        return ""
+    spelled = 0
+    while spelled < len(words) and len(words[spelled]) == 1:
+        spelled += 1
+    return "".join(words[:spelled]) if spelled > 1 else words[0]
+
+
+_JOINING = frozenset("'\u2019\u02bc`")
+
+
+@cache
+def _latin_look_alike(ch: str) -> str:
+    """The Latin letter ``ch`` is confusable with (Unicode's confusables, UTS #39), or ``ch`` itself."""
+    if ch.isascii() or not ch.isprintable():
+        return ch
+    from confusable_homoglyphs import confusables  # its table loads on the first name compared
+
+    for found in confusables.is_confusable(ch, greedy=True, preferred_aliases=["latin"]) or ():
+        for glyph in found["homoglyphs"]:
+            if len(glyph["c"]) == 1 and glyph["n"].startswith("LATIN "):
+                return str(glyph["c"])
+    return ch
 
 
 class CustomerRow(CustomerBase, table=True):
@@ -310,6 +346,19 @@ class ErasureRequest(SQLModel):
 
     erase: str = Field(min_length=1)  # the profile's key
     requested_at: str
+
+
+class IdentityAttemptRow(SQLModel, table=True):
+    """A name said on a number that matched none of its profiles (``wrong_name``), or one not even compared
+    because the number had used up its tries (``refused``): when, and a keyed hash of the number."""
+
+    __tablename__ = "identity_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempted_at: str
+    subject: str
+    call_id: str
+    outcome: str
 
 
 # -- call -----------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from db import calls, privacy, recovery, spool, stale
+from db import attempts, calls, privacy, recovery, spool, stale
+from db.attempts import Outcome
 from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
@@ -30,6 +31,7 @@ from db.errors import DatabaseUnavailable, NotFound
 from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
+from db.reports import open_read_only
 from db.spool import ReplayResult, append, spool_path
 
 log = logging.getLogger("memory_agent.db")
@@ -134,6 +136,16 @@ class Repository:
         """Copy the write-ahead log into the main file now."""
         await self.writer.checkpoint()
 
+    async def record_identity_attempt(self, caller: str, *, call_id: str, outcome: Outcome) -> None:
+        subject = await asyncio.to_thread(self.audit_key.subject, caller)
+        await self.writer.run(_execute, attempts.INSERT_SQL, (utcnow_iso(), subject, call_id, outcome))
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        if await asyncio.to_thread(self.audit_key.existing) is None:  # no key yet: nothing was ever recorded
+            return 0
+        subject = await asyncio.to_thread(self.audit_key.subject, caller)
+        return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
+
     # -- personal data ----------------------------------------------------------------------
 
     async def forget(
@@ -182,6 +194,41 @@ class Erasure:
 
     counts: dict[str, int]
     log_emptied: bool
+
+
+async def count_erasure(
+    url_or_path: str | Path, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
+) -> Erasure:
+    """What ``forget`` would erase, by reading only: no database, key, lock or spool file is created or
+    changed, so a snapshot still in the spool is counted as its line rather than replayed first."""
+    if is_postgres_url(url_or_path):
+        from db.pg.repository import count_erasure as count_on_postgres
+
+        return await count_on_postgres(str(url_or_path), identity, name=name, spool_dir=spool_dir)
+    path = database_path(url_or_path)
+
+    def count() -> dict[str, Any]:
+        conn = open_read_only(path)
+        try:
+            return privacy.forget(conn, identity, name, False, True, lambda key: "", "")
+        finally:
+            conn.close()
+
+    found = await asyncio.to_thread(count)
+    return await counted_with_spool(found, identity, spool_path(path, spool_dir))
+
+
+async def counted_with_spool(found: dict[str, Any], identity: str, spool_file: Path) -> Erasure:
+    """A dry run's counts with the spooled lines an erasure would drop."""
+    keys = {identity, *found["keys"]}
+    spooled = await asyncio.to_thread(
+        spool.forget, spool_file, keys, [*keys, *found["names"]], households=True, dry_run=True
+    )
+    return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=True)
+
+
+def _execute(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> None:
+    db.execute(sql, params)
 
 
 def _read_only(path: str, read: Callable[..., _T], *args: object) -> _T:

@@ -19,6 +19,7 @@ from memory_agent.agents import Greeter
 from memory_agent.identity import clean_identity, is_phone_key, participant_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
+from memory_agent.settings import GuessLimits
 from memory_agent.state import Userdata
 
 log = logging.getLogger("memory_agent")
@@ -87,6 +88,7 @@ async def start_call(
     trust_caller_id: bool = False,
     attested: bool = False,
     timezone: str = "UTC",
+    guess_limits: GuessLimits | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -108,6 +110,7 @@ async def start_call(
         timezone=timezone,
         verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
+        guess_limits=guess_limits or GuessLimits(),
     )
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
@@ -137,7 +140,7 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
     """The call as it stands, from its state and the session's canonical history; final with an end reason."""
     return CallSnapshot(
         call_id=ud.call_id,
-        identity=ud.identity,
+        identity=ud.profile_key,
         household=ud.caller,
         started_at=ud.started_at,
         caller_name=ud.caller_name,

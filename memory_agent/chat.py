@@ -17,7 +17,12 @@ async def run_chat(settings: Settings, identity: str) -> None:
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
         call = await start_call(
-            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s, timezone=settings.timezone
+            identity=identity,
+            repo=repo,
+            llm=llm,
+            recall_budget_s=settings.recall_budget_s,
+            timezone=settings.timezone,
+            guess_limits=settings.guess_limits,
         )
         try:
             assert call.greeting is not None

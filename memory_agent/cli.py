@@ -51,7 +51,7 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
         first = exc.errors()[0]
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if db is not None:
-        settings.db = db if is_postgres_url(db) else Path(db)
+        settings.db = db if is_postgres_url(db) or "://" in db else Path(db)  # a URL is refused as one
     if log_handler:
         logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     else:  # LiveKit's CLI installs the one handler; a second would print every line twice
@@ -112,6 +112,10 @@ def inspect(
     from memory_agent.inspect import inspect_database
 
     settings = _settings(db)
+    if not is_postgres_url(settings.db):
+        from db import database_path
+
+        database_path(settings.db)  # another URL is refused here, without its password
     raise typer.Exit(
         inspect_database(
             settings.db, port=port, timezone=settings.timezone, allow_sql=allow_sql, open_browser=open_browser
@@ -131,7 +135,9 @@ def backup(
     settings = _settings(db)
     if is_postgres_url(settings.db):
         raise UsageError("backup copies a SQLite file; back PostgreSQL up with its own tools (pg_dump)")
-    result = backup_database(settings.db, path, overwrite=force)
+    from db import database_path
+
+    result = backup_database(database_path(settings.db), path, overwrite=force)  # another URL is refused here
     print(f"backed up {settings.db} to {result.target} ({result.bytes:,} bytes)")
 
 
@@ -170,6 +176,23 @@ def _on_repository(settings: Settings, work: Callable[[Repository], Awaitable[T]
     return asyncio.run(run())
 
 
+def _held_database(settings: Settings) -> None:
+    """Refuse a database that is not there (a mistyped ``--db``): an erasure or access request never creates one."""
+    from db import NotADatabase
+
+    try:
+        if is_postgres_url(settings.db):
+            from db.pg.reports import open_read_only as open_postgres
+
+            open_postgres(str(settings.db)).close()
+        else:
+            from db.reports import open_read_only
+
+            open_read_only(settings.db).close()
+    except NotADatabase as exc:
+        raise UsageError(f"{exc}; nothing was read or changed") from None
+
+
 @app.command()
 def forget(
     identity: CallerArgument,
@@ -178,14 +201,26 @@ def forget(
     db: DbOption = None,
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
+    from db.repository import count_erasure
+
     settings = _settings(db)
     key = _caller(identity)
-    erased = _on_repository(settings, lambda repo: repo.forget(key, name=name, dry_run=dry_run))
+    _held_database(settings)
+    if dry_run:  # only reads: no spool replay, no key, no lock file
+        erased = asyncio.run(count_erasure(settings.db, key, name=name, spool_dir=settings.spool_dir))
+    else:
+        erased = _on_repository(settings, lambda repo: repo.forget(key, name=name))
     if not erased.counts["customers"] and not erased.counts["calls"] and not erased.counts["spool_lines"]:
         raise UsageError(f"nothing is held about {identity!r}" + (f" named {name!r}" if name else ""))
     counts = ", ".join(f"{table} {count}" for table, count in erased.counts.items())
     print(f"{'would erase' if dry_run else 'erased'}: {counts}")
-    if not erased.log_emptied:
+    if not erased.log_emptied and is_postgres_url(settings.db):
+        print(
+            "note: a table was busy, so it was cleaned without rewriting it: its freed space keeps the erased"
+            " bytes until new rows reuse it (run VACUUM FULL on the caller's tables when the server is quiet)",
+            file=sys.stderr,
+        )
+    elif not erased.log_emptied:
         print("note: the write-ahead log is still in use; it is emptied at the next checkpoint", file=sys.stderr)
 
 
@@ -196,6 +231,7 @@ def export_caller(identity: CallerArgument, db: DbOption = None) -> None:
 
     settings = _settings(db)
     key = _caller(identity)
+    _held_database(settings)
     held = _on_repository(settings, lambda repo: repo.export_caller(key))
     if not held["profiles"] and not held["calls_without_profile"]:
         raise UsageError(f"nothing is held about {identity!r}")
@@ -214,6 +250,7 @@ def purge(
     from datetime import timedelta
 
     settings = _settings(db)
+    _held_database(settings)
     keep = days or settings.keep_transcripts_days
     done = _on_repository(settings, lambda repo: repo.purge_transcripts(older_than=timedelta(days=keep)))
     print(

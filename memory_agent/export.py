@@ -240,12 +240,11 @@ def _output_problem(output: Path, database: Path | None) -> str | None:
 
 
 def _file_mode(path: Path) -> int:
-    """Keep a replaced file's permissions; a new file gets the usual ones."""
+    """Orders name callers: readable by their owner only, as every file with personal data (a replaced
+    file keeps its permissions as far as they are stricter)."""
     if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+        return path.stat().st_mode & 0o600
+    return 0o600
 
 
 _Fail = Callable[..., int]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import phonenumbers
 
@@ -17,6 +17,11 @@ _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
 _DIGIT_RUN = re.compile(r"\d{5,}")
 _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 _MEMBER = re.compile(r"#\d+$")  # a household member's key: the number (or identity), "#", the member's rank
+# The verification status a carrier may put in a URI of the INVITE (RFC 8588's "verstat"; Telnyx, Bandwidth).
+_VERSTAT = re.compile(r"[;?&\s]verstat=([^;>&\s\"]+)", re.IGNORECASE)
+# Full (A-level) STIR/SHAKEN attestation as carriers send it: the bare level, Twilio's X-Twilio-VerStat
+# value, and the verstat parameter of Telnyx (whose A level has no suffix).
+ACCEPTED_ATTESTATIONS = ("A", "TN-Validation-Passed-A", "TN-Validation-Passed")
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:
@@ -75,6 +80,20 @@ def participant_key(key: str | None) -> str | None:
 def is_member_key(key: str) -> bool:
     """A key of the form the product gives a household's other members (``+14155550134#2``, ``alice#3``)."""
     return _MEMBER.search(key) is not None
+
+
+def is_attested(
+    attributes: Mapping[str, object] | None, attribute: str | None, accepted: Collection[str] = ACCEPTED_ATTESTATIONS
+) -> bool:
+    """Whether the trunk marked the caller's number as verified by the carrier: the attribute (a SIP
+    header the trunk copied) holds one of the ``accepted`` values, in any case, as its whole value or
+    as the ``verstat`` parameter within it (``<sip:+1...@carrier;verstat=TN-Validation-Passed>``)."""
+    value = attributes.get(attribute) if attributes is not None and attribute is not None else None
+    if not isinstance(value, str):
+        return False
+    found = _VERSTAT.search(value)
+    level = (found.group(1) if found else value).strip().casefold()
+    return level in {a.strip().casefold() for a in accepted}
 
 
 def is_phone_key(key: str) -> bool:

@@ -28,6 +28,7 @@ from db import (
     Repository,
     RepositoryError,
 )
+from db.attempts import Outcome
 from db.clock import utcnow_iso
 from db.models import PastOrder
 from memory_agent.identity import redact
@@ -93,6 +94,22 @@ class Journal:
         except RepositoryError as exc:
             log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.caller), exc)
         return None
+
+    async def wrong_names_since(self, since: str, *, budget_s: float) -> int | None:
+        """Wrong names said on the caller's number since ``since``; None when the count fails or overruns."""
+        if self.caller is None:
+            return 0
+        try:
+            return await asyncio.wait_for(self._repo.identity_attempts(self.caller, since=since), timeout=budget_s)
+        except (TimeoutError, RepositoryError) as exc:
+            log.warning("names tried on %s could not be counted (%s)", redact(self.caller), type(exc).__name__)
+        return None
+
+    def note_identity_attempt(self, outcome: Outcome) -> None:
+        """Record, in the background, a name that matched none of the number's profiles (or was not compared)."""
+        if self.caller is not None:
+            attempt = self._repo.record_identity_attempt(self.caller, call_id=self.call_id, outcome=outcome)
+            in_background(asyncio.ensure_future(attempt), f"recording a name tried on call {self.call_id}")
 
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -35,9 +36,18 @@ class Settings(BaseSettings):
     # Transcripts and free-text comments are kept this long; orders and ratings (the books) stay.
     keep_transcripts_days: int = Field(default=90, ge=1, le=3650, validation_alias="MEMORY_AGENT_KEEP_TRANSCRIPTS_DAYS")
     # Phone numbers are a hint of who calls, unless the deployment trusts caller ID, or the SIP trunk
-    # maps the carrier's STIR/SHAKEN attestation into this participant attribute ("A": verified).
+    # maps the carrier's STIR/SHAKEN attestation into this participant attribute (full attestation: verified).
     trust_caller_id: bool = Field(default=False, validation_alias="MEMORY_AGENT_TRUST_CALLER_ID")
     attestation_attribute: str | None = Field(default=None, validation_alias="MEMORY_AGENT_ATTESTATION_ATTRIBUTE")
+    # The values of that attribute that mean full attestation, comma-separated, in any case; a value may
+    # also come as a "verstat=" parameter inside the header (see memory_agent.identity.is_attested).
+    attestation_accepted: str = Field(
+        default="A,TN-Validation-Passed-A,TN-Validation-Passed", validation_alias="MEMORY_AGENT_ATTESTATION_ACCEPTED"
+    )
+    # Guessing is bounded: names matching none of a number's profiles allowed from that number in one
+    # call and in 24 hours; past either, the call goes on without memory and is noted for the owner.
+    name_tries_per_call: int = Field(default=2, ge=1, le=20, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_CALL")
+    name_tries_per_day: int = Field(default=5, ge=1, le=1000, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_DAY")
     recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
     # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
     timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
@@ -74,12 +84,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
         return name
 
+    @field_validator("attestation_accepted")
+    @classmethod
+    def _some_attestation(cls, value: str) -> str:
+        if not any(part.strip() for part in value.split(",")):
+            raise ValueError("name at least one value, e.g. A")
+        return value
+
     @field_validator("db", mode="before")
     @classmethod
     def _path_unless_url(cls, value: object) -> object:
         from db import is_postgres_url
 
-        return Path(value) if isinstance(value, str) and not is_postgres_url(value) else value
+        # Any other URL stays text, to be refused as a URL (a path would fold its "//" and show its password).
+        if isinstance(value, str) and not is_postgres_url(value) and "://" not in value:
+            return Path(value)
+        return value
 
     @field_validator("spool_dir")
     @classmethod
@@ -138,6 +158,22 @@ class Settings(BaseSettings):
     @property
     def recall_budget_s(self) -> float:
         return self.recall_budget_ms / 1000
+
+    @property
+    def accepted_attestations(self) -> frozenset[str]:
+        return frozenset(value.strip() for value in self.attestation_accepted.split(",") if value.strip())
+
+    @property
+    def guess_limits(self) -> GuessLimits:
+        return GuessLimits(per_call=self.name_tries_per_call, per_day=self.name_tries_per_day)
+
+
+@dataclass(frozen=True)
+class GuessLimits:
+    """Wrong names (matching none of the number's profiles) allowed from one number per call and per day."""
+
+    per_call: int = 2
+    per_day: int = 5
 
 
 _FIELDS = {

@@ -13,6 +13,7 @@ from db.clock import utcnow_iso
 from db.models import MAX_QUANTITY, CallerFact, FactKind, OrderStatus, subtotal_cents, tip_cents
 from memory_agent.allergens import ALLERGENS, in_order, read_allergies
 from memory_agent.menu import Menu, MenuItem
+from memory_agent.settings import GuessLimits
 from memory_agent.speech import format_cents, join_words
 
 if TYPE_CHECKING:
@@ -119,11 +120,24 @@ class Userdata:
     memory: CustomerMemory | None = None  # that profile's memory: the only one the LLM is told
     caller_name: str | None = None
     forget_requested: bool = False  # erase this caller when the call ends
+    # ``identity`` is a new profile of the household, started by a name that matched none of the number's
+    # profiles: it is written only once it holds something (an order, a fact, an email, an erasure).
+    provisional: bool = False
+    wrong_names: int = 0  # names said on this call that matched none of the number's profiles
+    names_in_flight: int = 0  # names being compared right now (several may come in one turn)
+    guess_limits: GuessLimits = field(default_factory=GuessLimits)
     order: OrderState = field(default_factory=OrderState)
     timezone: str = "UTC"  # the restaurant's, for dates said to the caller
     # What the caller told us on this call, by (kind, topic): the last word on each. It protects
     # this call's order in any case, and is remembered once the caller is known.
     stated: dict[tuple[str, str], CallerFact] = field(default_factory=dict)
+
+    @property
+    def profile_key(self) -> str | None:
+        """The profile the call is written to: ``identity``, unless it is a new one that holds nothing yet."""
+        if self.provisional and not (self.order.placed or self.stated or self.order.email or self.forget_requested):
+            return None
+        return self.identity
 
     def facts(self, kind: FactKind) -> list[CallerFact]:
         """What the caller holds true now: what we remember, with this call's statements on top."""

@@ -7,11 +7,18 @@ call's own order is still stored, and joins the profile once the caller is known
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 from livekit.agents import ToolError
 
 from db import CustomerMemory
+from db.clock import to_iso, utcnow
 from db.models import name_key
+from memory_agent.identity import redact
 from memory_agent.state import Userdata
+
+log = logging.getLogger("memory_agent")
 
 
 def recognize(ud: Userdata, profiles: tuple[CustomerMemory, ...] | None) -> None:
@@ -33,21 +40,16 @@ def know(ud: Userdata, profile: CustomerMemory) -> None:
 
 
 def known_number(ud: Userdata) -> bool:
-    """The number has profiles, but the call is not tied to one of them yet."""
-    return bool(ud.profiles) and ud.identity is None
+    """The number has profiles, but the call is not tied to one of them yet (nor barred from them)."""
+    return bool(ud.profiles) and ud.identity is None and ud.memory_enabled
 
 
 async def identify(ud: Userdata, name: str) -> str:
-    """Tie the call to the profile the spoken ``name`` picks on this number, or start one; says which."""
+    """Tie the call to the profile the spoken ``name`` picks on this number, or start one; says which:
+    ``known``, ``new``, or ``refused`` (the number used up its tries: the call goes on without memory)."""
     if ud.memory is not None:
-        if not ud.memory.name:
-            ud.caller_name = name  # a known profile that never had a name
-        elif name_key(name) != name_key(ud.memory.name):
-            raise ToolError(
-                "This caller is already identified by their number and name; names are not changed on the phone."
-            )
-        return "known"
-    if ud.identity is not None or ud.caller is None:
+        return _same_person(ud, name)
+    if (ud.identity is not None and ud.profile_key is not None) or ud.caller is None or not ud.memory_enabled:
         ud.caller_name = name  # a new caller (or an anonymous one, whose name stays with this call)
         return "new"
     profiles = ud.profiles
@@ -57,15 +59,65 @@ async def identify(ud: Userdata, name: str) -> str:
             ud.caller_name = name
             return "new"
         ud.profiles = profiles
+        if not profiles:  # a number never heard before: its first profile
+            ud.identity, ud.caller_name, ud.verified = ud.caller, name, True
+            return "new"
+    # Names of one turn are compared at the same time: each counts against the call's tries from the start.
+    if ud.wrong_names + ud.names_in_flight >= ud.guess_limits.per_call:
+        return _refuse(ud, name)
+    ud.names_in_flight += 1
+    try:
+        tries_left = await _tries_left_today(ud)
+    finally:
+        ud.names_in_flight -= 1
+    if not tries_left:
+        return _refuse(ud, name)
+    if not ud.memory_enabled:  # another name of the same turn went past the tries meanwhile
+        ud.journal.note_identity_attempt("refused")
+        return "refused"
+    if ud.memory is not None:  # another name of the same turn picked a profile meanwhile
+        return _same_person(ud, name)
     wanted = name_key(name)
     match = next((p for p in profiles if p.name and name_key(p.name) == wanted), None)
     if match is not None:
+        ud.provisional = False
         know(ud, match)
         return "known"
+    ud.wrong_names += 1
+    ud.journal.note_identity_attempt("wrong_name")
+    # A new person of the household; their profile is written only once it holds something, so a
+    # wrong guess leaves none (and several names in one call make one at most).
     keys = {p.key for p in profiles}
     ud.identity = next(k for n in range(1, len(keys) + 2) if (k := _profile_key(ud.caller, n)) not in keys)
-    ud.caller_name, ud.verified = name, True
+    ud.caller_name, ud.verified, ud.provisional = name, True, True
     return "new"
+
+
+def _same_person(ud: Userdata, name: str) -> str:
+    assert ud.memory is not None
+    if not ud.memory.name:
+        ud.caller_name = name  # a known profile that never had a name
+    elif name_key(name) != name_key(ud.memory.name):
+        raise ToolError(
+            "This caller is already identified by their number and name; names are not changed on the phone."
+        )
+    return "known"
+
+
+async def _tries_left_today(ud: Userdata) -> bool:
+    """Whether the number has tried fewer wrong names than the day's limit (a count that fails: no)."""
+    since = to_iso(utcnow() - timedelta(days=1))
+    used = await ud.journal.wrong_names_since(since, budget_s=max(ud.recall_budget_s, 1.0))
+    return used is not None and used < ud.guess_limits.per_day
+
+
+def _refuse(ud: Userdata, name: str) -> str:
+    """The number used up its tries: no profile is picked or started, and the owner sees the attempt."""
+    ud.identity, ud.memory, ud.provisional, ud.memory_enabled = None, None, False, False
+    ud.caller_name = name  # said back on this call only
+    ud.journal.note_identity_attempt("refused")
+    log.warning("call %s: too many names tried on %s; going on without memory", ud.call_id, redact(ud.caller))
+    return "refused"
 
 
 def _profile_key(caller: str, n: int) -> str:

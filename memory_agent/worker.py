@@ -13,7 +13,7 @@ from livekit.agents.voice import UserStateChangedEvent
 from livekit.plugins import silero
 
 from memory_agent.call import Call, start_call
-from memory_agent.identity import caller_key, redact
+from memory_agent.identity import caller_key, is_attested, redact
 from memory_agent.journal import in_background
 from memory_agent.logs import protect_logs
 from memory_agent.providers import ProviderFactory, live_providers
@@ -80,8 +80,9 @@ async def entrypoint(
         vad=made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
+        guess_limits=settings.guess_limits,
         trust_caller_id=settings.trust_caller_id,
-        attested=is_attested(attributes, settings.attestation_attribute),
+        attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
         timezone=settings.timezone,
     )
     hang_up_when_silent(ctx, call)
@@ -111,11 +112,6 @@ def hang_up_when_silent(ctx: JobContext, call: Call) -> None:
             waiting = None
 
     session.on("user_state_changed", on_user_state)
-
-
-def is_attested(attributes: Mapping[str, str] | None, attribute: str | None) -> bool:
-    """Whether the trunk marked the caller's number as verified by the carrier (STIR/SHAKEN "A")."""
-    return attributes is not None and attribute is not None and attributes.get(attribute) == "A"
 
 
 async def sip_attributes(room: rtc.Room, participant: rtc.RemoteParticipant, *, wait_s: float) -> Mapping[str, str]:

@@ -45,12 +45,15 @@ async def _place(repo: Repository, call_id: str, at: str, identity: str, status:
 async def seeded(repo, db_path) -> Path:
     for row in ORDERS:
         await _place(repo, *row)
+    for outcome in ("wrong_name", "wrong_name", "refused"):
+        await repo.record_identity_attempt("+15557654321", call_id="noon", outcome=outcome)
     conn = sqlite3.connect(db_path)
     with conn:  # date the orders and customers as the table says (they were written just now)
         for call_id, at, *_ in ORDERS:
             conn.execute("UPDATE orders SET created_at = ? WHERE call_id = ?", (at, call_id))
             conn.execute("UPDATE feedback SET created_at = ? WHERE call_id = ?", (at, call_id))
         conn.execute("UPDATE customers SET created_at = '2026-01-15T03:00:00.000000+00:00'")
+        conn.execute("UPDATE identity_attempts SET attempted_at = '2026-07-04T16:00:00.000000+00:00'")
     conn.close()
     return db_path
 
@@ -97,6 +100,14 @@ async def test_dashboard_page_opens_on_the_last_90_days_with_every_chart(ds):
     assert page.status_code == 200
     for slug in dashboard.CHARTS:
         assert f'id="chart-{slug}"' in page.text, slug
+
+
+async def test_names_tried_in_vain_are_shown_per_number_without_the_number(ds):
+    [row] = await chart_rows(ds, "identity_attempts")
+
+    assert (row["wrong names"], row["refused"], row["calls"]) == (2, 1, 1)
+    assert row["last tried"].startswith("2026-07-04 12:00")
+    assert "7654321" not in str(row) and len(row["number"]) == 10
 
 
 async def test_days_and_hours_are_the_restaurants_local_days_and_hours(ds):

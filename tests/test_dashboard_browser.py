@@ -69,6 +69,8 @@ async def seeded(repo, db_path) -> Path:
         status = "abandoned" if n % 5 == 4 else "placed"
         rating = 2 if n == 0 else 4 + n % 2
         await _place(repo, n, now - timedelta(days=n * 3, hours=n), status=status, rating=rating, comment="cold pizza")
+    for outcome in ("wrong_name", "wrong_name", "refused"):
+        await repo.record_identity_attempt("+15550000001", call_id="call-1", outcome=outcome)
     return db_path
 
 

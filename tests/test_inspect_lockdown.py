@@ -60,6 +60,23 @@ def test_a_foreign_host_is_refused(known_db, tmp_path, host):
     assert served_name.status_code == 200
 
 
+def test_a_request_without_a_host_is_refused_even_logged_in(known_db, tmp_path):
+    with serve(known_db, tmp_path) as served, served.client() as owner:
+        cookie = "; ".join(f"{name}={value}" for name, value in owner.cookies.items())
+        # HTTP/1.0 may leave Host out (HTTP/1.1 clients always send it), so the request is written by hand.
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as raw:
+            raw.sendall(f"GET /memory/customers.json HTTP/1.0\r\nCookie: {cookie}\r\n\r\n".encode())
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        with_host = owner.get("/memory/customers.json")
+
+    status_line, _, _ = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"421", status_line
+    assert IDENTITY.encode() not in answer and b"without a Host" in answer
+    assert with_host.status_code == 200 and IDENTITY in with_host.text
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_stops_datasette_too_and_removes_the_temporary_files(known_db, tmp_path, signum):
     temp = tmp_path / "tmp"

@@ -9,9 +9,10 @@ space is reclaimed at once rather than at the next autovacuum.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from db.models import name_key
@@ -96,6 +97,38 @@ async def _erase(db: Conn, args: dict[str, Any], dry_run: bool) -> dict[str, int
         for table in ERASED:
             await db.execute(f"DELETE FROM {table} WHERE {_SCOPES[table]}", args)
     return counts
+
+
+# How long the rewrite of one table may wait for its lock (a long report holding the table): past it,
+# the table is cleaned online instead (see ``clean_after_erasure``).
+REWRITE_LOCK_TIMEOUT = "5s"
+
+
+async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
+    """Leave no erased byte in the tables' pages or their indexes (on an autocommit connection); False
+    if some table could only be cleaned online, its freed heap space keeping the bytes until reused.
+
+    ``DELETE`` only marks rows dead, and ``VACUUM`` frees their space without overwriting it; a GIN
+    index never drops an entry (a lexeme stays though no row has it), and a b-tree keeps a removed
+    entry's bytes in its page's free space; the planner's statistics sample column values. So each
+    table is rewritten with its indexes into new files (``VACUUM FULL``; the old files are removed),
+    which locks the table for that time, and its statistics sampled again from the rows that remain. A table whose
+    lock is not granted within ``REWRITE_LOCK_TIMEOUT`` is vacuumed and its indexes rebuilt without
+    blocking anyone (``REINDEX ... CONCURRENTLY``) instead.
+    """
+    rewritten = True
+    for table in tables:
+        try:
+            await conn.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
+            await conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        except pg_errors.LockNotAvailable:
+            rewritten = False
+            await conn.execute("RESET lock_timeout")
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+            await conn.execute(f"REINDEX TABLE CONCURRENTLY {table}")
+        finally:
+            await conn.execute("RESET lock_timeout")
+    return rewritten
 
 
 async def purge(db: Conn, cutoff: str, batch: int) -> dict[str, int]:

@@ -35,10 +35,11 @@ from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from db import privacy, recovery, spool, stale
+from db import attempts, privacy, recovery, spool, stale
+from db.attempts import Outcome
 from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
-from db.errors import DatabaseUnavailable, NotFound, RepositoryError
+from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import Owner
 from db.pg import calls as pg_calls
@@ -47,7 +48,7 @@ from db.pg import queries, schema
 from db.pg.calls import Conn
 from db.pg.lookup import LookupConnection
 from db.pg.safe_url import postgres_url, scrub
-from db.repository import Erasure
+from db.repository import Erasure, counted_with_spool
 from db.spool import ReplayResult, append, spool_path
 
 log = logging.getLogger("memory_agent.db")
@@ -311,6 +312,16 @@ class PostgresRepository:
         """Write the snapshots this host spooled while the database refused them; each exactly once."""
         return await recovery.replay_spool(self)
 
+    async def record_identity_attempt(self, caller: str, *, call_id: str, outcome: Outcome) -> None:
+        subject = await asyncio.to_thread(self.audit_key.subject, caller)
+        await self.run(_execute, attempts.INSERT_SQL.replace("?", "%s"), (utcnow_iso(), subject, call_id, outcome))
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        if await asyncio.to_thread(self.audit_key.existing) is None:  # no key yet: nothing was ever recorded
+            return 0
+        subject = await asyncio.to_thread(self.audit_key.subject, caller)
+        return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
+
     async def erased_since(self, snap: CallSnapshot) -> bool:
         query = await asyncio.to_thread(privacy.erased_since_query, self.audit_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
@@ -374,12 +385,16 @@ class PostgresRepository:
         return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
 
     async def _vacuum(self, tables: Sequence[str]) -> bool:
+        """Clear the erased rows out of the tables' pages and indexes (``pg_privacy.clean_after_erasure``),
+        outside any transaction; False if that was not done in full (autovacuum then does part of it later)."""
         try:
             async with self._connection() as conn:
-                await conn.execute(f"VACUUM {', '.join(tables)}")
-            return True
+                rewritten = await pg_privacy.clean_after_erasure(conn, tables)
+            if not rewritten:
+                log.warning("a table was busy: cleaned online, its freed space keeps erased bytes until reused")
+            return rewritten
         except (psycopg.Error, RepositoryError) as exc:
-            log.warning("vacuum after an erasure postponed to autovacuum: %s", pg_calls.describe(exc))
+            log.warning("cleaning the pages after an erasure postponed: %s", pg_calls.describe(exc))
             return False
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
@@ -467,6 +482,10 @@ async def _keep_alive(repo: PostgresRepository, every_s: float) -> None:
             log.warning("heartbeat not renewed (other hosts close this one's calls after %s): %s", repo.lease, exc)
 
 
+async def _execute(conn: Conn, sql: str, params: Sequence[object]) -> None:
+    await conn.execute(sql, params)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -476,6 +495,28 @@ def postgres_spool_path(url: str, spool_dir: str | Path | None) -> Path:
     """This host's spool for the database ``url`` names: in ``spool_dir``, or the current folder."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"postgres-{describe_url(url)}")
     return spool_path(name, Path(spool_dir) if spool_dir is not None else Path.cwd())
+
+
+async def count_erasure(
+    url: str, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
+) -> Erasure:
+    """See ``db.repository.count_erasure``: the counts from one read-only transaction, nothing written."""
+    url = postgres_url(url)
+    where = describe_url(url)
+    try:
+        async with await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            await conn.set_read_only(True)
+            cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            found = await cur.fetchone()
+            if not found or not found[0]:
+                raise NotADatabase(f"{where} is not a memory-agent database (no schema_migrations table)")
+            counted = await pg_privacy.forget(conn, identity, name, False, True, lambda key: "", "")
+            await conn.rollback()
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+    return await counted_with_spool(counted, identity, postgres_spool_path(url, spool_dir))
 
 
 async def _migrate(url: str, where: str) -> None:

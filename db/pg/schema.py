@@ -238,10 +238,24 @@ CREATE INDEX ix_erasures_subject ON erasures(subject);
 """
 
 
+# SQLite's version 8: names tried on a number that matched none of its profiles.
+_IDENTITY_ATTEMPTS = f"""
+CREATE TABLE identity_attempts (
+    id {ID},
+    attempted_at {TEXT} NOT NULL,
+    subject {TEXT} NOT NULL,
+    call_id {TEXT} NOT NULL,
+    outcome {TEXT} NOT NULL CHECK (outcome IN ('wrong_name', 'refused'))
+);
+CREATE INDEX ix_identity_attempts_subject ON identity_attempts(subject, attempted_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "schema of SQLite's version 5, full-text search, worker heartbeats", _INITIAL),
     Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(3, "calls' numbers and erasures' scopes", _ERASURE_WINS),
+    Migration(4, "identity attempts", _IDENTITY_ATTEMPTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -203,6 +203,17 @@ CHARTS: dict[str, dict[str, Any]] = {
         f"WHERE {_IN_RANGE} AND f.rating <= 2\n"
         "ORDER BY o.created_at DESC LIMIT 10",
     },
+    "identity_attempts": {
+        "title": "Names tried on a number that matched none of its callers (past the limit: refused)",
+        "library": "table",
+        # A number is shown by the start of its keyed hash (the same number, the same text), never itself.
+        "query": 'SELECT local_time(max(a.attempted_at)) AS "last tried", substr(a.subject, 1, 10) AS number,\n'
+        "       sum(a.outcome = 'wrong_name') AS \"wrong names\", sum(a.outcome = 'refused') AS refused,\n"
+        "       count(DISTINCT a.call_id) AS calls\n"
+        "FROM identity_attempts AS a\n"
+        "WHERE a.attempted_at >= day_start_utc(:since) AND a.attempted_at < day_end_utc(:until)\n"
+        "GROUP BY a.subject ORDER BY max(a.attempted_at) DESC LIMIT 10",
+    },
 }
 
 # The callers who ordered in each week (each once), and how many of them first called that week:
@@ -222,6 +233,7 @@ LAYOUT = [
     ["orders_by_hour", "orders_by_hour", "top_items", "top_items"],
     ["new_vs_returning", "new_vs_returning", "average_rating", "average_rating"],
     ["abandoned", "abandoned", "low_ratings", "low_ratings"],
+    ["identity_attempts", "identity_attempts", "identity_attempts", "identity_attempts"],
 ]
 
 
