@@ -233,6 +233,7 @@ async def test_forget_me_with_the_database_locked_is_spooled_and_carried_out_lat
         call, _ = await scripted_call(
             repo, NUMBER, FORGET_ME, ["I'm Quinn", f"forget me and the {SECRET}"], finish=False, trust_caller_id=True
         )
+        await call.journal.flush()  # the checkpoints so far are in before the lock is taken
         with write_lock_held(db_path):
             await call.finish()  # neither the call's last record nor the erasure gets in: both are spooled
         assert "the caller's erasure was spooled" in caplog.text
