@@ -56,6 +56,7 @@ class Journal:
         self._written: CallSnapshot | None = None  # the newest snapshot the database holds
         self._pending: CallSnapshot | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._attempts: list[asyncio.Future[None]] = []  # names tried, being recorded: the close waits for them
         self._lock = asyncio.Lock()
 
     def attach(self, source: SnapshotSource) -> None:
@@ -108,8 +109,11 @@ class Journal:
     def note_identity_attempt(self, outcome: Outcome) -> None:
         """Record, in the background, a name that matched none of the number's profiles (or was not compared)."""
         if self.caller is not None:
-            attempt = self._repo.record_identity_attempt(self.caller, call_id=self.call_id, outcome=outcome)
-            in_background(asyncio.ensure_future(attempt), f"recording a name tried on call {self.call_id}")
+            attempt = asyncio.ensure_future(
+                self._repo.record_identity_attempt(self.caller, call_id=self.call_id, outcome=outcome)
+            )
+            self._attempts.append(attempt)
+            in_background(attempt, f"recording a name tried on call {self.call_id}")
 
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""
@@ -173,6 +177,8 @@ class Journal:
         """Write the call's final record; True if in the database, False if in the spool."""
         self.closed = True
         self._pending = None
+        if self._attempts:  # failures are logged by ``in_background``
+            await asyncio.wait(self._attempts, timeout=within_s)
         try:
             assert self._source is not None, "the journal is not open"
             snap = self._source(end_reason)

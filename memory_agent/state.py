@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -124,7 +125,7 @@ class Userdata:
     # profiles: it is written only once it holds something (an order, a fact, an email, an erasure).
     provisional: bool = False
     wrong_names: int = 0  # names said on this call that matched none of the number's profiles
-    names_in_flight: int = 0  # names being compared right now (several may come in one turn)
+    naming: asyncio.Lock = field(default_factory=asyncio.Lock)  # names are compared one at a time
     guess_limits: GuessLimits = field(default_factory=GuessLimits)
     order: OrderState = field(default_factory=OrderState)
     timezone: str = "UTC"  # the restaurant's, for dates said to the caller

@@ -46,7 +46,14 @@ def known_number(ud: Userdata) -> bool:
 
 async def identify(ud: Userdata, name: str) -> str:
     """Tie the call to the profile the spoken ``name`` picks on this number, or start one; says which:
-    ``known``, ``new``, or ``refused`` (the number used up its tries: the call goes on without memory)."""
+    ``known``, ``new``, or ``refused`` (the number used up its tries: the call goes on without memory).
+
+    Names said in one turn are compared one at a time, in the order they were said."""
+    async with ud.naming:
+        return await _identify(ud, name)
+
+
+async def _identify(ud: Userdata, name: str) -> str:
     if ud.memory is not None:
         return _same_person(ud, name)
     if (ud.identity is not None and ud.profile_key is not None) or ud.caller is None or not ud.memory_enabled:
@@ -62,21 +69,8 @@ async def identify(ud: Userdata, name: str) -> str:
         if not profiles:  # a number never heard before: its first profile
             ud.identity, ud.caller_name, ud.verified = ud.caller, name, True
             return "new"
-    # Names of one turn are compared at the same time: each counts against the call's tries from the start.
-    if ud.wrong_names + ud.names_in_flight >= ud.guess_limits.per_call:
+    if ud.wrong_names >= ud.guess_limits.per_call or not await _tries_left_today(ud):
         return _refuse(ud, name)
-    ud.names_in_flight += 1
-    try:
-        tries_left = await _tries_left_today(ud)
-    finally:
-        ud.names_in_flight -= 1
-    if not tries_left:
-        return _refuse(ud, name)
-    if not ud.memory_enabled:  # another name of the same turn went past the tries meanwhile
-        ud.journal.note_identity_attempt("refused")
-        return "refused"
-    if ud.memory is not None:  # another name of the same turn picked a profile meanwhile
-        return _same_person(ud, name)
     wanted = name_key(name)
     match = next((p for p in profiles if p.name and name_key(p.name) == wanted), None)
     if match is not None:
