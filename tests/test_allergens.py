@@ -79,6 +79,7 @@ NUTS = ("tree nuts", "peanuts")  # "nuts": either, the LLM asks which
         ("chestnuts", ("tree nuts",), ()),
         ("pesto", ("milk", "tree nuts"), ()),
         ("mac and cheese", ("milk", "wheat"), ()),
+        ("custard", ("milk", "egg"), ()),
         ("a nut allergy", NUTS, ()),
         ("peanut", ("peanuts",), ()),
         ("PEANUTS", ("peanuts",), ()),
