@@ -273,6 +273,8 @@ def _run_worker(mode: str, extra: list[str]) -> None:
         raise UsageError(f"set {', '.join(missing)}: the worker listens with Deepgram")
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
+    if "--help" not in extra:
+        _check_livekit(settings)
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
@@ -292,6 +294,17 @@ def _run_worker(mode: str, extra: list[str]) -> None:
             f"the worker stopped: {failure.reason} ({settings.livekit_url}); check LIVEKIT_URL and the server,"
             " or raise MEMORY_AGENT_LIVEKIT_RETRIES"
         )
+
+
+def _check_livekit(settings: Settings) -> None:
+    """A wrong key or a server that never answers, named in one line before the worker starts."""
+    from memory_agent.livekit_check import LiveKitRefused, LiveKitUnreachable, check_livekit
+
+    url, key, secret = (settings.value(name) or "" for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"))
+    try:
+        asyncio.run(check_livekit(url, key, secret, timeout_s=settings.livekit_connect_timeout_s))
+    except (LiveKitRefused, LiveKitUnreachable) as exc:
+        raise ServiceError(str(exc)) from None
 
 
 class _WorkerFailure(logging.Filter):
@@ -335,7 +348,7 @@ def console(ctx: typer.Context) -> None:
     """Talk to the agent through this computer's microphone and speaker (`--text` to type); no LiveKit server.
 
     The console's caller is anonymous, so it is served without memory. Needs the PortAudio library and
-    the provider keys.
+    the LLM's settings; speaking and listening also need the TTS and Deepgram keys, typing (--text) does not.
     """
     try:
         importlib.import_module("sounddevice")  # LiveKit's console needs it even in text mode
@@ -347,8 +360,8 @@ def console(ctx: typer.Context) -> None:
     settings = _settings(log_handler=False)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the agent's LLM")
-    if missing := settings.missing("DEEPGRAM_API_KEY"):
-        raise UsageError(f"set {', '.join(missing)}: the console listens with Deepgram")
+    if "--text" not in ctx.args and (missing := settings.missing("DEEPGRAM_API_KEY")):
+        raise UsageError(f"set {', '.join(missing)}: the console listens with Deepgram (or type: --text)")
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
