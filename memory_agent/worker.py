@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
-from livekit.agents.voice import UserStateChangedEvent
+from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
 from livekit.agents.worker import ServerEnvOption
 from livekit.plugins import silero
 
@@ -97,7 +97,10 @@ async def entrypoint(
         close_transcript_timeout_s=settings.close_transcript_timeout_s,
         record=settings.record,
     )
-    hang_up_when_silent(ctx, call)
+    if text:
+        show_greeting(call)
+    else:  # a typing user is not a silent caller
+        hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
     log.info("serving %s in job %s", redact(key), ctx.job.id)
 
@@ -108,6 +111,24 @@ def in_text_console() -> bool:
 
     console = AgentsConsole.get_instance()
     return console.enabled and console.console_mode == "text"
+
+
+def show_greeting(call: Call) -> None:
+    """Print the agent's first words in the typed console, which shows only the replies to what is typed."""
+    from rich.console import Console
+    from rich.text import Text
+
+    session = call.session
+
+    def on_item(event: ConversationItemAddedEvent) -> None:
+        item = event.item
+        if item.type == "message" and item.role == "assistant" and item.text_content:
+            session.off("conversation_item_added", on_item)
+            heading = Text.assemble(("  \u25cf ", "#6BCB77"), ("Agent", "bold #6BCB77"))
+            lines = [Text(f"    {line}") for line in item.text_content.split("\n")]
+            Console().print(Text(), heading, *lines, sep="\n")
+
+    session.on("conversation_item_added", on_item)
 
 
 def hang_up_when_silent(ctx: JobContext, call: Call) -> None:
