@@ -120,6 +120,15 @@ def test_a_refused_key_or_secret_is_one_line_naming_them_and_not_retried(tmp_pat
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_the_health_endpoint_listens_where_the_settings_say(tmp_path):
+    port = closed_port()
+    result = unreachable(tmp_path, "start", MEMORY_AGENT_HTTP_HOST="127.0.0.1", MEMORY_AGENT_HTTP_PORT=str(port))
+
+    output = (result.stdout + result.stderr).splitlines()
+    messages = [json.loads(line)["message"] for line in output if line.startswith("{")]
+    assert f"HTTP server listening on 127.0.0.1:{port}" in messages
+
+
 def test_each_worker_log_line_is_printed_once(tmp_path):
     result = unreachable(tmp_path, "start")
 
