@@ -273,5 +273,8 @@ async def test_a_caller_who_talks_over_the_agent_is_heard(dial, settings):
     assert len(said) == 1 and "maria" in said[0] and "interrupt" in said[0]
     assert call.llm.remaining == 0
     assert "thank you" in words(heard[-1].text)
+    # The agent stopped talking when the caller did: its greeting is kept as far as it was spoken. How
+    # far depends on how quickly a busy machine notices the caller, so only the end is asserted missing.
     greeting = rows(settings.db, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY seq")[0][0]
-    assert "tiramisu" not in greeting  # the agent stopped talking when the caller did
+    assert greeting.startswith("Welcome to Bella Vista")
+    assert "name" not in greeting
