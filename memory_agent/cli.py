@@ -284,8 +284,7 @@ def _run_worker(mode: str, extra: list[str]) -> None:
         raise UsageError(f"set {', '.join(missing)}: the worker listens with Deepgram")
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
-    if "--help" not in extra:
-        _check_livekit(settings)
+    _check_livekit(settings)
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
