@@ -239,7 +239,9 @@ class Caller:
 
     def __init__(self, room: PhoneRoom, identity: str) -> None:
         self.room = room
-        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+        # A second of audio queued ahead: a busy machine's stalls do not break the caller's speech into
+        # pieces (an empty queue would put silence in the middle of a sentence, and end the turn there).
+        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=1000)
         self.track = rtc.LocalAudioTrack.create_audio_track("caller-mic", self.source)
         self.participant: Any = create_autospec(rtc.RemoteParticipant, instance=True)
         self.participant.identity = identity
@@ -267,16 +269,14 @@ class Caller:
         self._line = asyncio.create_task(self._carry())
 
     async def _carry(self) -> None:
-        loop = asyncio.get_running_loop()
         silence = next(frames_of(np.zeros(FRAME, dtype=np.int16)))
-        next_at = loop.time()
         while not self.hung_up.is_set():
-            frame = silence if self._pending.empty() else self._pending.get_nowait()
-            await self.source.capture_frame(frame)
-            if frame is not silence and self._pending.empty():
+            speech = not self._pending.empty()
+            # The source plays in real time and makes this wait while its queue is full: that is the pace.
+            await self.source.capture_frame(self._pending.get_nowait() if speech else silence)
+            if speech and self._pending.empty():
+                await self.source.wait_for_playout()  # said means heard, not queued
                 self._said.set()
-            next_at += FRAME_MS / 1000
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def say(self, text: str, *, cut_after_s: float | None = None) -> None:
         """Speak a line and wait until it has been said; ``cut_after_s`` stops mid-sentence."""
