@@ -1,6 +1,8 @@
 # The LiveKit worker (`memory-agent start`), built from uv.lock. The database lives on a volume:
 #   docker build -t memory-agent .
-#   docker run --env-file .env.local -v memory-agent-data:/data memory-agent
+#   docker run --env-file .env.local -v memory-agent-data:/data --stop-timeout 30 memory-agent
+# A named volume, a bind mount or a Kubernetes volume all work: the entrypoint gives /data to the
+# agent's uid (10001) and drops to it, or says in one line why it cannot write there.
 # Without the volume, every caller is forgotten at the next deploy. With PostgreSQL
 # (MEMORY_AGENT_DB=postgresql://...), the volume still keeps this host's spool: calls the server
 # refused, written at the next start.
@@ -27,8 +29,12 @@ COPY db ./db
 RUN uv sync --locked --no-editable --no-cache \
     && .venv/bin/memory-agent download-files
 
-USER agent
+COPY docker-entrypoint.sh /usr/local/bin/
 VOLUME ["/data"]
-# LiveKit's health check (the worker's HTTP server).
+# LiveKit's health check (the worker's HTTP server): GET / answers 200 "OK".
 EXPOSE 8081
+# Starts as root only to fix the ownership of /data, then runs the command as uid 10001.
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+# SIGTERM drains for MEMORY_AGENT_DRAIN_TIMEOUT_S (15 s), then ends running calls (each is written):
+# give the container 30 s to stop (docker --stop-timeout 30; Kubernetes' default grace period).
 CMD ["/app/.venv/bin/memory-agent", "start"]

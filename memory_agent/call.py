@@ -89,12 +89,14 @@ async def start_call(
     attested: bool = False,
     timezone: str = "UTC",
     guess_limits: GuessLimits | None = None,
+    close_transcript_timeout_s: float = 5.0,
+    record: bool = False,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
     A phone number is only a hint of who calls, unless the deployment trusts caller ID
     (``trust_caller_id``) or the network attested the number (``attested``); other identities come
-    from tokens the deployment signed.
+    from tokens the deployment signed. ``record`` is LiveKit's session recording, off unless asked for.
     """
     key = clean_identity(identity)
     if key is not None and not is_phone_key(key):
@@ -115,7 +117,13 @@ async def start_call(
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
     session: AgentSession[Userdata] = AgentSession(
-        userdata=ud, llm=llm, stt=_given(stt), tts=_given(tts), vad=_given(vad), turn_handling=turns
+        userdata=ud,
+        llm=llm,
+        stt=_given(stt),
+        tts=_given(tts),
+        vad=_given(vad),
+        turn_handling=turns,
+        session_close_transcript_timeout=close_transcript_timeout_s,
     )
     call = Call(session=session, userdata=ud)
     ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason))
@@ -126,9 +134,9 @@ async def start_call(
     log.info("call %s started for %s", ud.call_id, redact(key))
     try:
         if room is None:
-            call.greeting = await session.start(Greeter(ud), capture_run=True)
+            call.greeting = await session.start(Greeter(ud), capture_run=True, record=record)
         else:
-            await session.start(Greeter(ud), room=room)
+            await session.start(Greeter(ud), room=room, record=record)
     except Exception:
         # The greeting failed (the LLM provider is down): the call still leaves its record.
         await call.finish("start_failed")

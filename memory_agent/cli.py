@@ -7,19 +7,20 @@ import importlib
 import logging
 import os
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 
-from db import RepositoryError, is_postgres_url
 from memory_agent.logs import protect_logs
-from memory_agent.settings import Settings
 
+# Only what help and usage errors need is imported here: settings, the database layer and LiveKit
+# load in the command that uses them, so `memory-agent --help` answers at once.
 if TYPE_CHECKING:
     from db import Repository
+    from memory_agent.settings import Settings
 
 T = TypeVar("T")
 
@@ -34,6 +35,10 @@ DbOption = Annotated[
     str | None,
     typer.Option("--db", help="SQLite database file or postgresql:// URL (default: $MEMORY_AGENT_DB or ./memory.db)."),
 ]
+SqliteOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLite database file (default: $MEMORY_AGENT_DB or ./memory.db)."),
+]
 
 
 class UsageError(Exception):
@@ -45,6 +50,11 @@ class ServiceError(Exception):
 
 
 def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
+    from pydantic import ValidationError
+
+    from db import is_postgres_url
+    from memory_agent.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -103,12 +113,13 @@ def chat(
 
 @app.command()
 def inspect(
-    db: DbOption = None,
+    db: SqliteOption = None,
     port: Annotated[int, typer.Option(help="Port to serve on (localhost only).", min=1, max=65535)] = 8001,
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser, logged in.")] = False,
     allow_sql: Annotated[bool, typer.Option("--allow-sql", help="Allow arbitrary SQL (off by default).")] = False,
 ) -> None:
     """The owner's dashboard and the database in Datasette, read-only, behind a login ('inspect' extra)."""
+    from db import is_postgres_url
     from memory_agent.inspect import inspect_database
 
     settings = _settings(db)
@@ -126,10 +137,11 @@ def inspect(
 @app.command()
 def backup(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="The file to write the copy to.", show_default=False)],
-    db: DbOption = None,
+    db: SqliteOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
 ) -> None:
     """Copy the database into one self-contained file, safely while calls are running."""
+    from db import is_postgres_url
     from db.backup import backup_database
 
     settings = _settings(db)
@@ -178,7 +190,7 @@ def _on_repository(settings: Settings, work: Callable[[Repository], Awaitable[T]
 
 def _held_database(settings: Settings) -> None:
     """Refuse a database that is not there (a mistyped ``--db``): an erasure or access request never creates one."""
-    from db import NotADatabase
+    from db import NotADatabase, is_postgres_url
 
     try:
         if is_postgres_url(settings.db):
@@ -201,6 +213,7 @@ def forget(
     db: DbOption = None,
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
+    from db import is_postgres_url
     from db.repository import count_erasure
 
     settings = _settings(db)
@@ -310,6 +323,7 @@ def _run_worker(mode: str, extra: list[str]) -> None:
         raise UsageError(f"set {', '.join(missing)}: the worker listens with Deepgram")
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
+    _check_livekit(settings)
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
@@ -317,6 +331,7 @@ def _run_worker(mode: str, extra: list[str]) -> None:
     sys.argv = ["memory-agent", mode, *extra]
     failure = _WorkerFailure()
     logging.getLogger("livekit.agents").addFilter(failure)
+    logging.getLogger("livekit.agents").addFilter(_not_deprecated)
     try:
         cli.run_app(build_server(settings))  # ends in SystemExit(0) even when the worker failed
     except SystemExit as exc:
@@ -329,6 +344,22 @@ def _run_worker(mode: str, extra: list[str]) -> None:
             f"the worker stopped: {failure.reason} ({settings.livekit_url}); check LIVEKIT_URL and the server,"
             " or raise MEMORY_AGENT_LIVEKIT_RETRIES"
         )
+
+
+def _check_livekit(settings: Settings) -> None:
+    """A wrong key or a server that never answers, named in one line before the worker starts."""
+    from memory_agent.livekit_check import LiveKitRefused, LiveKitUnreachable, check_livekit
+
+    url, key, secret = (settings.value(name) or "" for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"))
+    try:
+        asyncio.run(check_livekit(url, key, secret, timeout_s=settings.livekit_connect_timeout_s))
+    except (LiveKitRefused, LiveKitUnreachable) as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def _not_deprecated(record: logging.LogRecord) -> bool:
+    """LiveKit 1.8.9 calls its `dev` deprecated in favour of its own CLI; here `memory-agent dev` is the way."""
+    return not record.getMessage().startswith("dev mode is deprecated")
 
 
 class _WorkerFailure(logging.Filter):
@@ -372,20 +403,23 @@ def console(ctx: typer.Context) -> None:
     """Talk to the agent through this computer's microphone and speaker (`--text` to type); no LiveKit server.
 
     The console's caller is anonymous, so it is served without memory. Needs the PortAudio library and
-    the provider keys.
+    the LLM's settings; speaking and listening also need the TTS and Deepgram keys, typing (--text) does not.
     """
     try:
-        importlib.import_module("sounddevice")  # LiveKit's console needs it even in text mode
+        importlib.import_module("sounddevice")  # LiveKit's console imports it even in text mode
     except OSError:
-        raise UsageError(
-            "memory-agent console needs the PortAudio library: apt-get install libportaudio2"
-            " (Debian, Ubuntu) or brew install portaudio (macOS)"
-        ) from None
+        if "--text" in ctx.args:  # typing opens no audio device: the import is all LiveKit asks for
+            sys.modules["sounddevice"] = types.ModuleType("sounddevice")
+        else:
+            raise UsageError(
+                "memory-agent console needs the PortAudio library: apt-get install libportaudio2"
+                " (Debian, Ubuntu) or brew install portaudio (macOS); or type instead: --text"
+            ) from None
     settings = _settings(log_handler=False)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the agent's LLM")
-    if missing := settings.missing("DEEPGRAM_API_KEY"):
-        raise UsageError(f"set {', '.join(missing)}: the console listens with Deepgram")
+    if "--text" not in ctx.args and (missing := settings.missing("DEEPGRAM_API_KEY")):
+        raise UsageError(f"set {', '.join(missing)}: the console listens with Deepgram (or type: --text)")
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
@@ -397,27 +431,62 @@ def console(ctx: typer.Context) -> None:
 @app.command("download-files")
 def download_files() -> None:
     """Fetch the plugins' model files ahead of time (Silero ships inside its wheel)."""
-    from livekit.agents import cli
+    _settings()
+    from livekit.agents import Plugin
 
-    from memory_agent.worker import build_server
+    importlib.import_module("memory_agent.worker")  # registers the plugins the worker uses
 
-    sys.argv = ["memory-agent", "download-files"]
-    cli.run_app(build_server(_settings(log_handler=False)))
+    for plugin in Plugin.registered_plugins:
+        plugin.download_files()
+        print(f"downloaded the files of {plugin.package}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the installed script; every user mistake is one line on stderr."""
     try:
-        app(args=argv, prog_name="memory-agent")
+        code = app(args=argv, prog_name="memory-agent", standalone_mode=False)
+    except typer.Abort:
+        print("memory-agent: interrupted", file=sys.stderr)
+        return 130
     except UsageError as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)
         return 2
-    except (RepositoryError, ServiceError) as exc:
+    except ServiceError as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if _is_repository_error(exc):
+            print(f"memory-agent: error: {exc}", file=sys.stderr)
+            return 1
+        if (parse_error := _parse_error(exc)) is None:
+            raise
+        return parse_error
     except KeyboardInterrupt:
         print("memory-agent: interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _is_repository_error(exc: Exception) -> bool:
+    """The database layer's own errors, without importing it: if it never loaded, none was raised."""
+    db = sys.modules.get("db")
+    return db is not None and isinstance(exc, db.RepositoryError)
+
+
+def _parse_error(exc: Exception) -> int | None:
+    """A mistake on the command line (typer's own exceptions: a message, an exit code, the command) in one line."""
+    message, code, ctx = (
+        getattr(exc, "format_message", None),
+        getattr(exc, "exit_code", None),
+        getattr(exc, "ctx", None),
+    )
+    if not callable(message) or not isinstance(code, int):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        print(ctx.get_help())
+    else:
+        see = f" (see {ctx.command_path} --help)" if ctx is not None and code == 2 else ""
+        print(f"memory-agent: error: {message()}{see}", file=sys.stderr)
+    return code

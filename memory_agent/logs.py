@@ -1,9 +1,10 @@
 """Logging without personal data, at every level.
 
 LiveKit attaches what callers and the LLM said to its debug records (attributes named
-``lk.pii.*``), and aiosqlite logs every statement with its parameters (phone numbers among
-them). The filter blanks the first and drops the second; the product's own records name callers
-only through ``identity.redact``.
+``lk.pii.*``), names rooms and participants (a phone call's carry the caller's number), and
+aiosqlite logs every statement with its parameters (phone numbers among them). The filter blanks
+the first, masks the numbers in the second and drops the third; the product's own records name
+callers only through ``identity.redact``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 
 REDACTED = "[redacted]"
+# LiveKit names the room and the participant in its records; a phone call's carry the caller's number.
+MASKED = ("room", "participant", "participant_identity")
 
 
 class PrivacyFilter(logging.Filter):
@@ -19,6 +22,11 @@ class PrivacyFilter(logging.Filter):
             return False
         for key in [key for key in vars(record) if ".pii" in key or key.startswith("pii")]:
             setattr(record, key, REDACTED)
+        for key in MASKED:
+            if isinstance(value := getattr(record, key, None), str):
+                from memory_agent.identity import redact  # loaded by the first record that needs it
+
+                setattr(record, key, redact(value))
         return True
 
 

@@ -14,11 +14,12 @@ from memory_agent.settings import Settings
 
 @dataclass(frozen=True)
 class Providers:
-    """What one call's session is built with; ``vad=None`` means the worker's prewarmed Silero VAD."""
+    """What one call's session is built with; ``vad=None`` means the worker's prewarmed Silero VAD, and
+    no ``stt``/``tts`` a typed conversation (``console --text``)."""
 
     llm: llm.LLM
-    stt: stt.STT
-    tts: tts.TTS
+    stt: stt.STT | None
+    tts: tts.TTS | None
     vad: vad.VAD | None = None
 
 
@@ -29,6 +30,11 @@ ProviderFactory = Callable[[Settings], Providers]
 def live_providers(settings: Settings) -> Providers:
     """OpenAI (or any OpenAI-compatible server) for the LLM and TTS, Deepgram for speech recognition."""
     return Providers(llm=make_llm(settings), stt=make_stt(settings), tts=make_tts(settings))
+
+
+def text_providers(settings: Settings) -> Providers:
+    """The LLM alone, for a conversation typed in the console: nothing to hear or to speak."""
+    return Providers(llm=make_llm(settings), stt=None, tts=None)
 
 
 def _openai_options(settings: Settings) -> dict[str, Any]:

@@ -68,6 +68,24 @@ class Settings(BaseSettings):
     agent_name: str = Field(default="", max_length=128, validation_alias="LIVEKIT_AGENT_NAME")
     # Connection attempts after the first; 3 gives up on an unreachable server within about 10 s.
     livekit_retries: int = Field(default=3, ge=0, le=100, validation_alias="MEMORY_AGENT_LIVEKIT_RETRIES")
+    # How long one connection attempt may take before the server counts as not answering.
+    livekit_connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="MEMORY_AGENT_LIVEKIT_CONNECT_TIMEOUT_S"
+    )
+    # On SIGTERM the worker takes no new calls and waits this long for running ones, then ends them
+    # (each call is written first); fits Kubernetes' 30 s grace period with the 10 s it takes to end them.
+    drain_timeout_s: int = Field(default=15, ge=1, le=3600, validation_alias="MEMORY_AGENT_DRAIN_TIMEOUT_S")
+    # At the end of a call, how long to wait for the transcript of the caller's last words.
+    close_transcript_timeout_s: float = Field(
+        default=5.0, ge=0, le=60, validation_alias="MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S"
+    )
+    # LiveKit Cloud's session recording (audio, transcripts): off unless opted in, since recordings kept
+    # by LiveKit are out of reach of `forget` and of the transcripts' retention.
+    record: bool = Field(default=False, validation_alias="MEMORY_AGENT_RECORD")
+    # The worker's health endpoint (GET / answers "OK"): all interfaces by default, for container probes;
+    # port 8081 for `start`, a free one for `dev` unless set.
+    http_host: str = Field(default="0.0.0.0", min_length=1, validation_alias="MEMORY_AGENT_HTTP_HOST")
+    http_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="MEMORY_AGENT_HTTP_PORT")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -118,6 +136,7 @@ class Settings(BaseSettings):
         "livekit_url",
         "livekit_api_key",
         "livekit_api_secret",
+        "http_port",
         mode="before",
     )
     @classmethod

@@ -9,14 +9,15 @@ from contextlib import AsyncExitStack
 
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
-from livekit.agents.voice import UserStateChangedEvent
+from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
+from livekit.agents.worker import ServerEnvOption
 from livekit.plugins import silero
 
 from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, is_attested, redact
 from memory_agent.journal import in_background
 from memory_agent.logs import protect_logs
-from memory_agent.providers import ProviderFactory, live_providers
+from memory_agent.providers import ProviderFactory, live_providers, text_providers
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
@@ -27,6 +28,8 @@ SIP_ATTRIBUTES_WAIT_S = 2.0
 # A caller silent for the session's away timeout (15 s) is asked once, then the line is closed.
 STILL_THERE = "Are you still there?"
 GOODBYE = "I can't hear you, so I'll hang up now. Please call us again. Goodbye!"
+# LiveKit's default for the health endpoint: 8081 for `start`, a free port for `dev`.
+LIVEKIT_PORT = ServerEnvOption(dev_default=0, prod_default=8081)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -35,8 +38,15 @@ def prewarm(proc: JobProcess) -> None:
 
 
 def build_server(settings: Settings) -> AgentServer:
-    """The worker: its connection retries and, for explicit dispatch, its agent name, from Settings."""
-    server = AgentServer(setup_fnc=prewarm, max_retry=settings.livekit_retries)
+    """The worker from Settings: connection retries, drain timeout, health endpoint's address and, for
+    explicit dispatch, its agent name."""
+    server = AgentServer(
+        setup_fnc=prewarm,
+        max_retry=settings.livekit_retries,
+        drain_timeout=settings.drain_timeout_s,
+        host=settings.http_host,
+        port=LIVEKIT_PORT if settings.http_port is None else settings.http_port,
+    )
     # Job processes import this module and call `entrypoint` by name, so it stays a module-level function.
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
     return server
@@ -70,24 +80,56 @@ async def entrypoint(
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     attributes = await sip_attributes(ctx.room, participant, wait_s=sip_attributes_wait_s) if is_sip else None
     key = caller_key(participant.identity, is_sip=is_sip, attributes=attributes)
-    made = providers(settings)
+    text = in_text_console()
+    made = text_providers(settings) if text else providers(settings)
     call = await start_call(
         identity=key,
         repo=repo,
         llm=made.llm,
         stt=made.stt,
         tts=made.tts,
-        vad=made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
+        vad=None if text else made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
         guess_limits=settings.guess_limits,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
         timezone=settings.timezone,
+        close_transcript_timeout_s=settings.close_transcript_timeout_s,
+        record=settings.record,
     )
-    hang_up_when_silent(ctx, call)
+    if text:
+        show_greeting(call)
+    else:  # a typing user is not a silent caller
+        hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
     log.info("serving %s in job %s", redact(key), ctx.job.id)
+
+
+def in_text_console() -> bool:
+    """Whether this job is `memory-agent console --text`: typed turns, so no speech to hear or make."""
+    from livekit.agents.cli.cli import AgentsConsole
+
+    console = AgentsConsole.get_instance()
+    return console.enabled and console.console_mode == "text"
+
+
+def show_greeting(call: Call) -> None:
+    """Print the agent's first words in the typed console, which shows only the replies to what is typed."""
+    from rich.console import Console
+    from rich.text import Text
+
+    session = call.session
+
+    def on_item(event: ConversationItemAddedEvent) -> None:
+        item = event.item
+        if item.type == "message" and item.role == "assistant" and item.text_content:
+            session.off("conversation_item_added", on_item)
+            heading = Text.assemble(("  \u25cf ", "#6BCB77"), ("Agent", "bold #6BCB77"))
+            lines = [Text(f"    {line}") for line in item.text_content.split("\n")]
+            Console().print(Text(), heading, *lines, sep="\n")
+
+    session.on("conversation_item_added", on_item)
 
 
 def hang_up_when_silent(ctx: JobContext, call: Call) -> None:

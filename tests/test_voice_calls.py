@@ -4,6 +4,13 @@ The caller's lines are synthesized (piper) and sent as a SIP participant's micro
 hears them through Silero VAD and whisper `tiny.en`, the scripted LLM answers, piper speaks, and the
 agent's published audio is transcribed back. Only the LLM's turns are scripted. Whisper may spell a
 word differently from run to run, so assertions look for key words.
+
+The tests wait on what happens (the agent starting to speak, its messages, the session closing, the
+room being deleted), never for a fixed time, and the session waits up to 30 s for the caller's last
+transcript, so they pass on a busy machine. Checked with both cores kept busy, ten runs in a row:
+
+    for i in 1 2; do timeout 1200 sh -c 'while :; do :; done' & done
+    for run in $(seq 10); do .venv/bin/python -m pytest -q tests/test_voice_calls.py || break; done
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ import pytest
 pytest.importorskip("faster_whisper", reason="needs the voice-test extra")
 pytest.importorskip("piper", reason="needs the voice-test extra")
 
-from livekit.agents import JobContext  # noqa: E402
+from livekit.agents import AgentSession  # noqa: E402
 from livekit.agents.testing import fake_job_context  # noqa: E402
+from livekit.agents.voice import AgentStateChangedEvent  # noqa: E402
 from livekit.plugins import silero  # noqa: E402
 
 from conftest import rows  # noqa: E402
 from memory_agent.providers import Providers  # noqa: E402
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall  # noqa: E402
 from memory_agent.settings import Settings  # noqa: E402
+from memory_agent.state import Userdata  # noqa: E402
 from memory_agent.worker import entrypoint  # noqa: E402
 from voice_io import Caller, Heard, PhoneRoom, PiperTTS, WhisperSTT  # noqa: E402
 
@@ -67,66 +76,83 @@ class PhoneCall:
     room: PhoneRoom
     caller: Caller
     llm: ScriptedLLM
-    job: asyncio.Task[None]
     shutdown: list[Callable[..., Awaitable[None]]]
-    ctx: JobContext
+    session: AgentSession[Userdata]
+    changed: asyncio.Event
+    closed: asyncio.Event
 
     def said(self) -> list[Heard]:
         assert self.room.ear is not None
-        return list(self.room.ear.heard)
+        return self.room.ear.heard
 
     async def hears(self, count: int) -> list[Heard]:
         """Wait until the agent has finished its ``count``-th utterance of this call."""
-        await until(lambda: self.room.ear is not None and len(self.room.ear.heard) >= count)
+        async with asyncio.timeout(WAIT_S):
+            while len(self.agent_messages()) < count:
+                self.changed.clear()
+                await self.changed.wait()
         return self.said()
 
-    async def end(self) -> None:
-        """What the job runner does once the room empties: close the session, run the shutdown callbacks."""
-        await self.job
-        await self.ctx.primary_session.aclose()
+    def agent_messages(self) -> list[str]:
+        return [item.text_content or "" for item in self.session.history.messages() if item.role == "assistant"]
+
+    async def end(self, reason: str = "room deleted") -> None:
+        """What the job runner does: once the caller has gone the session closes by itself (as a
+        participant's disconnect closes it), then the room goes and the shutdown callbacks run."""
+        async with asyncio.timeout(WAIT_S):
+            await self.closed.wait()
         # LiveKit calls a shutdown callback with the reason if it takes one.
         await asyncio.gather(
-            *(cb("room empty") if inspect.signature(cb).parameters else cb() for cb in self.shutdown)  # type: ignore[call-arg]
+            *(cb(reason) if inspect.signature(cb).parameters else cb() for cb in self.shutdown)  # type: ignore[call-arg]
         )
         await self.caller.aclose()
         await self.room.aclose()
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for a condition on what the caller heard or on the database's rows."""
-    async with asyncio.timeout(WAIT_S):
-        while not condition():  # noqa: ASYNC110 - the rows are in another connection: nothing to wait on
-            await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(MEMORY_AGENT_DB=tmp_path / "memory.db", MEMORY_AGENT_RECALL_BUDGET_MS=2000)
+    # The caller's last words are transcribed on a busy machine too (whisper took up to 4.2 s).
+    return Settings(
+        MEMORY_AGENT_DB=tmp_path / "memory.db",
+        MEMORY_AGENT_RECALL_BUDGET_MS=2000,
+        MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S=30,
+    )
 
 
 @pytest.fixture
 def dial(settings, speech) -> Callable[..., Awaitable[PhoneCall]]:
     whisper, piper, vad = speech
 
-    async def dial(steps: list[Step], *, number: str | None = NUMBER) -> PhoneCall:
+    async def dial(steps: list[Step], *, number: str = NUMBER) -> PhoneCall:
         llm = ScriptedLLM(steps)
         room = PhoneRoom()
         caller = Caller(room, identity="sip-caller")
         shutdown: list[Callable[..., Awaitable[None]]] = []
         with fake_job_context(room=room) as ctx:  # type: ignore[arg-type]
             ctx.add_shutdown_callback = shutdown.append  # type: ignore[method-assign]
+            # A fake job's delete_room does nothing; the server's disconnects everyone.
+            ctx.delete_room = lambda room_name=None: asyncio.ensure_future(room.delete())  # type: ignore[method-assign,assignment]
             job = asyncio.create_task(
                 entrypoint(ctx, providers=lambda _settings: Providers(llm, whisper, piper, vad), settings=settings)
             )
-            await asyncio.sleep(0.1)
             room.join(caller)
             # The SIP attributes come after the participant, as they can on a real trunk.
-            await asyncio.sleep(0.3)
-            if number is not None:
-                caller.set_phone_number(number)
+            async with asyncio.timeout(WAIT_S):
+                await room.listeners("participant_attributes_changed").wait()
+            caller.set_phone_number(number)
             async with asyncio.timeout(WAIT_S):
                 await job
-        return PhoneCall(room, caller, llm, job, shutdown, ctx)
+        session = ctx.primary_session
+        changed, closed = asyncio.Event(), asyncio.Event()
+
+        def on_state(event: AgentStateChangedEvent) -> None:
+            if event.new_state == "speaking" and room.ear is not None:
+                room.ear.agent_started_speaking()
+
+        session.on("agent_state_changed", on_state)
+        session.on("conversation_item_added", lambda _event: changed.set())
+        session.on("close", lambda _event: closed.set())
+        return PhoneCall(room, caller, llm, shutdown, session, changed, closed)
 
     return dial
 
@@ -161,13 +187,14 @@ async def test_a_caller_orders_by_voice_and_is_welcomed_back_by_name_when_callin
     second = await dial(RETURN_CALL)
     await second.hears(1)
     await second.caller.say("Hi, it's Maria.")
-    heard = await second.hears(2)
+    await second.hears(2)
     await second.caller.say("Yes, the same as last time.")
     await second.hears(3)
     await second.caller.say("Yes, please.")
     await second.hears(4)
     await second.caller.hang_up()
     await second.end()
+    heard = second.said()
 
     db = settings.db
     assert first.llm.remaining == 0 and second.llm.remaining == 0
@@ -199,7 +226,7 @@ async def test_a_caller_who_hangs_up_mid_sentence_leaves_a_finished_call_with_th
     await call.caller.hang_up()
     await call.end()
 
-    assert rows(settings.db, "SELECT ended_at IS NOT NULL, end_reason FROM calls") == [(1, "user_initiated")]
+    assert rows(settings.db, "SELECT ended_at IS NOT NULL, end_reason FROM calls") == [(1, "participant_disconnected")]
     said = turns(settings.db)
     assert len(said) == 1
     assert "maria" in said[0] and re.search(r"marg\w*rita", said[0])
@@ -207,20 +234,18 @@ async def test_a_caller_who_hangs_up_mid_sentence_leaves_a_finished_call_with_th
 
 async def test_a_silent_caller_is_asked_if_they_are_still_there_then_the_call_is_ended(dial, settings):
     call = await dial([Say("Welcome to Bella Vista! May I have your name?")])
-    heard = await call.hears(3)
-    await until(lambda: call.ctx.primary_session is not None and settings.db.exists() and _ended(settings.db))
-    await call.caller.hang_up()
+    await call.hears(3)
+    # The agent hangs up: the room is deleted, which disconnects the caller.
+    async with asyncio.timeout(WAIT_S):
+        await call.room.deleted.wait()
     await call.end()
+    heard = call.said()
 
     assert "still there" in words(heard[1].text)
     assert "goodbye" in words(heard[2].text)
     assert rows(settings.db, "SELECT end_reason FROM calls") == [("caller_silent",)]
     assert turns(settings.db) == []
     assert "are you still there" in turns(settings.db, "assistant")[1]
-
-
-def _ended(db: Path) -> bool:
-    return bool(rows(db, "SELECT 1 FROM calls WHERE ended_at IS NOT NULL"))
 
 
 async def test_a_caller_who_talks_over_the_agent_is_heard(dial, settings):
@@ -234,16 +259,22 @@ async def test_a_caller_who_talks_over_the_agent_is_heard(dial, settings):
             Say("Thank you, Maria."),
         ]
     )
-    await until(lambda: call.room.ear is not None and call.room.ear.speaking)
-    await asyncio.sleep(1.5)  # well into the agent's long greeting
+    async with asyncio.timeout(WAIT_S):
+        await call.room.agent_track
+        assert call.room.ear is not None
+        await call.room.ear.heard_for(1.5)  # well into the agent's long greeting
     await call.caller.say("Sorry to interrupt, this is Maria.")
-    heard = await call.hears(2)
+    await call.hears(2)
     await call.caller.hang_up()
     await call.end()
+    heard = call.said()
 
     said = turns(settings.db)
     assert len(said) == 1 and "maria" in said[0] and "interrupt" in said[0]
     assert call.llm.remaining == 0
     assert "thank you" in words(heard[-1].text)
+    # The agent stopped talking when the caller did: its greeting is kept as far as it was spoken. How
+    # far depends on how quickly a busy machine notices the caller, so only the end is asserted missing.
     greeting = rows(settings.db, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY seq")[0][0]
-    assert "tiramisu" not in greeting  # the agent stopped talking when the caller did
+    assert greeting.startswith("Welcome to Bella Vista")
+    assert "name" not in greeting

@@ -159,7 +159,7 @@ class _PiperStream(tts.ChunkedStream):
 
 @dataclass
 class Heard:
-    """A stretch of the agent's audio, as the caller heard it."""
+    """One utterance of the agent, as the caller heard it."""
 
     start: float
     end: float
@@ -167,57 +167,71 @@ class Heard:
 
     @property
     def text(self) -> str:
-        return transcribe_pcm(self.samples)
+        return transcribe_pcm(self.samples) if len(self.samples) else ""
+
+
+# Frames reach the ear a little after the session says the agent started speaking; the caller's turn
+# between two utterances is longer than this, so the margin never takes audio from the next one.
+MARGIN_S = 0.5
 
 
 @dataclass
 class AgentEar:
-    """Reads the agent's published track and splits it into utterances at 600 ms of silence."""
+    """Reads the agent's published track; each time the session says the agent starts speaking, a new
+    utterance begins (an utterance that stops or stutters under load stays one utterance)."""
 
     track: rtc.Track
-    heard: list[Heard] = field(default_factory=list)
-    _current: list[np.ndarray] = field(default_factory=list)
-    _start: float = 0.0
-    _last_voice: float = 0.0
+    frames: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    loud_samples: int = 0  # of the current utterance
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
-    frames_seen: int = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen())
+
+    def agent_started_speaking(self) -> None:
+        self.starts.append(asyncio.get_running_loop().time())
+        self.loud_samples = 0
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         stream = rtc.AudioStream.from_track(track=self.track, sample_rate=RATE, num_channels=1)
         try:
             async for event in stream:
-                now = loop.time()
-                pcm = np.frombuffer(event.frame.data, dtype=np.int16)
-                self.frames_seen += 1
-                loud = bool(len(pcm)) and int(np.abs(pcm).max()) > 300
-                if loud:
-                    if not self._current:
-                        self._start = now
-                    self._last_voice = now
-                if self._current or loud:
-                    self._current.append(pcm.copy())
-                if self._current and not loud and now - self._last_voice > 0.6:
-                    self._cut(now)
+                pcm = np.frombuffer(event.frame.data, dtype=np.int16).copy()
+                self.frames.append((loop.time(), pcm))
+                if _loud(pcm) and self.starts:
+                    self.loud_samples += len(pcm)
+                    self._progress.set()
         finally:
             await stream.aclose()
 
-    def _cut(self, now: float) -> None:
-        self.heard.append(Heard(self._start, now, np.concatenate(self._current)))
-        self._current = []
+    async def heard_for(self, seconds: float) -> None:
+        """Wait until the current utterance has carried ``seconds`` of sound (audio time, not wall time)."""
+        while self.loud_samples < seconds * RATE:
+            self._progress.clear()
+            await self._progress.wait()
 
     @property
-    def speaking(self) -> bool:
-        return bool(self._current)
+    def heard(self) -> list[Heard]:
+        """The utterances so far, each trimmed to its sound."""
+        utterances = []
+        for i, start in enumerate(self.starts):
+            end = self.starts[i + 1] if i + 1 < len(self.starts) else float("inf")
+            chunks = [pcm for t, pcm in self.frames if start - MARGIN_S <= t < end - MARGIN_S]
+            loud = [n for n, pcm in enumerate(chunks) if _loud(pcm)]
+            samples = np.concatenate(chunks[loud[0] : loud[-1] + 1]) if loud else np.zeros(0, dtype=np.int16)
+            utterances.append(Heard(start, end, samples))
+        return utterances
 
     async def aclose(self) -> None:
         if self._task is not None:
             await utils.aio.cancel_and_wait(self._task)
-        if self._current:
-            self._cut(asyncio.get_running_loop().time())
+
+
+def _loud(pcm: np.ndarray) -> bool:
+    return bool(len(pcm)) and int(np.abs(pcm).max()) > 300
 
 
 class Caller:
@@ -225,7 +239,9 @@ class Caller:
 
     def __init__(self, room: PhoneRoom, identity: str) -> None:
         self.room = room
-        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+        # A second of audio queued ahead: a busy machine's stalls do not break the caller's speech into
+        # pieces (an empty queue would put silence in the middle of a sentence, and end the turn there).
+        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=1000)
         self.track = rtc.LocalAudioTrack.create_audio_track("caller-mic", self.source)
         self.participant: Any = create_autospec(rtc.RemoteParticipant, instance=True)
         self.participant.identity = identity
@@ -253,16 +269,14 @@ class Caller:
         self._line = asyncio.create_task(self._carry())
 
     async def _carry(self) -> None:
-        loop = asyncio.get_running_loop()
         silence = next(frames_of(np.zeros(FRAME, dtype=np.int16)))
-        next_at = loop.time()
         while not self.hung_up.is_set():
-            frame = silence if self._pending.empty() else self._pending.get_nowait()
-            await self.source.capture_frame(frame)
-            if frame is not silence and self._pending.empty():
+            speech = not self._pending.empty()
+            # The source plays in real time and makes this wait while its queue is full: that is the pace.
+            await self.source.capture_frame(self._pending.get_nowait() if speech else silence)
+            if speech and self._pending.empty():
+                await self.source.wait_for_playout()  # said means heard, not queued
                 self._said.set()
-            next_at += FRAME_MS / 1000
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def say(self, text: str, *, cut_after_s: float | None = None) -> None:
         """Speak a line and wait until it has been said; ``cut_after_s`` stops mid-sentence."""
@@ -280,11 +294,14 @@ class Caller:
         self.room.emit("participant_attributes_changed", ["sip.phoneNumber", "sip.callStatus"], self.participant)
 
     async def hang_up(self) -> None:
+        await self.stop_line()
+        self.room.leave(self)
+
+    async def stop_line(self) -> None:
         self.hung_up.set()
         self._said.set()
         if self._line is not None:
             await self._line
-        self.room.leave(self)
 
     async def aclose(self) -> None:
         self.hung_up.set()
@@ -313,6 +330,17 @@ class PhoneRoom(rtc.EventEmitter[str]):
         self.local_participant.publish_track.side_effect = self._publish
         self.agent_track: asyncio.Future[rtc.Track] = asyncio.get_running_loop().create_future()
         self.ear: AgentEar | None = None
+        self.callers: list[Caller] = []
+        self.deleted = asyncio.Event()
+        self.listening: dict[str, asyncio.Event] = {}
+
+    def on(self, event: str, callback: Any = None) -> Any:
+        """Subscribe, as rtc.Room does; ``listeners(event)`` is set once someone listens."""
+        self.listeners(event).set()
+        return super().on(event, callback)
+
+    def listeners(self, event: str) -> asyncio.Event:
+        return self.listening.setdefault(event, asyncio.Event())
 
     def isconnected(self) -> bool:
         return self.connection_state == rtc.ConnectionState.CONN_CONNECTED
@@ -345,15 +373,28 @@ class PhoneRoom(rtc.EventEmitter[str]):
     def join(self, caller: Caller) -> None:
         """The caller's participant joins and their microphone track is subscribed."""
         self.remote_participants[caller.participant.identity] = caller.participant
+        self.callers.append(caller)
         caller.dial()
         self.emit("participant_connected", caller.participant)
         self.emit("participant_active", caller.participant)
         self.emit("track_subscribed", caller.track, caller.publication, caller.participant)
 
     def leave(self, caller: Caller) -> None:
+        if caller in self.callers:
+            self.callers.remove(caller)
         self.remote_participants.pop(caller.participant.identity, None)
         self.emit("track_unsubscribed", caller.track, caller.publication, caller.participant)
         self.emit("participant_disconnected", caller.participant)
+
+    async def delete(self) -> None:
+        """What the server does on DeleteRoom: every participant is disconnected, then the agent."""
+        for caller in list(self.callers):
+            await caller.stop_line()
+            caller.participant.disconnect_reason = rtc.DisconnectReason.ROOM_DELETED
+            self.leave(caller)
+        self.connection_state = rtc.ConnectionState.CONN_DISCONNECTED
+        self.emit("disconnected", rtc.DisconnectReason.ROOM_DELETED)
+        self.deleted.set()
 
     async def aclose(self) -> None:
         if self.ear is not None:
