@@ -19,7 +19,7 @@ import psycopg
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
-from db.migrations import CALLER_FACT_VIEWS
+from db.migrations import CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,12 @@ UPDATE customers SET usual_order_id = {USUAL_ORDER_SQL} WHERE last_order_id IS N
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "schema of SQLite's version 5, full-text search, worker heartbeats", _INITIAL),
     Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
+    # SQLite's version 10.
+    Migration(
+        6,
+        "outbox and deliveries, kitchen tickets, sold-out dishes",
+        OUTBOX_AND_KITCHEN.format(ID=ID, BIGINT="bigint", TEXT=TEXT),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
