@@ -305,6 +305,7 @@ CREATE TABLE deliveries (
     UNIQUE (outbox_id, destination)
 );
 CREATE INDEX ix_deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX ix_deliveries_dead ON deliveries(updated_at) WHERE status = 'dead';
 
 CREATE TABLE ticket_changes (
     id {ID},

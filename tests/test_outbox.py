@@ -26,6 +26,7 @@ from memory_agent.outbox import (
 from memory_agent.settings import Settings
 from outbox_fakes import SECRET, SQUARE_LOCATION, SQUARE_TOKEN, FakeSquare, WebhookReceiver, free_port, until
 from test_cli import CLEAN_ENV, run
+from test_dashboard import _datasette, chart_rows
 
 FAST = RetryPolicy(attempts=6, backoff_s=0.05, max_backoff_s=0.2, lease_s=30)
 LINES = [
@@ -284,3 +285,24 @@ async def test_the_outbox_delivers_from_postgresql_too(pg_url, receiver):
         assert await deliveries(store) == [("webhook", "delivered", 1)]
     [key] = receiver.orders
     assert key.endswith("-call-1") and receiver.orders[key]["data"]["caller_first_name"] == "Maria"
+
+
+async def test_a_dead_delivery_shows_on_the_owners_dashboard(db_path):
+    await place_order(db_path)
+    refusing = WebhookReceiver(status=400)
+    await refusing.start()
+    try:
+        async with open_outbox(db_path) as store:
+            worker = DeliveryWorker(store, {"webhook": WebhookDestination(refusing.endpoint, SECRET)}, FAST)
+            await worker.run_once()
+            await worker.idle()
+    finally:
+        await refusing.stop()
+    ds = await _datasette(db_path, timezone="America/New_York")
+    order_id = rows(db_path, "SELECT id FROM orders")[0][0]
+
+    [problem] = await chart_rows(ds, "till_problems", since="2000-01-01", until="9999-12-31")
+    assert problem["order"] == order_id
+    assert problem["delivery"] == "webhook: FAILED after 1 tries, webhook refused the order: HTTP 400"
+    [latest] = await chart_rows(ds, "till_latest", since="2000-01-01", until="9999-12-31")
+    assert latest["delivery"] == problem["delivery"]

@@ -215,6 +215,41 @@ CHARTS["new_vs_returning"]["query"] = (
     "  FROM weeks)\n" + CHARTS["new_vs_returning"]["query"]
 )
 
+# -- orders to the till (the outbox) ----------------------------------------------------------
+
+# Each destination's state of one order, in words: "webhook: delivered; square: failed after 12 tries (…)".
+_DELIVERY_STATE = """coalesce((SELECT group_concat(d.destination || ': ' || CASE d.status
+        WHEN 'delivered' THEN 'delivered ' || local_time(d.delivered_at)
+        WHEN 'dead' THEN 'FAILED after ' || d.attempts || ' tries, ' || coalesce(d.last_error, '')
+        ELSE 'retrying (' || d.attempts || ' tries so far, next ' || local_time(d.next_attempt_at) || ')' END, '; ')
+      FROM deliveries AS d WHERE d.outbox_id = x.id),
+    CASE WHEN x.id IS NULL THEN 'not queued' ELSE 'waiting for the delivery worker' END)"""
+
+CHARTS["till_problems"] = {
+    "title": "Orders not at the till: failed deliveries first, then those still being tried",
+    "library": "table",
+    # The failed and pending deliveries and the orders no worker has taken yet, each by its partial index.
+    "query": f"""SELECT local_time(o.created_at) AS "when", o.id AS "order", {_html(_DELIVERY_STATE)} AS delivery
+FROM orders AS o JOIN outbox AS x ON x.order_id = o.id
+WHERE {_IN_RANGE} AND (x.dispatched_at IS NULL
+   OR x.id IN (SELECT outbox_id FROM deliveries WHERE status = 'dead')
+   OR x.id IN (SELECT outbox_id FROM deliveries WHERE status = 'pending'))
+ORDER BY EXISTS (SELECT 1 FROM deliveries AS d WHERE d.outbox_id = x.id AND d.status = 'dead') DESC,
+         o.created_at DESC LIMIT 20""",
+}
+
+CHARTS["till_latest"] = {
+    "title": "Latest orders and their delivery to the till",
+    "library": "table",
+    "query": f"""SELECT local_time(o.created_at) AS "when", o.id AS "order", {_dollars("o.total_cents")} AS total,
+       {_html(_DELIVERY_STATE)} AS delivery
+FROM orders AS o LEFT JOIN outbox AS x ON x.order_id = o.id
+WHERE {_IN_RANGE} AND o.status = 'placed'
+ORDER BY o.created_at DESC LIMIT 10""",
+}
+
+_TILL_ROW = ["till_problems", "till_problems", "till_latest", "till_latest"]
+
 # Grid of the dashboard, in the order the owner reads it.
 LAYOUT = [
     ["sales", "orders", "average_order", "repeat_rate"],
@@ -222,6 +257,7 @@ LAYOUT = [
     ["orders_by_hour", "orders_by_hour", "top_items", "top_items"],
     ["new_vs_returning", "new_vs_returning", "average_rating", "average_rating"],
     ["abandoned", "abandoned", "low_ratings", "low_ratings"],
+    _TILL_ROW,
 ]
 
 
