@@ -24,7 +24,7 @@ from datasette import hookimpl  # type: ignore[import-untyped]
 from datasette.utils.asgi import Response  # type: ignore[import-untyped]
 from markupsafe import Markup, escape
 
-from memory_agent.datasette import localtime
+from memory_agent.datasette import kitchen, localtime
 from memory_agent.datasette.dashboard import chart_queries
 from memory_agent.datasette.sqlfunctions import caller_key, search_terms
 
@@ -56,6 +56,20 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
     conn.create_function("local_time", 1, lambda text: localtime.local_time(text, zone), deterministic=True)
     conn.create_function("caller_key", 1, caller_key, deterministic=True)
     conn.create_function("search_terms", 1, search_terms, deterministic=True)
+
+
+@hookimpl
+def register_routes(datasette: Any) -> list[tuple[str, Any]]:
+    """The kitchen board's page and endpoints (``kitchen.py``)."""
+    return kitchen.routes() if _config(datasette) is not None else []
+
+
+@hookimpl
+def skip_csrf(datasette: Any, scope: Scope) -> bool | None:
+    """The kitchen board's writes take JSON bodies only, which no cross-site form can send."""
+    if _config(datasette) is None or scope.get("type") != "http":
+        return None
+    return str(scope.get("path", "")).startswith(f"{kitchen.PATH}/") or None
 
 
 @hookimpl
