@@ -173,6 +173,7 @@ def _serve(command: list[str], *, db: Path, base: str, allow_sql: bool, err: Tex
         if "/-/auth-token?token=" in login:
             print(f"Serving {db} read-only at {base}/ (Ctrl+C to stop)", file=err)
             print(f"The owner's dashboard: {base}/-/dashboards/{dashboard.SLUG}", file=err)
+            print(f"The kitchen board: {base}/-/kitchen", file=err)
             if not allow_sql:
                 print("Arbitrary SQL is off (the dashboard and canned queries run); --allow-sql allows it.", file=err)
             print(f"Log in by opening this link (it works once; restart for a new one):\n  {login}", file=err)
