@@ -306,3 +306,25 @@ async def test_a_dead_delivery_shows_on_the_owners_dashboard(db_path):
     assert problem["delivery"] == "webhook: FAILED after 1 tries, webhook refused the order: HTTP 400"
     [latest] = await chart_rows(ds, "till_latest", since="2000-01-01", until="9999-12-31")
     assert latest["delivery"] == problem["delivery"]
+
+
+async def test_the_livekit_workers_long_lived_process_delivers_orders(db_path, receiver, monkeypatch):
+    from memory_agent.worker import build_server
+
+    await place_order(db_path)
+    monkeypatch.setenv("MEMORY_AGENT_DB", str(db_path))
+    monkeypatch.setenv("MEMORY_AGENT_WEBHOOK_URL", receiver.endpoint)
+    monkeypatch.setenv("MEMORY_AGENT_WEBHOOK_SECRET", SECRET)
+    server = build_server(Settings())
+    server.emit("worker_started")  # what LiveKit's AgentServer emits in its own process once it runs
+    [delivering] = [task for task in asyncio.all_tasks() if task.get_name() == "outbox"]
+    try:
+
+        async def delivered() -> bool:
+            return rows(db_path, "SELECT status FROM deliveries") == [("delivered",)]
+
+        await until(delivered)
+    finally:
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+    assert len(receiver.orders) == 1
