@@ -11,6 +11,7 @@ again once the lease runs out), and records each attempt: delivered, due again l
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -74,8 +75,6 @@ def first_name(name: object) -> str | None:
 
 def document(order: dict[str, Any], lines: Sequence[dict[str, Any]], caller_name: object) -> dict[str, Any]:
     """The order as a destination reads it: plain data, money in integer cents."""
-    import json
-
     keep = (
         "id",
         "status",
