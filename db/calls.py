@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from db import spool, stale
+from db import outbox, spool, stale
 from db.errors import CallerErased
 from db.migrations import USUAL_ORDER_SQL
 from db.models import (
@@ -289,6 +289,8 @@ def _write_order(
     if existing is not None:
         db.execute("DELETE FROM order_items WHERE order_id = ?", (order_id,))
     db.executemany(_INSERT_LINE, [(order_id, n, *values(line)) for n, line in enumerate(order.items, start=1)])
+    if order.status == "placed":  # queued for the till in the transaction that places it
+        db.execute(outbox.ENQUEUE_SQL, (order_id, outbox.idempotency_key(order_id, call_id), at))
     if order.status == "placed" and customer_id is not None:
         _count_placed(db, customer_id, order_id, order.total_cents)
 

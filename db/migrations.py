@@ -305,6 +305,56 @@ CREATE INDEX ix_identity_attempts_subject ON identity_attempts(subject, attempte
 """
 
 
+# Version 10: the outbox (a placed order queued for delivery in the transaction that places it,
+# then one delivery per destination with its retries and dead letters) and the kitchen board's
+# record: each ticket's status changes and the dishes sold out for a day, with who and when.
+# The same text on both backends (db.pg.schema uses it too, with its own types).
+OUTBOX_AND_KITCHEN = """
+CREATE TABLE outbox (
+    id {ID},
+    order_id {BIGINT} NOT NULL UNIQUE REFERENCES orders(id) ON DELETE CASCADE,
+    idempotency_key {TEXT} NOT NULL UNIQUE,
+    created_at {TEXT} NOT NULL,
+    dispatched_at {TEXT}
+);
+CREATE INDEX ix_outbox_undispatched ON outbox(created_at) WHERE dispatched_at IS NULL;
+
+CREATE TABLE deliveries (
+    id {ID},
+    outbox_id {BIGINT} NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+    destination {TEXT} NOT NULL,
+    status {TEXT} NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts {BIGINT} NOT NULL DEFAULT 0,
+    next_attempt_at {TEXT} NOT NULL,
+    last_error {TEXT},
+    created_at {TEXT} NOT NULL,
+    updated_at {TEXT} NOT NULL,
+    delivered_at {TEXT},
+    UNIQUE (outbox_id, destination)
+);
+CREATE INDEX ix_deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX ix_deliveries_dead ON deliveries(updated_at) WHERE status = 'dead';
+
+CREATE TABLE ticket_changes (
+    id {ID},
+    order_id {BIGINT} NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    status {TEXT} NOT NULL CHECK (status IN ('new', 'preparing', 'ready', 'collected')),
+    changed_by {TEXT} NOT NULL,
+    changed_at {TEXT} NOT NULL
+);
+CREATE INDEX ix_ticket_changes_order_id ON ticket_changes(order_id, id);
+
+CREATE TABLE sold_out (
+    id {ID},
+    menu_item {TEXT} NOT NULL,
+    day {TEXT} NOT NULL,
+    marked_by {TEXT} NOT NULL,
+    marked_at {TEXT} NOT NULL,
+    UNIQUE (menu_item, day)
+);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
@@ -314,6 +364,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(7, "calls' numbers and erasures' scopes", _ERASURE_WINS),
     Migration(8, "identity attempts", IDENTITY_ATTEMPTS),
+    Migration(
+        10,
+        "outbox and deliveries, kitchen tickets, sold-out dishes",
+        OUTBOX_AND_KITCHEN.format(ID="INTEGER PRIMARY KEY", BIGINT="INTEGER", TEXT="TEXT"),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

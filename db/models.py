@@ -407,3 +407,75 @@ class CallSnapshot(CallBase):
     @property
     def final(self) -> bool:
         return self.ended_at is not None
+
+
+# -- outbox and kitchen -----------------------------------------------------------------------
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+TicketStatus = Literal["new", "preparing", "ready", "collected"]
+TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "preparing", "ready", "collected")
+
+
+class OutboxRow(SQLModel, table=True):
+    """A placed order queued for delivery, in the transaction that placed it."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", unique=True)
+    idempotency_key: str = Field(unique=True)
+    created_at: str
+    dispatched_at: str | None = None
+
+
+class DeliveryBase(SQLModel):
+    """One queued order's delivery to one destination: its state and its attempts."""
+
+    destination: str
+    status: DeliveryStatus = Field(default="pending", sa_type=Text)
+    attempts: int = 0
+    next_attempt_at: str
+    last_error: str | None = None
+    created_at: str
+    updated_at: str
+    delivered_at: str | None = None
+
+
+class DeliveryRow(DeliveryBase, table=True):
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id")
+
+
+class Delivery(DeliveryBase):
+    """A delivery as the worker and the owner see it: with its order and the order's idempotency key."""
+
+    id: int
+    outbox_id: int
+    order_id: int
+    idempotency_key: str
+
+
+class TicketChangeRow(SQLModel, table=True):
+    """A kitchen ticket moved to a status, by whom and when (the latest change is its status)."""
+
+    __tablename__ = "ticket_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id")
+    status: TicketStatus = Field(sa_type=Text)
+    changed_by: str
+    changed_at: str
+
+
+class SoldOutRow(SQLModel, table=True):
+    """A dish the kitchen marked sold out for one of the restaurant's local days."""
+
+    __tablename__ = "sold_out"
+
+    id: int | None = Field(default=None, primary_key=True)
+    menu_item: str
+    day: str
+    marked_by: str
+    marked_at: str

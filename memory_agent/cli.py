@@ -312,6 +312,106 @@ def migrate_to_postgres(
         )
 
 
+outbox_app = typer.Typer(
+    help="Orders on their way to the till: list pending and failed deliveries, retry one, run the delivery worker.",
+    no_args_is_help=False,
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+def _outbox_settings(db: str | None) -> Settings:
+    from db import is_postgres_url
+
+    settings = _settings(db)
+    if not is_postgres_url(settings.db) and not Path(settings.db).is_file():
+        raise UsageError(f"database {settings.db} does not exist")
+    return settings
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox(ctx: typer.Context, db: DbOption = None) -> None:
+    """List the deliveries pending or dead (the failed ones), in the restaurant's local time."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from db.models import Delivery
+    from db.outbox import open_outbox
+    from memory_agent.datasette.localtime import local_time
+
+    settings = _outbox_settings(db)
+
+    async def listed() -> tuple[list[Delivery], int]:
+        async with open_outbox(settings.db) as store:
+            return await store.deliveries(("pending", "dead")), await store.undispatched()
+
+    deliveries, waiting = asyncio.run(listed())
+    if waiting:
+        print(f"{waiting} order(s) queued, not yet given to a destination (is the delivery worker running?)")
+    if not deliveries:
+        print("no deliveries pending or failed")
+        return
+    head = ("ID", "ORDER", "DESTINATION", "STATUS", "ATTEMPTS", "NEXT ATTEMPT")
+    print(f"{head[0]:>6}  {head[1]:>6}  {head[2]:<11}  {head[3]:<8}  {head[4]:>8}  {head[5]:<16}  LAST ERROR")
+    for d in deliveries:
+        due = local_time(d.next_attempt_at, settings.timezone) if d.status == "pending" else "-"
+        print(
+            f"{d.id:>6}  {d.order_id:>6}  {d.destination:<11}  {d.status:<8}  {d.attempts:>8}  {due or '-':<16}"
+            f"  {d.last_error or ''}"
+        )
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    delivery_id: Annotated[int, typer.Argument(metavar="ID", help="The delivery's id (see `memory-agent outbox`).")],
+    db: DbOption = None,
+) -> None:
+    """Try a pending or dead delivery again now, with its attempts counted afresh."""
+    from db.clock import utcnow_iso
+    from db.outbox import open_outbox
+
+    settings = _outbox_settings(db)
+
+    async def retried() -> str | None:
+        async with open_outbox(settings.db) as store:
+            found = await store.delivery(delivery_id)
+            if found is None or not await store.retry(delivery_id, utcnow_iso()):
+                return None if found is None else found.status
+            return "retried"
+
+    outcome = asyncio.run(retried())
+    if outcome is None:
+        raise UsageError(f"no delivery {delivery_id}")
+    if outcome != "retried":
+        raise UsageError(f"delivery {delivery_id} is already {outcome}")
+    print(f"delivery {delivery_id} will be tried again by the delivery worker")
+
+
+@outbox_app.command("run")
+def outbox_run(db: DbOption = None) -> None:
+    """Deliver placed orders to the configured destinations until stopped (Ctrl+C or SIGTERM)."""
+    import signal
+
+    from memory_agent.outbox import OutboxConfigError, configured_destinations, run_delivery_worker
+
+    settings = _outbox_settings(db)
+    try:
+        destinations = configured_destinations(settings)
+    except OutboxConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not destinations:
+        raise UsageError("no destination configured: set MEMORY_AGENT_WEBHOOK_URL or SQUARE_ACCESS_TOKEN (see README)")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"delivering placed orders to {', '.join(sorted(destinations))} (Ctrl+C to stop)", file=sys.stderr)
+        sys.stderr.flush()
+        await run_delivery_worker(settings, stop)
+
+    asyncio.run(run())
+
+
 def _run_worker(mode: str, extra: list[str]) -> None:
     settings = _settings(log_handler=False)
     livekit = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -321,6 +421,12 @@ def _run_worker(mode: str, extra: list[str]) -> None:
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the worker's LLM")
     if missing := settings.missing("DEEPGRAM_API_KEY"):
         raise UsageError(f"set {', '.join(missing)}: the worker listens with Deepgram")
+    from memory_agent.outbox import OutboxConfigError, configured_destinations
+
+    try:
+        configured_destinations(settings)
+    except OutboxConfigError as exc:
+        raise UsageError(str(exc)) from None
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
     _check_livekit(settings)

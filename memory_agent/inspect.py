@@ -78,10 +78,22 @@ def load_metadata(
     metadata["allow"] = ROOT_ACTOR
     metadata["allow_sql"] = ROOT_ACTOR
     metadata["plugins"] = {
-        "memory-agent": {"timezone": timezone, "hosts": list(hosts), "allow_sql": allow_sql},
+        "memory-agent": {
+            "timezone": timezone,
+            "hosts": list(hosts),
+            "allow_sql": allow_sql,
+            "menu": _menu_for_the_kitchen(),
+        },
         "datasette-dashboards": dashboard.dashboard_config(database_name, today=local_today),
     }
     return metadata
+
+
+def _menu_for_the_kitchen() -> list[dict[str, str]]:
+    """The dishes the kitchen board can mark sold out."""
+    from memory_agent.menu import load_menu
+
+    return [{"id": item.id, "name": item.name} for item in load_menu().items]
 
 
 def datasette_command(
@@ -161,6 +173,7 @@ def _serve(command: list[str], *, db: Path, base: str, allow_sql: bool, err: Tex
         if "/-/auth-token?token=" in login:
             print(f"Serving {db} read-only at {base}/ (Ctrl+C to stop)", file=err)
             print(f"The owner's dashboard: {base}/-/dashboards/{dashboard.SLUG}", file=err)
+            print(f"The kitchen board: {base}/-/kitchen", file=err)
             if not allow_sql:
                 print("Arbitrary SQL is off (the dashboard and canned queries run); --allow-sql allows it.", file=err)
             print(f"Log in by opening this link (it works once; restart for a new one):\n  {login}", file=err)

@@ -30,6 +30,7 @@ from db import (
 )
 from db.attempts import Outcome
 from db.clock import utcnow_iso
+from db.kitchen import is_sold_out
 from db.models import PastOrder
 from memory_agent.identity import redact
 
@@ -118,6 +119,15 @@ class Journal:
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""
         return await self._repo.past_orders(identity, limit)
+
+    async def sold_out(self, menu_item: str, day: str) -> bool:
+        """Whether the kitchen marked ``menu_item`` sold out for ``day``; False if the database does not answer
+        within the budget (the kitchen can still refuse the dish)."""
+        try:
+            return await asyncio.wait_for(is_sold_out(self._repo, menu_item, day), timeout=self.budget_s)
+        except (TimeoutError, RepositoryError):
+            log.warning("call %s: the sold-out list did not answer; the dish is taken", self.call_id)
+            return False
 
     async def forget(self, identity: str) -> None:
         """Erase the profile ``identity`` and everything of it, this call included (once its final record is in).

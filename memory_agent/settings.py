@@ -87,6 +87,23 @@ class Settings(BaseSettings):
     http_host: str = Field(default="0.0.0.0", min_length=1, validation_alias="MEMORY_AGENT_HTTP_HOST")
     http_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="MEMORY_AGENT_HTTP_PORT")
 
+    # Where placed orders are delivered (the outbox): a webhook signed by the Standard Webhooks
+    # scheme (its secret as "whsec_" and base64), and Square (an access token and a location).
+    webhook_url: str | None = Field(default=None, validation_alias="MEMORY_AGENT_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias="MEMORY_AGENT_WEBHOOK_SECRET")
+    square_access_token: SecretStr | None = Field(default=None, validation_alias="SQUARE_ACCESS_TOKEN")
+    square_location_id: str | None = Field(default=None, validation_alias="SQUARE_LOCATION_ID")
+    square_base_url: str = Field(default="https://connect.squareup.com", validation_alias="SQUARE_BASE_URL")
+    square_currency: str = Field(default="USD", pattern="^[A-Z]{3}$", validation_alias="SQUARE_CURRENCY")
+    # Attempts before a delivery is dead; the wait between them doubles from the first to the longest.
+    outbox_attempts: int = Field(default=12, ge=1, le=100, validation_alias="MEMORY_AGENT_OUTBOX_ATTEMPTS")
+    outbox_backoff_s: float = Field(default=2.0, gt=0, le=3600, validation_alias="MEMORY_AGENT_OUTBOX_BACKOFF_S")
+    outbox_max_backoff_s: float = Field(
+        default=600.0, gt=0, le=86_400, validation_alias="MEMORY_AGENT_OUTBOX_MAX_BACKOFF_S"
+    )
+    # A claimed delivery is due again after this long (a worker killed mid-delivery); longer than a request.
+    outbox_lease_s: float = Field(default=60.0, ge=0.5, le=3600, validation_alias="MEMORY_AGENT_OUTBOX_LEASE_S")
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:

@@ -17,6 +17,7 @@ from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, is_attested, redact
 from memory_agent.journal import in_background
 from memory_agent.logs import protect_logs
+from memory_agent.outbox import deliver_in_background
 from memory_agent.providers import ProviderFactory, live_providers, text_providers
 from memory_agent.settings import Settings
 
@@ -49,6 +50,8 @@ def build_server(settings: Settings) -> AgentServer:
     )
     # Job processes import this module and call `entrypoint` by name, so it stays a module-level function.
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    # Placed orders reach the till from the long-lived worker process (the calls' processes come and go).
+    server.on("worker_started", lambda: deliver_in_background(settings))
     return server
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from db import spool, stale
+from db import outbox, spool, stale
 from db.errors import CallerErased
 from db.models import CallerFact, CallSnapshot, Feedback, Message, Order, OrderLine, columns, values
 from db.pg.queries import qmark
@@ -241,6 +241,9 @@ async def _write_order(
             await cur.executemany(
                 _INSERT_LINE, [(order_id, n, *values(line)) for n, line in enumerate(order.items, start=1)]
             )
+    if order.status == "placed":  # queued for the till in the transaction that places it
+        key = outbox.idempotency_key(order_id, call_id)
+        await db.execute(outbox.ENQUEUE_SQL.replace("?", "%s"), (order_id, key, at))
     if order.status == "placed" and customer_id is not None:
         await _count_placed(db, customer_id, order_id, order.total_cents)
 

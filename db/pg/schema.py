@@ -19,7 +19,7 @@ import psycopg
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
-from db.migrations import CALLER_FACT_VIEWS
+from db.migrations import CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(3, "calls' numbers and erasures' scopes", _ERASURE_WINS),
     Migration(4, "identity attempts", _IDENTITY_ATTEMPTS),
+    # SQLite's version 10.
+    Migration(
+        6,
+        "outbox and deliveries, kitchen tickets, sold-out dishes",
+        OUTBOX_AND_KITCHEN.format(ID=ID, BIGINT="bigint", TEXT=TEXT),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -69,6 +69,8 @@ class OrderTaker(KeepsFacts):
         menu_item = find_item(ud.menu, item)
         if not menu_item.available:
             raise ToolError(f"{menu_item.name} is not available today; offer something else.")
+        if await ud.journal.sold_out(menu_item.id, datetime.now(ZoneInfo(ud.timezone)).date().isoformat()):
+            raise ToolError(f"{menu_item.name} is sold out for today; tell the caller and offer something else.")
         mods = clean_modifications(modifications)
         accepted = [*ud.allergens_in(menu_item, mods), *ud.unchecked_allergies()]
         if accepted and not accept_allergens:

@@ -63,6 +63,12 @@ def _money_axis(field: str, title: str) -> dict[str, Any]:
     return {"field": field, "type": "quantitative", "title": title, "axis": {"format": "$,.0f"}}
 
 
+# Time axes tick once a day (or week) at most, so a short range never labels one day twice;
+# counts tick on whole numbers.
+_DAY_TICKS = {"tickCount": {"interval": "day", "step": 1}, "format": "%b %d", "labelOverlap": True}
+_WEEK_TICKS = {"tickCount": {"interval": "week", "step": 1}, "format": "%b %d", "labelOverlap": True}
+_COUNT_TICKS = {"tickMinStep": 1, "format": "d"}
+
 # One bar per week, labelled by its Monday.
 _WEEK_AXIS = {"field": "week", "type": "ordinal", "timeUnit": "yearmonthdate", "title": "Week of"}
 
@@ -112,7 +118,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         f"      FROM days {_ONCE})\n"
         "WHERE orders > 0",
         "display": _bars(
-            {"field": "day", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
+            {"field": "day", "type": "temporal", "timeUnit": "yearmonthdate", "title": None, "axis": _DAY_TICKS},
             _money_axis("sales", "Sales"),
         ),
     },
@@ -134,7 +140,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         "FROM days, hours GROUP BY hour HAVING orders > 0 ORDER BY hour",
         "display": _bars(
             {"field": "hour", "type": "ordinal", "title": "Hour (local time)"},
-            {"field": "orders", "type": "quantitative", "title": "Orders"},
+            {"field": "orders", "type": "quantitative", "title": "Orders", "axis": _COUNT_TICKS},
         ),
     },
     "top_items": {
@@ -145,7 +151,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         f"FROM orders AS o JOIN order_items AS i ON i.order_id = o.id\nWHERE {_IN_RANGE} AND o.status = 'placed'\n"
         "GROUP BY i.name ORDER BY sold DESC LIMIT 10",
         "display": _bars(
-            {"field": "sold", "type": "quantitative", "title": "Sold"},
+            {"field": "sold", "type": "quantitative", "title": "Sold", "axis": _COUNT_TICKS},
             {"field": "item", "type": "nominal", "sort": "-x", "title": None},
             tooltip=[
                 {"field": "item", "type": "nominal"},
@@ -162,7 +168,7 @@ CHARTS: dict[str, dict[str, Any]] = {
         "ORDER BY week, caller",
         "display": _bars(
             _WEEK_AXIS,
-            {"field": "callers", "type": "quantitative", "title": "Callers who ordered"},
+            {"field": "callers", "type": "quantitative", "title": "Callers who ordered", "axis": _COUNT_TICKS},
             color={"field": "caller", "type": "nominal", "title": None},
         ),
     },
@@ -175,7 +181,13 @@ CHARTS: dict[str, dict[str, Any]] = {
         "display": {
             "mark": {"type": "line", "point": True, "tooltip": True},
             "encoding": {
-                "x": {"field": "week", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
+                "x": {
+                    "field": "week",
+                    "type": "temporal",
+                    "timeUnit": "yearmonthdate",
+                    "title": None,
+                    "axis": _WEEK_TICKS,
+                },
                 "y": {"field": "rating", "type": "quantitative", "title": "Rating", "scale": {"domain": [1, 5]}},
             },
         },
@@ -183,11 +195,11 @@ CHARTS: dict[str, dict[str, Any]] = {
     "abandoned": {
         "title": "Abandoned orders: why the call ended",
         "library": "vega-lite",
-        "query": "SELECT coalesce(k.end_reason, 'still open or unknown') AS reason, count(*) AS calls\n"
+        "query": "SELECT end_reason_words(k.end_reason) AS reason, count(*) AS calls\n"
         f"FROM orders AS o JOIN calls AS k ON k.id = o.call_id\nWHERE {_IN_RANGE} AND o.status = 'abandoned'\n"
         "GROUP BY reason ORDER BY calls DESC",
         "display": _bars(
-            {"field": "calls", "type": "quantitative", "title": "Calls"},
+            {"field": "calls", "type": "quantitative", "title": "Calls", "axis": _COUNT_TICKS},
             {"field": "reason", "type": "nominal", "sort": "-x", "title": None},
         ),
     },
@@ -226,6 +238,46 @@ CHARTS["new_vs_returning"]["query"] = (
     "  FROM weeks)\n" + CHARTS["new_vs_returning"]["query"]
 )
 
+# -- orders to the till (the outbox) ----------------------------------------------------------
+
+# Each destination's state of one order, in words: "webhook: delivered; square: failed after 12 tries (…)".
+_DELIVERY_STATE = """coalesce((SELECT group_concat(d.destination || ': ' || CASE d.status
+        WHEN 'delivered' THEN 'delivered ' || local_time(d.delivered_at)
+        WHEN 'dead' THEN 'FAILED after ' || d.attempts || ' tries, ' || coalesce(d.last_error, '')
+        ELSE 'retrying (' || d.attempts || ' tries so far, next ' || local_time(d.next_attempt_at) || ')' END, '; ')
+      FROM deliveries AS d WHERE d.outbox_id = x.id),
+    CASE WHEN x.id IS NULL THEN 'not queued' ELSE 'waiting for the delivery worker' END)"""
+
+CHARTS["till_problems"] = {
+    "title": "Orders not at the till: failed deliveries first, then those still being tried",
+    "library": "table",
+    # The failed and pending deliveries and the orders no worker has taken yet, each by its partial index.
+    "query": f"""SELECT local_time(o.created_at) AS "when", o.id AS "order", {_html(_DELIVERY_STATE)} AS delivery
+FROM orders AS o JOIN outbox AS x ON x.order_id = o.id
+WHERE {_IN_RANGE} AND (x.dispatched_at IS NULL
+   OR x.id IN (SELECT outbox_id FROM deliveries WHERE status = 'dead')
+   OR x.id IN (SELECT outbox_id FROM deliveries WHERE status = 'pending'))
+ORDER BY EXISTS (SELECT 1 FROM deliveries AS d WHERE d.outbox_id = x.id AND d.status = 'dead') DESC,
+         o.created_at DESC LIMIT 20""",
+}
+
+CHARTS["till_latest"] = {
+    "title": "Latest orders and their delivery to the till",
+    "library": "table",
+    "query": f"""SELECT local_time(o.created_at) AS "when", o.id AS "order", {_dollars("o.total_cents")} AS total,
+       {_html(_DELIVERY_STATE)} AS delivery
+FROM orders AS o LEFT JOIN outbox AS x ON x.order_id = o.id
+WHERE {_IN_RANGE} AND o.status = 'placed'
+ORDER BY o.created_at DESC LIMIT 10""",
+}
+
+_TILL_ROW = ["till_problems", "till_problems", "till_latest", "till_latest"]
+
+# Charts drawn as SVG (vega-embed reads this from the spec): sharp at any size, and their axes are text.
+for _chart in CHARTS.values():
+    if _chart["library"] == "vega-lite":
+        _chart["display"]["usermeta"] = {"embedOptions": {"renderer": "svg"}}
+
 # Grid of the dashboard, in the order the owner reads it.
 LAYOUT = [
     ["sales", "orders", "average_order", "repeat_rate"],
@@ -234,6 +286,7 @@ LAYOUT = [
     ["new_vs_returning", "new_vs_returning", "average_rating", "average_rating"],
     ["abandoned", "abandoned", "low_ratings", "low_ratings"],
     ["identity_attempts", "identity_attempts", "identity_attempts", "identity_attempts"],
+    _TILL_ROW,
 ]
 
 

@@ -84,3 +84,9 @@ def hour_start_utc(day_text: object, hour: object, name: str) -> str | None:
     # Wall-clock hours: the hour is added on the local clock, then converted.
     local = datetime(moment.year, moment.month, moment.day, moment.hour, tzinfo=zone(name))
     return to_iso(local.astimezone(UTC))
+
+
+def local_readable(text: object, name: str) -> str | None:
+    """A stored UTC time -> ``YYYY-MM-DD HH:MM`` and the zone's abbreviation (``EDT``); None if not a time."""
+    moment = _local(text, name)
+    return None if moment is None else moment.strftime("%Y-%m-%d %H:%M %Z")

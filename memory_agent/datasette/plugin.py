@@ -24,9 +24,9 @@ from datasette import hookimpl  # type: ignore[import-untyped]
 from datasette.utils.asgi import Response  # type: ignore[import-untyped]
 from markupsafe import Markup, escape
 
-from memory_agent.datasette import localtime
-from memory_agent.datasette.dashboard import chart_queries
-from memory_agent.datasette.sqlfunctions import caller_key, search_terms
+from memory_agent.datasette import kitchen, localtime
+from memory_agent.datasette.dashboard import SLUG, chart_queries
+from memory_agent.datasette.sqlfunctions import caller_key, end_reason_words, search_terms, status_words
 
 NAME = "memory-agent"
 
@@ -56,12 +56,38 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
     conn.create_function("local_time", 1, lambda text: localtime.local_time(text, zone), deterministic=True)
     conn.create_function("caller_key", 1, caller_key, deterministic=True)
     conn.create_function("search_terms", 1, search_terms, deterministic=True)
+    conn.create_function("end_reason_words", 1, end_reason_words, deterministic=True)
+
+
+@hookimpl
+def register_routes(datasette: Any) -> list[tuple[str, Any]]:
+    """The kitchen board's page and endpoints (``kitchen.py``)."""
+    return kitchen.routes() if _config(datasette) is not None else []
+
+
+@hookimpl
+def skip_csrf(datasette: Any, scope: Scope) -> bool | None:
+    """The kitchen board's writes take JSON bodies only, which no cross-site form can send."""
+    if _config(datasette) is None or scope.get("type") != "http":
+        return None
+    return str(scope.get("path", "")).startswith(f"{kitchen.PATH}/") or None
 
 
 @hookimpl
 def render_cell(value: Any, column: str, datasette: Any) -> Markup | None:
-    """Money columns (integer cents) read as dollars."""
-    if _config(datasette) is None or not isinstance(column, str) or not column.endswith("_cents"):
+    """Money columns (integer cents) read as dollars; times in the restaurant's local time (UTC on hover);
+    why a call ended and an order's status in words."""
+    config = _config(datasette)
+    if config is None or not isinstance(column, str):
+        return None
+    if column.endswith("_at") and isinstance(value, str):
+        local = localtime.local_readable(value, str(config.get("timezone") or "UTC"))
+        return None if local is None else Markup(f'<span title="{escape(value)}">{escape(local)}</span>')
+    if column == "end_reason":
+        return Markup(escape(end_reason_words(value)))
+    if column in ("status", "order_status") and value in ("in_progress", "placed", "abandoned"):
+        return Markup(escape(status_words(value)))
+    if not column.endswith("_cents"):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         sign = "-" if value < 0 else ""
@@ -91,11 +117,30 @@ def asgi_wrapper(datasette: Any) -> Callable[[App], App]:
                 if refusal is not None:
                     await _send_text(send, *refusal)
                     return
+            if scope["type"] == "http" and config is not None and scope.get("path") == LOGIN_PATH:
+                send = _landing_on_the_dashboard(send)
             await app(scope, receive, send)
 
         return guarded
 
     return wrap
+
+
+LOGIN_PATH = "/-/auth-token"
+
+
+def _landing_on_the_dashboard(send: Send) -> Send:
+    """The login link leads to the owner's dashboard instead of Datasette's list of tables."""
+
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message.get("status") in (301, 302, 303):
+            message["headers"] = [
+                (name, f"/-/dashboards/{SLUG}".encode() if name.lower() == b"location" and value == b"/" else value)
+                for name, value in message.get("headers") or []
+            ]
+        await send(message)
+
+    return sending
 
 
 def _refusal(scope: Scope, config: dict[str, Any]) -> tuple[int, str] | None:

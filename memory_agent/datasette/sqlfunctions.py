@@ -30,3 +30,34 @@ def search_terms(text: object) -> str:
         return '""'
     words = [word for word in text.split() if not _WORDLESS.match(word)]
     return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
+
+
+_END_REASONS = {
+    "participant_disconnected": "the caller hung up",
+    "caller_hung_up": "the caller hung up",
+    "user_initiated": "the agent ended the call",
+    "task_completed": "the agent ended the call",
+    "caller_silent": "the caller went silent, so the agent hung up",
+    "job_shutdown": "the agent's worker shut down during the call",
+    "start_failed": "the call could not start",
+    "error": "a speech or language service failed",
+}
+
+
+def end_reason_words(reason: object) -> str:
+    """Why a call ended, as an owner says it (the framework's codes, and the recovery's own notes)."""
+    if not isinstance(reason, str) or not reason.strip():
+        return "still open, or not recorded"
+    if reason.startswith("abandoned:"):
+        if "died" in reason:
+            return "cut off: the program running the call stopped"
+        return "cut off: no activity for hours"
+    return _END_REASONS.get(reason, reason.replace("_", " "))
+
+
+_STATUSES = {"in_progress": "in progress", "placed": "placed", "abandoned": "abandoned"}
+
+
+def status_words(status: object) -> object:
+    """An order's status in words (``in_progress`` is "in progress")."""
+    return _STATUSES.get(status, status) if isinstance(status, str) else status
