@@ -30,7 +30,7 @@ from db.errors import DatabaseUnavailable, NotFound
 from db.models import CallSnapshot, CustomerMemory, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
-from db.spool import ReplayResult, append, spool_path
+from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 
 log = logging.getLogger("memory_agent.db")
 
@@ -45,6 +45,8 @@ class Repository:
         self.reader = reader
         self.writer = writer
         self.spool_file = spool_file
+        self.spooler = Appender(spool_file)
+        self.spooled = asyncio.Event()  # set when this process spools a snapshot
         self.recovery: asyncio.Task[None] | None = None
 
     async def recovered(self) -> None:
@@ -109,7 +111,8 @@ class Repository:
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in the spool (fsynced) for the next start to write; raises ``OSError`` if it cannot."""
-        await asyncio.to_thread(append, self.spool_file, _owned(snap))
+        await self.spooler.append(_owned(snap))
+        self.spooled.set()  # the drainer writes it as soon as the database takes it
         return self.spool_file
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -120,7 +123,7 @@ class Repository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self._erasure_key, snap)
+        query = await in_spool_thread(privacy.erased_since_query, self._erasure_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
 
     @property
@@ -146,7 +149,7 @@ class Repository:
         )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
-        spooled = await asyncio.to_thread(
+        spooled = await in_spool_thread(
             spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
         )
         log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
@@ -248,9 +251,11 @@ async def open_sqlite_repository(
         repo = Repository(path, reader, writer, spool_path(path, spool_dir))
         # In the background: a database that is slow to take writes must not delay the first call.
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
+        draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
         try:
             yield repo
         finally:
+            await recovery.stop(draining)
             await repo.recovery
     finally:
         await reader.close()

@@ -17,7 +17,13 @@ async def run_chat(settings: Settings, identity: str) -> None:
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
         call = await start_call(
-            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s, timezone=settings.timezone
+            identity=identity,
+            repo=repo,
+            llm=llm,
+            recall_budget_s=settings.recall_budget_s,
+            memory_wait_s=settings.memory_wait_s,
+            write_budget_s=settings.write_budget_s,
+            timezone=settings.timezone,
         )
         try:
             assert call.greeting is not None

@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     # maps the carrier's STIR/SHAKEN attestation into this participant attribute ("A": verified).
     trust_caller_id: bool = Field(default=False, validation_alias="MEMORY_AGENT_TRUST_CALLER_ID")
     attestation_attribute: str | None = Field(default=None, validation_alias="MEMORY_AGENT_ATTESTATION_ATTRIBUTE")
-    recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
+    # How long the greeting may wait for the caller lookup; past it, the greeting goes ahead and the
+    # memory reaches the agents when the lookup is back.
+    recall_budget_ms: int = Field(default=300, ge=0, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
+    # How long what needs the caller's memory (the name check, a reorder, past orders) waits for the lookup.
+    memory_wait_ms: int = Field(default=10_000, ge=100, le=120_000, validation_alias="MEMORY_AGENT_MEMORY_WAIT_MS")
+    # How long placing an order, or a completed turn, waits for the database before the fsynced spool keeps it.
+    write_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_WRITE_BUDGET_MS")
     # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
     timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -138,6 +144,14 @@ class Settings(BaseSettings):
     @property
     def recall_budget_s(self) -> float:
         return self.recall_budget_ms / 1000
+
+    @property
+    def memory_wait_s(self) -> float:
+        return self.memory_wait_ms / 1000
+
+    @property
+    def write_budget_s(self) -> float:
+        return self.write_budget_ms / 1000
 
 
 _FIELDS = {

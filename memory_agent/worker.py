@@ -80,6 +80,8 @@ async def entrypoint(
         vad=made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
+        memory_wait_s=settings.memory_wait_s,
+        write_budget_s=settings.write_budget_s,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute),
         timezone=settings.timezone,

@@ -48,7 +48,7 @@ from db.pg.calls import Conn
 from db.pg.lookup import LookupConnection
 from db.pg.safe_url import postgres_url, scrub
 from db.repository import Erasure
-from db.spool import ReplayResult, append, spool_path
+from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 
 log = logging.getLogger("memory_agent.db")
 
@@ -138,6 +138,8 @@ class PostgresRepository:
         self.where = where
         self.lookups = LookupConnection(self._connect)
         self.spool_file = spool_file
+        self.spooler = Appender(spool_file)
+        self.spooled = asyncio.Event()  # set when this process spools a snapshot
         self.owner = owner
         self.lease = lease
         self.erasure_key_file = erasure_key_file
@@ -281,7 +283,8 @@ class PostgresRepository:
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in this host's spool (fsynced) for the next start to write; ``OSError`` if it cannot."""
-        await asyncio.to_thread(append, self.spool_file, self._owned(snap))
+        await self.spooler.append(self._owned(snap))
+        self.spooled.set()  # the drainer writes it as soon as the database takes it
         return self.spool_file
 
     async def checkpoint(self) -> None:
@@ -300,7 +303,7 @@ class PostgresRepository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self.erasure_key_file, snap)
+        query = await in_spool_thread(privacy.erased_since_query, self.erasure_key_file, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -343,7 +346,7 @@ class PostgresRepository:
         found = await self.run(pg_privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True)
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
-        spooled = await asyncio.to_thread(
+        spooled = await in_spool_thread(
             spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
         )
         vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
@@ -522,9 +525,11 @@ async def open_postgres(
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
+        draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
         try:
             yield repo
         finally:
+            await recovery.stop(draining)
             await repo.recovery
     finally:
         if beating is not None:
