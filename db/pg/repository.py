@@ -4,7 +4,7 @@ Every write is one transaction on a pooled connection, its statements pipelined;
 have a connection of their own (``db.pg.lookup``), and other reads use the pool, so no write holds
 up a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
 ``DatabaseUnavailable``, and the journal spools; the spool lives on this host (``spool_dir``, or the
-current folder) and is replayed when the repository opens.
+current folder) and is replayed when the repository opens and, while it is open, by its drainer.
 
 Several hosts share the database, so a PID says nothing about another host's calls: each process
 renews a heartbeat in ``worker_hosts`` every few seconds, and an open call whose owner's heartbeat
