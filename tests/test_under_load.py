@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import multiprocessing
 import os
 import sqlite3
@@ -29,6 +30,7 @@ from memory_agent import start_call
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 SPAWN = multiprocessing.get_context("spawn")
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 PLACEMENTS = 50
 PROCESSES = 4
 # Bounds of the waits below: generous, so a loaded machine passes; reaching one is the failure.
@@ -222,3 +224,15 @@ async def test_returning_callers_arriving_at_once_on_a_busy_machine_are_all_reco
     assert all(recognized for _, recognized, _ in results)
     assert all("A returning caller" in told for _, _, told in results)
     assert rows(db_path, "SELECT count(*) FROM customers") == [(len(callers),)]
+
+
+def test_calls_at_a_real_models_pace_flush_the_disk_at_most_four_times_each(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_fsync", SCRIPTS / "bench_fsync.py")
+    assert spec is not None and spec.loader is not None
+    bench_fsync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_fsync)
+
+    traced = bench_fsync.traced_fsyncs(tmp_path, paced_calls=5)  # strace counts them, in a process of its own
+
+    assert traced is not None, "strace could not trace the calls"
+    assert traced["calls"]["paced"]["total"] <= 4 * 5
