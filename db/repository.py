@@ -199,13 +199,15 @@ async def open_repository(
     host_id: str | None = None,
     lease: timedelta | None = None,
     erasure_key_file: str | Path | None = None,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
     ``postgres://``) URL opens PostgreSQL (``db.pg``), anything else a SQLite file.
 
-    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default:
-    the hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key
-    of the erasure audit's hashes (default: in the spool folder). SQLite keeps its key beside the file.
+    ``host_id``, ``lease``, ``erasure_key_file`` and ``sweep`` are PostgreSQL's: this process's host
+    (default: the hostname), how long a host's heartbeat stands for its open calls (default 30 s), the
+    key of the erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the
+    file), and how often a running host closes the calls of hosts whose lease ran out (default: the lease).
     """
     if is_postgres_url(url_or_path):
         from db.pg.repository import open_postgres
@@ -217,6 +219,7 @@ async def open_repository(
             host_id=host_id,
             lease=lease,
             erasure_key_file=erasure_key_file,
+            sweep=sweep,
         ) as pg:
             yield pg
         return

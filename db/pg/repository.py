@@ -446,6 +446,17 @@ async def _keep_alive(repo: PostgresRepository, every_s: float) -> None:
             log.warning("heartbeat not renewed (other hosts close this one's calls after %s): %s", repo.lease, exc)
 
 
+async def _sweep(repo: PostgresRepository, every_s: float) -> None:
+    """Close the calls of hosts whose lease ran out, every ``every_s``, for as long as this host runs."""
+    await asyncio.shield(repo.recovered())  # which closes them once at open
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await repo.close_stale_calls()
+        except RepositoryError as exc:
+            log.warning("sweep for abandoned calls postponed: %s", exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -488,10 +499,13 @@ async def open_postgres(
     lease: timedelta | None = None,
     erasure_key_file: str | Path | None = None,
     pool_size: int = POOL_SIZE,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[PostgresRepository]:
     """Open the database at ``url`` (migrating it) and yield the repository; see ``db.open_repository``.
 
     Unreachable at open: ``DatabaseUnavailable``, in one line without the URL's password.
+    While open, it looks every ``sweep`` (default: the lease) for calls whose owner's lease ran out,
+    and closes them as abandoned: a dead host's calls do not wait for a host to start.
     """
     url = postgres_url(url)
     where = describe_url(url)
@@ -526,9 +540,11 @@ async def open_postgres(
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
+        sweeping = asyncio.create_task(_sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
         try:
             yield repo
         finally:
+            await recovery.stop(sweeping)
             await recovery.stop(draining)
             await repo.recovery
     finally:
