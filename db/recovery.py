@@ -82,7 +82,8 @@ async def replay_spool(repo: AnyRepository, *, quiet: bool = False) -> spool.Rep
     callers erased since (by another process, whose erasure could not reach this spool).
 
     ``quiet``: a refusal already reported is not logged again."""
-    result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since)
+    async with repo.replaying:  # a replay asked for waits for the drainer's pass, then makes its own
+        result = await spool.replay(repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since)
     if result.written:
         log.info("replayed %d spooled call snapshot(s) into the database", result.written)
     if result.erased:

@@ -47,6 +47,7 @@ class Repository:
         self.spool_file = spool_file
         self.spooler = Appender(spool_file)
         self.spooled = asyncio.Event()  # set when this process spools a snapshot
+        self.replaying = asyncio.Lock()  # one replay of the spool at a time in this process
         self.recovery: asyncio.Task[None] | None = None
 
     async def recovered(self) -> None:

@@ -145,9 +145,25 @@ async def replay(
     Once the database refuses one for being unavailable, the rest wait for the next replay.
     """
     result = ReplayResult()
+    claim = await in_spool_thread(_claim, path)
+    if claim is None:
+        return result  # another process is replaying: it covers these lines
+    try:
+        await _replay_claimed(path, finalize, erased, result)
+    finally:
+        os.close(claim)
+    return result
+
+
+async def _replay_claimed(
+    path: Path,
+    finalize: Callable[[CallSnapshot], Awaitable[None]],
+    erased: Callable[[CallSnapshot], Awaitable[bool]] | None,
+    result: ReplayResult,
+) -> None:
     lines = await in_spool_thread(_read_locked, path)
     if not lines:
-        return result
+        return
     parsed: list[tuple[bytes, CallSnapshot]] = []
     rejected: list[bytes] = []
     for raw in lines:
@@ -182,7 +198,18 @@ async def replay(
     result.rejected = len(rejected)
     if done or rejected:
         await in_spool_thread(_forget_lines, path, done, rejected)
-    return result
+
+
+def _claim(path: Path) -> int | None:
+    """A descriptor holding the spool's replay claim, or None if another process holds it (never waits:
+    the drainers of several processes take turns instead of each writing every line)."""
+    fd = os.open(path.with_name(path.name + ".replaying"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _read_locked(path: Path) -> list[bytes] | None:

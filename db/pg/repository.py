@@ -140,6 +140,7 @@ class PostgresRepository:
         self.spool_file = spool_file
         self.spooler = Appender(spool_file)
         self.spooled = asyncio.Event()  # set when this process spools a snapshot
+        self.replaying = asyncio.Lock()  # one replay of the spool at a time in this process
         self.owner = owner
         self.lease = lease
         self.erasure_key_file = erasure_key_file
