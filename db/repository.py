@@ -144,17 +144,18 @@ class Repository:
         keyed ``identity``) and all that is theirs, in one transaction; then empty the write-ahead log
         and drop their spooled snapshots. ``dry_run`` only counts.
         """
-        subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, identity)
-        found = await self.writer.run(
-            privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
-        )
-        keys = {identity, *found["keys"]}
-        needles = [*keys, *found["names"]]
-        spooled = await in_spool_thread(
-            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-        )
-        log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
-        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
+        async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
+            subject = await asyncio.to_thread(privacy.subject_hash, self._erasure_key, identity)
+            found = await self.writer.run(
+                privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
+            )
+            keys = {identity, *found["keys"]}
+            needles = [*keys, *found["names"]]
+            spooled = await in_spool_thread(
+                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+            )
+            log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
+            return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
         """Everything held about the profiles on ``identity``, as plain data (for a caller's access request)."""

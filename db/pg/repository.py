@@ -343,15 +343,18 @@ class PostgresRepository:
         keyed ``identity``) and all that is theirs, in one transaction; then vacuum the tables and drop
         their snapshots from this host's spool. ``dry_run`` only counts.
         """
-        subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, identity)
-        found = await self.run(pg_privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True)
-        keys = {identity, *found["keys"]}
-        needles = [*keys, *found["names"]]
-        spooled = await in_spool_thread(
-            spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-        )
-        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
-        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
+        async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
+            subject = await asyncio.to_thread(privacy.subject_hash, self.erasure_key_file, identity)
+            found = await self.run(
+                pg_privacy.forget, identity, name, exact, dry_run, subject, utcnow_iso(), forced=True
+            )
+            keys = {identity, *found["keys"]}
+            needles = [*keys, *found["names"]]
+            spooled = await in_spool_thread(
+                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
+            )
+            vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
+            return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
 
     async def _vacuum(self, tables: Sequence[str]) -> bool:
         try:
