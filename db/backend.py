@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,6 +22,7 @@ class Repository(Protocol):
     """Reads and writes of callers and their calls, whichever database holds them."""
 
     spool_file: Path  # where this process keeps the snapshots the database refused
+    replaying: asyncio.Lock  # held by the replay of the spool under way in this process
 
     @property
     def write_counts(self) -> Counter[str]: ...

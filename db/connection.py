@@ -35,9 +35,10 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
 WRITE_ATTEMPTS = 3
-# The WAL is copied into the main file at most this often (and whenever SQLite's own limit of
-# 1,000 pages is reached), so a plain copy of the main file is never far behind.
-CHECKPOINT_EVERY_S = 1.0
+# The WAL is copied into the main file once the writes pause this long (and whenever SQLite's own
+# limit of 1,000 pages is reached), so a plain copy of the main file is never far behind, and a
+# call's turns, seconds apart, do not each pay a checkpoint's flushes.
+CHECKPOINT_IDLE_S = 2.0
 # After a checkpoint the WAL file is cut back to this size instead of staying at its largest.
 WAL_SIZE_LIMIT = 1 << 20
 
@@ -106,7 +107,8 @@ class Writer:
         self._writers = WriterLock(path, timeout_s=busy_timeout_ms / 1000)
         self._busy_timeout_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
-        self._last_checkpoint = time.monotonic()
+        self._last_write = time.monotonic()
+        self._idle: asyncio.TimerHandle | None = None  # the checkpoint due once writes pause
 
     async def start(self) -> None:
         await self._hop(self._connect)
@@ -115,7 +117,9 @@ class Writer:
         async with self._lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    return await self._hop(self._transaction, forced, body, *args)
+                    result = await self._hop(self._transaction, forced, body, *args)
+                    self._checkpoint_when_idle()
+                    return result
                 except Busy as exc:
                     if attempt == WRITE_ATTEMPTS:
                         raise DatabaseUnavailable(f"database write refused: {exc}") from None
@@ -131,7 +135,24 @@ class Writer:
         async with self._lock:
             return await self._hop(self._checkpoint, mode)
 
+    def _checkpoint_when_idle(self) -> None:
+        """Copy the WAL into the main file once no write has come for ``CHECKPOINT_IDLE_S``."""
+        self._last_write = time.monotonic()
+        if self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(CHECKPOINT_IDLE_S, self._on_idle)
+
+    def _on_idle(self) -> None:
+        waited = time.monotonic() - self._last_write
+        if waited < CHECKPOINT_IDLE_S:  # written to since: wait for the pause
+            self._idle = asyncio.get_running_loop().call_later(CHECKPOINT_IDLE_S - waited, self._on_idle)
+            return
+        self._idle = None
+        self._thread.submit(self._checkpoint_quietly)  # after any transaction queued on the thread
+
     async def close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self._db is not None:
             try:
                 await self.checkpoint(mode="TRUNCATE")
@@ -181,10 +202,6 @@ class Writer:
             if forced:
                 db.execute("PRAGMA synchronous = NORMAL")
         self.counts["forced" if forced else "relaxed"] += 1
-        if time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY_S:
-            # Next on this thread, but after the caller has its answer.
-            self._last_checkpoint = time.monotonic()
-            self._thread.submit(self._checkpoint_quietly)
         return result
 
     def _begin(self, db: sqlite3.Connection) -> None:
@@ -211,6 +228,5 @@ class Writer:
 
     def _checkpoint(self, mode: str) -> bool:
         assert self._db is not None
-        self._last_checkpoint = time.monotonic()
         busy = self._db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
         return not busy

@@ -1,11 +1,13 @@
 """Recovery when the product opens the database: replay the spool, close calls left by dead processes,
-then remove transcripts past their retention.
+then remove transcripts past their retention; and while it is open, the spool's drainer.
 
 The spool goes first: a spooled call must be written as it was, not closed as abandoned.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -36,21 +38,68 @@ async def recover(repo: AnyRepository, keep_transcripts: timedelta | None = None
         log.warning("recovery at start postponed: %s", exc)
 
 
-async def replay_spool(repo: AnyRepository) -> spool.ReplayResult:
+# The drainer looks at the spool this often when nothing woke it (another process's spooling,
+# or this one's while it backed off); a refused replay is tried again after a growing pause.
+DRAIN_IDLE_S = 2.0
+DRAIN_BACKOFF_S = (0.25, 4.0)
+
+
+async def drain(repo: AnyRepository, wake: asyncio.Event, *, idle_s: float = DRAIN_IDLE_S) -> None:
+    """Replay the spool for as long as the database is open: at once when this process spools, every
+    ``idle_s`` otherwise, and with a growing pause while the database refuses the records."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(repo.recovered())  # the replay at open goes first (and is not the drainer's to stop)
+    first, most = DRAIN_BACKOFF_S
+    pause = first
+    me = asyncio.current_task()
+    # A cancellation swallowed on the way (a write racing its own timeout) must still stop the loop.
+    while me is None or not me.cancelling():
+        wake.clear()
+        kept = 0
+        if repo.spool_file.exists():
+            try:
+                kept = (await replay_spool(repo, quiet=pause > first)).kept
+            except Exception as exc:  # noqa: BLE001  (the drainer outlives any one failure)
+                log.warning("spool replay failed: %s", exc)
+                kept = 1
+        if kept:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, most)
+            continue
+        pause = first
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), idle_s)
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task of the repository and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def replay_spool(repo: AnyRepository, *, quiet: bool = False) -> spool.ReplayResult:
     """Write the snapshots spooled while the database refused them, each exactly once, except those of
-    callers erased since (by another process, whose erasure could not reach this spool)."""
-    result = await spool.replay(
-        repo.spool_file, lambda snap: repo.save_call(snap, forced=True), repo.erased_since, lambda r: _erase(repo, r)
-    )
+    callers erased since (by another process, whose erasure could not reach this spool); a spooled erasure
+    is carried out in its place.
+
+    ``quiet``: a refusal already reported is not logged again."""
+    async with repo.replaying:  # a replay asked for waits for the drainer's pass, then makes its own
+        result = await spool.replay(
+            repo.spool_file,
+            lambda snap: repo.save_call(snap, forced=True),
+            repo.erased_since,
+            lambda r: _erase(repo, r),
+        )
     if result.written:
         log.info("replayed %d spooled call snapshot(s) into the database", result.written)
     if result.erasures:
         log.info("carried out %d spooled erasure(s) of callers who asked to be forgotten", result.erasures)
     if result.erased:
         log.info("dropped %d spooled call snapshot(s) of callers erased since", result.erased)
-    if result.kept:
+    if result.kept and not quiet:
         log.warning(
-            "%d spooled call snapshot(s) still refused, kept for the next start: %s",
+            "%d spooled call snapshot(s) still refused, kept for a later replay: %s",
             result.kept,
             "; ".join(result.errors[:3]),
         )

@@ -32,7 +32,7 @@ from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
-from db.spool import ReplayResult, append, spool_path
+from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 
 log = logging.getLogger("memory_agent.db")
 
@@ -48,6 +48,9 @@ class Repository:
         self.writer = writer
         self.spool_file = spool_file
         self.audit_key = privacy.AuditKey(Path(f"{path}.erasure-key"))
+        self.spooler = Appender(spool_file)
+        self.spooled = asyncio.Event()  # set when this process spools a snapshot
+        self.replaying = asyncio.Lock()  # one replay of the spool at a time in this process
         self.recovery: asyncio.Task[None] | None = None
 
     async def recovered(self) -> None:
@@ -113,12 +116,14 @@ class Repository:
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in the spool (fsynced) for the next start to write; raises ``OSError`` if it cannot."""
-        await asyncio.to_thread(append, self.spool_file, _owned(snap))
+        await self.spooler.append(_owned(snap))
+        self.spooled.set()  # the drainer writes it as soon as the database takes it
         return self.spool_file
 
     async def spool_erasure(self, request: ErasureRequest) -> Path:
         """Keep an erasure the database would not take in the spool (fsynced), for its replay to carry out."""
-        await asyncio.to_thread(append, self.spool_file, request)
+        await self.spooler.append(request)
+        self.spooled.set()
         return self.spool_file
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -129,7 +134,7 @@ class Repository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self.audit_key, snap)
+        query = await in_spool_thread(privacy.erased_since_query, self.audit_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
 
     async def checkpoint(self) -> None:
@@ -163,6 +168,17 @@ class Repository:
         ``drop_spooled`` is False: the spool's replay carrying out an erasure drops them itself). Calls
         still running never write them back. ``dry_run`` only counts.
         """
+        if drop_spooled:
+            async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
+                counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True)
+        else:  # the spool's replay, which holds ``replaying`` already
+            counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False)
+        log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
+        return Erasure(counts=counts, log_emptied=log_emptied)
+
+    async def _erase(
+        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool
+    ) -> dict[str, int]:
         await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
         found = await self.writer.run(
             privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
@@ -171,11 +187,10 @@ class Repository:
         needles = [*keys, *found["names"]]
         spooled = 0
         if drop_spooled:
-            spooled = await asyncio.to_thread(
+            spooled = await in_spool_thread(
                 spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
             )
-        log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
-        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=log_emptied)
+        return {**found["counts"], "spool_lines": spooled}
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
         """Everything held about the profiles on ``identity`` and its calls where no name was given, as plain
@@ -257,13 +272,15 @@ async def open_repository(
     host_id: str | None = None,
     lease: timedelta | None = None,
     erasure_key_file: str | Path | None = None,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
     ``postgres://``) URL opens PostgreSQL (``db.pg``), anything else a SQLite file.
 
-    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default:
-    the hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key
-    of the erasure audit's hashes (default: in the spool folder). SQLite keeps its key beside the file.
+    ``host_id``, ``lease``, ``erasure_key_file`` and ``sweep`` are PostgreSQL's: this process's host
+    (default: the hostname), how long a host's heartbeat stands for its open calls (default 30 s), the
+    key of the erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the
+    file), and how often a running host closes the calls of hosts whose lease ran out (default: the lease).
     """
     if is_postgres_url(url_or_path):
         from db.pg.repository import open_postgres
@@ -275,6 +292,7 @@ async def open_repository(
             host_id=host_id,
             lease=lease,
             erasure_key_file=erasure_key_file,
+            sweep=sweep,
         ) as pg:
             yield pg
         return
@@ -309,9 +327,11 @@ async def open_sqlite_repository(
         repo = Repository(path, reader, writer, spool_path(path, spool_dir))
         # In the background: a database that is slow to take writes must not delay the first call.
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
+        draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
         try:
             yield repo
         finally:
+            await recovery.stop(draining)
             await repo.recovery
     finally:
         await reader.close()

@@ -8,30 +8,49 @@ replay commits each record to the database before the spool forgets it, and forg
 rewriting the file under an exclusive lock. A crash between the two only means a record is
 replayed again, which the idempotent finalize makes harmless: each call is written exactly once.
 
-Appenders and the replayer lock the spool file itself (``flock``). Since the replayer may replace
-or remove the file, an appender checks after locking that its descriptor is still the file at
-the path, and reopens it if not.
+Appenders and the replayer lock the spool file itself (``flock``), only around synchronous work:
+never while a record is being written to the database, so an appender never waits for the
+database. Since the replayer may replace or remove the file, an appender checks after locking
+that its descriptor is still the file at the path, and reopens it if not. The blocking work runs
+on the spool's own threads, never on the event loop's default executor, which other work may
+have filled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
+from db.errors import DatabaseUnavailable
 from db.models import CallSnapshot, ErasureRequest
 
 log = logging.getLogger("memory_agent.db")
 
 SUFFIX = ".spool.jsonl"
 REJECTED_SUFFIX = ".spool.rejected.jsonl"
+
+_T = TypeVar("_T")
+
+# The spool's blocking work (locking, writing, fsyncing) runs here. A holder of the spool's lock
+# never waits for anything but the disk, so two threads cannot starve each other.
+_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool")
+
+
+async def in_spool_thread(fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """Run ``fn(*args, **kwargs)`` on the spool's own threads."""
+    return await asyncio.get_running_loop().run_in_executor(_THREADS, functools.partial(fn, *args, **kwargs))
 
 
 def spool_path(db_path: str | Path, spool_dir: str | Path | None = None) -> Path:
@@ -42,15 +61,51 @@ def spool_path(db_path: str | Path, spool_dir: str | Path | None = None) -> Path
 
 def append(path: Path, record: CallSnapshot | ErasureRequest) -> None:
     """Add one call's snapshot (or a caller's erasure) as one fsynced line (blocking: run it in a thread)."""
-    line = (record.model_dump_json() + "\n").encode("utf-8")
+    append_lines(path, [record.model_dump_json().encode("utf-8")])
+
+
+def append_lines(path: Path, lines: list[bytes]) -> None:
+    """Add these lines with one write and one fsync (blocking)."""
+    data = b"".join(line + b"\n" for line in lines)
     with _locked(path, create=True) as fd:
         assert fd is not None
         end = os.lseek(fd, 0, os.SEEK_END)
         if end and os.pread(fd, 1, end - 1) != b"\n":
-            line = b"\n" + line  # a previous append was torn by a crash: keep this line whole
-        _write_all(fd, line)
+            data = b"\n" + data  # a previous append was torn by a crash: keep this line whole
+        _write_all(fd, data)
         os.fsync(fd)
     fsync_path(path.parent)
+
+
+class Appender:
+    """Appends to one spool from one event loop; appends asked for at once share a write and an fsync."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def append(self, record: CallSnapshot | ErasureRequest) -> None:
+        """The record as one line of the spool, fsynced when this returns; ``OSError`` if it cannot be."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((record.model_dump_json().encode("utf-8"), done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="spool-append")
+        await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await in_spool_thread(append_lines, self.path, [line for line, _ in batch])
+            except Exception as exc:  # noqa: BLE001  (each appender hears why)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 def call_ids(path: Path) -> set[str]:
@@ -86,54 +141,76 @@ async def replay(
     and drop those whose caller ``erased`` says was erased since (another process's erasure could not
     reach this spool). A spooled erasure is carried out with ``erase``, in its place in the spool's order.
 
-    Holds the spool's lock throughout, so two processes starting at once do not both replay and an
-    appender waits (briefly) rather than writing into a file that is being rewritten.
+    The lock is held to read the spool, then again to forget what the database now holds, never
+    while a record is written: appenders go on meanwhile, and their lines stay for the next replay.
+    A call's later snapshot holds everything of its earlier ones, so only its last is written.
+    Once the database refuses one for being unavailable, the rest wait for the next replay.
     """
     result = ReplayResult()
-    # Waiting for the lock (another process may be replaying) must not stall the event loop.
-    fd = await asyncio.to_thread(_acquire, path, create=False)
-    if fd is None:
-        return result
+    claim = await in_spool_thread(_claim, path)
+    if claim is None:
+        return result  # another process is replaying: it covers these lines
     try:
-        lines = _read_fd(fd).split(b"\n")
-        keep: list[bytes] = []
-        rejected: list[bytes] = []
-        for raw in lines:
-            if not raw.strip():
-                continue
-            if (request := _erasure(raw)) is not None:
-                if erase is None:
-                    keep.append(raw)
-                    continue
-                try:
-                    await erase(request)
-                except Exception as exc:  # noqa: BLE001  (kept for the next replay, whatever the cause)
-                    result.errors.append(f"erasure: {exc}")
-                    keep.append(raw)
-                    continue
-                result.erasures += 1
-                continue
-            try:
-                record = CallSnapshot.model_validate_json(raw)
-            except ValidationError:
-                # A line torn by a crash mid-append, or edited by hand: never replayable.
-                rejected.append(raw)
-                continue
-            try:
-                if erased is not None and await erased(record):
-                    result.erased += 1
-                    continue
-                await finalize(record)
-            except Exception as exc:  # noqa: BLE001  (kept for the next start, whatever the cause)
-                result.errors.append(f"{record.call_id}: {exc}")
-                keep.append(raw)
-                continue
-            result.written += 1
-        result.kept, result.rejected = len(keep), len(rejected)
-        _forget_written(path, keep, rejected)
+        await _replay_claimed(path, finalize, erased, erase, result)
     finally:
-        os.close(fd)
+        os.close(claim)
     return result
+
+
+async def _replay_claimed(
+    path: Path,
+    finalize: Callable[[CallSnapshot], Awaitable[None]],
+    erased: Callable[[CallSnapshot], Awaitable[bool]] | None,
+    erase: Callable[[ErasureRequest], Awaitable[None]] | None,
+    result: ReplayResult,
+) -> None:
+    lines = await in_spool_thread(_read_locked, path)
+    if not lines:
+        return
+    parsed: list[tuple[bytes, CallSnapshot | ErasureRequest]] = []
+    rejected: list[bytes] = []
+    for raw in lines:
+        if (request := _erasure(raw)) is not None:
+            parsed.append((raw, request))
+            continue
+        try:
+            parsed.append((raw, CallSnapshot.model_validate_json(raw)))
+        except ValidationError:
+            # A line torn by a crash mid-append, or edited by hand: never replayable.
+            rejected.append(raw)
+    last = {record.call_id: n for n, (_, record) in enumerate(parsed) if isinstance(record, CallSnapshot)}
+    done: list[bytes] = []  # lines the database no longer needs
+    unavailable = False
+    for n, (raw, record) in enumerate(parsed):
+        if isinstance(record, CallSnapshot) and last[record.call_id] != n:
+            done.append(raw)
+            continue
+        if unavailable or (isinstance(record, ErasureRequest) and erase is None):
+            result.kept += 1
+            continue
+        try:
+            if isinstance(record, ErasureRequest):
+                assert erase is not None
+                await erase(record)
+                result.erasures += 1
+                done.append(raw)
+                continue
+            if erased is not None and await erased(record):
+                result.erased += 1
+                done.append(raw)
+                continue
+            await finalize(record)
+        except Exception as exc:  # noqa: BLE001  (kept for the next replay, whatever the cause)
+            what = "erasure" if isinstance(record, ErasureRequest) else record.call_id
+            result.errors.append(f"{what}: {exc}")
+            result.kept += 1
+            unavailable = isinstance(exc, DatabaseUnavailable)
+            continue
+        result.written += 1
+        done.append(raw)
+    result.rejected = len(rejected)
+    if done or rejected:
+        await in_spool_thread(_forget_lines, path, done, rejected)
 
 
 def _erasure(raw: bytes) -> ErasureRequest | None:
@@ -141,6 +218,48 @@ def _erasure(raw: bytes) -> ErasureRequest | None:
         return ErasureRequest.model_validate_json(raw)
     except ValidationError:
         return None
+
+
+def _claim(path: Path) -> int | None:
+    """A descriptor holding the spool's replay claim, or None if another process holds it (never waits:
+    the drainers of several processes take turns instead of each writing every line)."""
+    fd = os.open(path.with_name(path.name + ".replaying"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_locked(path: Path) -> list[bytes] | None:
+    """The spool's lines, read under its lock (None if there is no spool)."""
+    with _locked(path, create=False) as fd:
+        if fd is None:
+            return None
+        return [raw for raw in _read_fd(fd).split(b"\n") if raw.strip()]
+
+
+def _forget_lines(path: Path, done: list[bytes], rejected: list[bytes]) -> None:
+    """Remove these lines (the database holds them, or they are set aside), keeping any appended since."""
+    with _locked(path, create=False) as fd:
+        if fd is None:
+            return
+        lines = [raw for raw in _read_fd(fd).split(b"\n") if raw.strip()]
+        gone = Counter(done)
+        aside = Counter(rejected)
+        keep: list[bytes] = []
+        moved: list[bytes] = []
+        for raw in lines:
+            if gone[raw] > 0:
+                gone[raw] -= 1
+            elif aside[raw] > 0:
+                aside[raw] -= 1
+                moved.append(raw)
+            else:
+                keep.append(raw)
+        if len(keep) < len(lines):
+            _forget_written(path, keep, moved)
 
 
 def _forget_written(path: Path, keep: list[bytes], rejected: list[bytes]) -> None:

@@ -24,7 +24,9 @@ from memory_agent.state import Userdata
 
 log = logging.getLogger("memory_agent")
 
-DEFAULT_RECALL_BUDGET_S = 0.3
+DEFAULT_RECALL_BUDGET_S = 0.3  # how long the greeting may wait for the caller lookup
+DEFAULT_MEMORY_WAIT_S = 10.0  # how long what needs the memory waits for it
+DEFAULT_WRITE_BUDGET_S = 0.3  # how long a placed order or a turn waits for the database before the spool
 T = TypeVar("T")
 
 
@@ -85,6 +87,8 @@ async def start_call(
     call_id: str | None = None,
     memory_enabled: bool = True,
     recall_budget_s: float = DEFAULT_RECALL_BUDGET_S,
+    memory_wait_s: float = DEFAULT_MEMORY_WAIT_S,
+    write_budget_s: float = DEFAULT_WRITE_BUDGET_S,
     trust_caller_id: bool = False,
     attested: bool = False,
     timezone: str = "UTC",
@@ -97,13 +101,19 @@ async def start_call(
     A phone number is only a hint of who calls, unless the deployment trusts caller ID
     (``trust_caller_id``) or the network attested the number (``attested``); other identities come
     from tokens the deployment signed. ``record`` is LiveKit's session recording, off unless asked for.
+
+    The caller is looked up at once; the greeting waits for the lookup at most ``recall_budget_s``,
+    and goes ahead without it past that: the memory then reaches the agents when it is back, and
+    whatever needs it (the name check, a reorder, past orders) waits up to ``memory_wait_s``.
+    Placing an order and each completed turn wait at most ``write_budget_s`` for the database
+    before the spool keeps them.
     """
     key = clean_identity(identity)
     if key is not None and not is_phone_key(key):
         key = participant_key(key)  # a caller's own identity: never the form of a number's or a household member's
     call_id = call_id or uuid.uuid4().hex
     ud = Userdata(
-        journal=Journal(repo, call_id=call_id, caller=key, budget_s=recall_budget_s),
+        journal=Journal(repo, call_id=call_id, caller=key, budget_s=write_budget_s),
         menu=menu or load_menu(),
         call_id=call_id,
         caller=key,
@@ -113,7 +123,10 @@ async def start_call(
         verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
         guess_limits=guess_limits or GuessLimits(),
+        memory_wait_s=memory_wait_s,
     )
+    if memory_enabled:
+        ud.journal.look_up()
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
     session: AgentSession[Userdata] = AgentSession(

@@ -21,6 +21,8 @@ async def run_chat(settings: Settings, identity: str) -> None:
             repo=repo,
             llm=llm,
             recall_budget_s=settings.recall_budget_s,
+            memory_wait_s=settings.memory_wait_s,
+            write_budget_s=settings.write_budget_s,
             timezone=settings.timezone,
             guess_limits=settings.guess_limits,
         )

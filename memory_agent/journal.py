@@ -1,11 +1,14 @@
 """One journal per call: the only way a call and its agents reach the database.
 
-- *open*: the call's start is written in the background, while the caller is looked up
-  (``recall``) on a connection of its own: neither waits for the other, nor the greeting for either.
+- *look up*: the caller is looked up as the call starts, on a connection of its own; whatever
+  needs the memory waits for that one lookup (``household``), within a bound of seconds.
+- *open*: the call's start is written in the background: neither it nor the lookup waits for the other.
 - *checkpoint*: after each change, a non-blocking write of the call as it now stands. At most
   one write is in flight; a newer snapshot replaces a pending one; nothing is written when
   nothing changed, and the transcript is sent from its first new line. These writes are
-  *relaxed*: a killed process keeps them, a power cut may not.
+  *relaxed*: a killed process keeps them, a power cut may not. One the database does not take
+  within the budget (locked by another connection, or failing) goes to the fsynced spool
+  instead, so a killed process loses at most the turn in progress; the write itself goes on.
 - *commit*: placing an order is durable before it is announced: a *forced* write within the
   budget, or else a line in the fsynced spool.
 - *close*: the final record, forced, within ``FINALIZE_WITHIN_S`` (a job being shut down has
@@ -59,6 +62,27 @@ class Journal:
         self._writer: asyncio.Task[None] | None = None
         self._attempts: list[asyncio.Future[None]] = []  # names tried, being recorded: the close waits for them
         self._lock = asyncio.Lock()
+        self._lookup: asyncio.Future[tuple[CustomerMemory, ...]] | None = None
+        self._last_write: asyncio.Future[None] | None = None  # writes queue on the lock: the last ends last
+
+    def look_up(self) -> None:
+        """Start looking the caller up now, in the background; ``household`` waits for this lookup."""
+        if self.caller is not None and self._lookup is None:
+            self._lookup = asyncio.ensure_future(self._repo.household(self.caller))
+            in_background(self._lookup, None)  # its failure is reported by ``household``
+
+    async def back_within(self, wait_s: float) -> tuple[CustomerMemory, ...] | None:
+        """The lookup's profiles if it is back within ``wait_s``; None otherwise (it goes on meanwhile)."""
+        self.look_up()
+        if self._lookup is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._lookup), timeout=wait_s)
+        except TimeoutError:
+            return None
+        except RepositoryError as exc:
+            log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.caller), exc)
+            return None
 
     def attach(self, source: SnapshotSource) -> None:
         """Journal the call whose snapshots ``source`` builds."""
@@ -80,18 +104,23 @@ class Journal:
                 log.warning("could not check the earlier calls of %s: %s", redact(self.caller), exc)
         self.checkpoint()
 
-    async def household(self, *, budget_s: float | None) -> tuple[CustomerMemory, ...] | None:
-        """The profiles on the caller's number (or identity); None when the lookup fails or overruns
-        its budget (``budget_s`` None: no limit)."""
+    async def household(self, *, wait_s: float | None) -> tuple[CustomerMemory, ...] | None:
+        """The profiles on the caller's number (or identity), from the lookup begun with the call (a failed
+        one is tried again); None when it fails or is not back within ``wait_s`` (None: no limit)."""
         if self.caller is None:
             return ()
+        lookup = self._lookup
+        if lookup is not None and lookup.done() and (lookup.cancelled() or lookup.exception() is not None):
+            self._lookup = None
+        self.look_up()
+        assert self._lookup is not None
         try:
-            return await asyncio.wait_for(self._repo.household(self.caller), timeout=budget_s)
+            return await asyncio.wait_for(asyncio.shield(self._lookup), timeout=wait_s)
         except TimeoutError:
             log.warning(
-                "caller lookup for %s took over %.0f ms; going on without memory",
+                "caller lookup for %s not back within %.1f s; going on without memory",
                 redact(self.caller),
-                (budget_s or 0) * 1000,
+                wait_s or 0,
             )
         except RepositoryError as exc:
             log.warning("caller lookup for %s failed (%s); going on without memory", redact(self.caller), exc)
@@ -208,6 +237,12 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until every checkpoint asked for so far has been written (or has failed)."""
+        await self.saved()
+        while self._last_write is not None and not self._last_write.done():
+            await asyncio.wait([self._last_write])
+
+    async def saved(self) -> None:
+        """Wait until every checkpoint asked for so far is in the database or in the spool."""
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
@@ -236,12 +271,26 @@ class Journal:
     async def _drain(self) -> None:
         while (snap := self._pending) is not None:
             self._pending = None
+            writing = self._last_write = asyncio.ensure_future(self._write(snap, forced=False))
+            in_background(writing, None)  # its failure is handled below
             try:
-                await self._write(snap, forced=False)
+                await asyncio.wait_for(asyncio.shield(writing), timeout=self.budget_s)
+                continue
             except CallerErased:
                 self._erased_while_running()
+                continue
+            except TimeoutError:
+                reason = f"not written within {self.budget_s:g} s"
+            except Exception as exc:  # noqa: BLE001  (whatever went wrong, the spool keeps the turns)
+                reason = str(exc) or type(exc).__name__
+            # The completed turns must survive the process: the spool keeps them until the database
+            # takes them (the write given up on may still land; the replay is idempotent).
+            try:
+                await self._repo.spool(snap)
             except Exception as exc:  # noqa: BLE001  (the next checkpoint or the close covers it)
-                log.warning("checkpoint of call %s not written: %s", self.call_id, exc)
+                log.warning("checkpoint of call %s neither written (%s) nor spooled: %s", self.call_id, reason, exc)
+            else:
+                log.warning("checkpoint of call %s spooled: %s", self.call_id, reason)
 
     def _erased_while_running(self) -> None:
         if not self.erased:

@@ -133,9 +133,13 @@ def _words_in(text: str, key: str) -> bool:
 
 
 def load_menu(path: Path | None = None) -> Menu:
-    """Load and validate a menu file; the packaged Bella Vista menu by default."""
+    """Load and validate a menu file; the packaged Bella Vista menu by default (parsed once per process)."""
     if path is None:
-        raw = resources.files("memory_agent").joinpath("menu.toml").read_text(encoding="utf-8")
-    else:
-        raw = path.read_text(encoding="utf-8")
-    return Menu.model_validate(tomllib.loads(raw))
+        return _packaged_menu()
+    return Menu.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _packaged_menu() -> Menu:
+    raw = resources.files("memory_agent").joinpath("menu.toml").read_text(encoding="utf-8")
+    return Menu.model_validate(tomllib.loads(raw))  # frozen: one copy serves every call

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     host_id: str | None = Field(default=None, max_length=200, validation_alias="MEMORY_AGENT_HOST_ID")
     lease_s: float = Field(default=30.0, ge=1, le=3600, validation_alias="MEMORY_AGENT_LEASE_S")
     erasure_key_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_ERASURE_KEY_FILE")
+    # PostgreSQL only: how often a running host closes the calls of hosts whose lease ran out.
+    sweep_s: float = Field(default=30.0, ge=0.1, le=3600, validation_alias="MEMORY_AGENT_SWEEP_S")
     # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
     spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
     # Transcripts and free-text comments are kept this long; orders and ratings (the books) stay.
@@ -48,7 +50,13 @@ class Settings(BaseSettings):
     # call and in 24 hours; past either, the call goes on without memory and is noted for the owner.
     name_tries_per_call: int = Field(default=2, ge=1, le=20, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_CALL")
     name_tries_per_day: int = Field(default=5, ge=1, le=1000, validation_alias="MEMORY_AGENT_NAME_TRIES_PER_DAY")
-    recall_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
+    # How long the greeting may wait for the caller lookup; past it, the greeting goes ahead and the
+    # memory reaches the agents when the lookup is back.
+    recall_budget_ms: int = Field(default=300, ge=0, le=10_000, validation_alias="MEMORY_AGENT_RECALL_BUDGET_MS")
+    # How long what needs the caller's memory (the name check, a reorder, past orders) waits for the lookup.
+    memory_wait_ms: int = Field(default=10_000, ge=100, le=120_000, validation_alias="MEMORY_AGENT_MEMORY_WAIT_MS")
+    # How long placing an order, or a completed turn, waits for the database before the fsynced spool keeps it.
+    write_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_WRITE_BUDGET_MS")
     # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
     timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -189,6 +197,7 @@ class Settings(BaseSettings):
             host_id=self.host_id,
             lease=timedelta(seconds=self.lease_s),
             erasure_key_file=self.erasure_key_file,
+            sweep=timedelta(seconds=self.sweep_s),
         )
 
     @property
@@ -202,6 +211,14 @@ class Settings(BaseSettings):
     @property
     def guess_limits(self) -> GuessLimits:
         return GuessLimits(per_call=self.name_tries_per_call, per_day=self.name_tries_per_day)
+
+    @property
+    def memory_wait_s(self) -> float:
+        return self.memory_wait_ms / 1000
+
+    @property
+    def write_budget_s(self) -> float:
+        return self.write_budget_ms / 1000
 
 
 @dataclass(frozen=True)

@@ -111,11 +111,13 @@ class Userdata:
     call_id: str
     caller: str | None  # the participant's key: a number in E.164, or a signed web identity; None: anonymous
     started_at: str
-    recall_budget_s: float
+    recall_budget_s: float  # how long the greeting may wait for the caller lookup
     # The number is vouched for (trusted caller ID, network attestation, or a signed identity).
     # Even so, a number shared by several people needs the spoken name to say which one is calling.
     verified: bool = False
     memory_enabled: bool = True
+    # How long what needs the caller's memory (the name check, a reorder, past orders) waits for the lookup.
+    memory_wait_s: float = 10.0
     profiles: tuple[CustomerMemory, ...] | None = None  # on the caller's number; never shown to the LLM
     identity: str | None = None  # the profile this call belongs to, once known
     memory: CustomerMemory | None = None  # that profile's memory: the only one the LLM is told

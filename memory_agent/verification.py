@@ -34,6 +34,16 @@ def recognize(ud: Userdata, profiles: tuple[CustomerMemory, ...] | None) -> None
         know(ud, profiles[0])
 
 
+async def recall(ud: Userdata) -> None:
+    """Wait (at most ``ud.memory_wait_s``) for the caller lookup begun with the call, and recognize
+    the caller by it, unless that was done already."""
+    if ud.caller is None or ud.profiles is not None or not ud.memory_enabled:
+        return
+    found = await ud.journal.household(wait_s=ud.memory_wait_s)
+    if ud.profiles is None and (found is not None or ud.identity is None):
+        recognize(ud, found)
+
+
 def know(ud: Userdata, profile: CustomerMemory) -> None:
     ud.identity, ud.memory, ud.verified = profile.key, profile, True
     ud.caller_name = profile.name or ud.caller_name
@@ -59,16 +69,13 @@ async def _identify(ud: Userdata, name: str) -> str:
     if (ud.identity is not None and ud.profile_key is not None) or ud.caller is None or not ud.memory_enabled:
         ud.caller_name = name  # a new caller (or an anonymous one, whose name stays with this call)
         return "new"
-    profiles = ud.profiles
-    if profiles is None:  # the greeting went ahead without the lookup: the caller is worth the wait now
-        profiles = await ud.journal.household(budget_s=None)
-        if profiles is None:
+    if ud.profiles is None:  # the greeting went ahead without the lookup: the caller is worth the wait now
+        await recall(ud)
+        if ud.profiles is None:
             ud.caller_name = name
             return "new"
-        ud.profiles = profiles
-        if not profiles:  # a number never heard before: its first profile
-            ud.identity, ud.caller_name, ud.verified = ud.caller, name, True
-            return "new"
+        return await _identify(ud, name)  # as if the lookup had been back before the greeting
+    profiles = ud.profiles
     if ud.wrong_names >= ud.guess_limits.per_call or not await _tries_left_today(ud):
         return _refuse(ud, name)
     wanted = name_key(name)

@@ -95,6 +95,8 @@ async def entrypoint(
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
         guess_limits=settings.guess_limits,
+        memory_wait_s=settings.memory_wait_s,
+        write_budget_s=settings.write_budget_s,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
         timezone=settings.timezone,

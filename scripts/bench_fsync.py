@@ -47,6 +47,31 @@ async def child(path: Path) -> dict[str, int]:
         return dict(repo.write_counts)
 
 
+# A real model's pace: each LLM answer takes this long, so a call's turns are seconds apart.
+PACED_STEP_S = 0.8
+
+
+async def paced_child(path: Path, calls: int) -> dict[str, int]:
+    """``calls`` calls one after another at a real model's pace, new and returning callers in turn,
+    between one pair of markers; the checkpoint the last one leaves is counted too."""
+    from bench_calls import NEW_CALLER, RETURNING_CALLER, scripted_call, settled
+
+    from db import open_repository
+    from db.connection import CHECKPOINT_IDLE_S
+
+    async with open_repository(path) as repo:
+        await settled(repo)
+        await scripted_call(repo, "bench-fsync-warmup", NEW_CALLER)
+        await asyncio.sleep(CHECKPOINT_IDLE_S * 1.5)
+        mark("paced-begin")
+        for n in range(calls):
+            script = NEW_CALLER if n % 2 == 0 else RETURNING_CALLER
+            await scripted_call(repo, f"bench-fsync-paced-{n // 2}", script, step_s=PACED_STEP_S)
+        await asyncio.sleep(CHECKPOINT_IDLE_S * 1.5)
+        mark("paced-end")
+        return dict(repo.write_counts)
+
+
 def count(trace: str) -> dict[str, dict[str, int]]:
     """Sync calls between each ``<kind>-begin`` and ``<kind>-end`` marker, by the file synced."""
     counts: dict[str, dict[str, int]] = {}
@@ -69,8 +94,10 @@ def count(trace: str) -> dict[str, dict[str, int]]:
     return counts
 
 
-def traced_fsyncs(work_dir: Path) -> dict[str, Any] | None:
-    """Per call kind, the sync calls of one call (strace), or None if strace is absent or fails."""
+def traced_fsyncs(work_dir: Path, *, paced_calls: int = 0) -> dict[str, Any] | None:
+    """Per call kind, the sync calls of one call (strace), or None if strace is absent or fails.
+
+    ``paced_calls``: instead, the sync calls of that many calls at a real model's pace, in total."""
     strace = shutil.which("strace")
     if strace is None:
         return None
@@ -87,6 +114,7 @@ def traced_fsyncs(work_dir: Path) -> dict[str, Any] | None:
         sys.executable,
         str(Path(__file__).resolve()),
         str(work_dir / "fsync.db"),
+        *(["--paced-calls", str(paced_calls)] if paced_calls else []),
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=work_dir)
@@ -96,7 +124,7 @@ def traced_fsyncs(work_dir: Path) -> dict[str, Any] | None:
         written = json.loads(done.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
-    if set(counts) != {"new-caller", "returning-caller"}:
+    if set(counts) != ({"paced"} if paced_calls else {"new-caller", "returning-caller"}):
         return None
     return {"calls": counts, "write_counts": written}
 
@@ -104,8 +132,10 @@ def traced_fsyncs(work_dir: Path) -> dict[str, Any] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", type=Path)
+    parser.add_argument("--paced-calls", type=int, default=0, help="that many calls at a real model's pace")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(child(args.path))), flush=True)
+    work = paced_child(args.path, args.paced_calls) if args.paced_calls else child(args.path)
+    print(json.dumps(asyncio.run(work)), flush=True)
 
 
 if __name__ == "__main__":

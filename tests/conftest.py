@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,17 @@ async def open_call(repo: Repository, *, call_id: str, identity: str | None, sta
     await repo.save_call(CallSnapshot(call_id=call_id, identity=identity, started_at=started_at))
     found = await repo.read("SELECT customer_id FROM calls WHERE id = ?", (call_id,))
     return found[0][0]
+
+
+@contextlib.contextmanager
+def lookup_stalled() -> Iterator[tuple[threading.Event, Callable[..., int]]]:
+    """An authorizer that stalls the caller lookup inside SQLite (as a slow disk would) until released."""
+    release = threading.Event()
+
+    def authorizer(action: int, table: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and table == "order_items":  # only the lookup reads items
+            release.wait(timeout=30)
+        return sqlite3.SQLITE_OK
+
+    yield release, authorizer
+    release.set()

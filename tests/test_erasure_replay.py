@@ -35,9 +35,9 @@ async def test_a_spooled_call_of_a_caller_erased_since_is_dropped_not_replayed(a
     # Another host had spooled her next call before the erasure: its line reaches the spool now.
     await any_repo.spool(spooled("second", NUMBER, "Maria"))
 
-    result = await any_repo.replay_spool()
+    result = await any_repo.replay_spool()  # (or the drainer, woken by the spooling, before it)
 
-    assert (result.written, result.erased, result.kept) == (0, 1, 0)
+    assert result.kept == 0
     assert await names(any_repo) == []
     assert [tuple(row) for row in await any_repo.read("SELECT count(*) FROM calls", ())] == [(0,)]
     assert not any_repo.spool_file.exists() or any_repo.spool_file.read_text() == ""
@@ -50,9 +50,9 @@ async def test_the_rest_of_the_household_keeps_their_spooled_calls(any_repo):
     await any_repo.spool(spooled("maria-2", NUMBER, "Maria"))
     await any_repo.spool(spooled("tom-2", NUMBER + "#2", "Tom"))
 
-    result = await any_repo.replay_spool()
+    result = await any_repo.replay_spool()  # (or the drainer, woken by the spooling, before it)
 
-    assert (result.written, result.erased) == (1, 1)
+    assert result.kept == 0
     assert await names(any_repo) == ["Maria"]
     orders = await any_repo.read("SELECT call_id FROM orders ORDER BY call_id", ())
     assert [row[0] for row in orders] == ["maria-1", "maria-2"]
@@ -66,9 +66,9 @@ async def test_a_call_that_began_after_the_erasure_is_written(any_repo):
     )
     await any_repo.spool(later)
 
-    result = await any_repo.replay_spool()
+    result = await any_repo.replay_spool()  # (or the drainer, woken by the spooling, before it)
 
-    assert (result.written, result.erased) == (1, 0)
+    assert result.kept == 0
     assert await names(any_repo) == ["Maria"]
 
 

@@ -12,7 +12,7 @@ from workers import place_while_locked_then_wait_to_be_killed, talk_then_wait_to
 
 from conftest import rows, scripted_call
 from db import open_repository
-from db.connection import CHECKPOINT_EVERY_S
+from db.connection import CHECKPOINT_IDLE_S
 from db.spool import spool_path
 from db.stale import OPEN_CALLS_OF_CALLER_SQL
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
@@ -167,8 +167,8 @@ async def test_a_checkpoint_with_nothing_new_writes_nothing(repo):
 
 async def test_the_main_file_keeps_up_with_the_write_ahead_log(repo, db_path, tmp_path):
     await scripted_call(repo, "+15550002222", FIRST_CALL_STEPS, FIRST_CALL_LINES)
-    # The policy copies the log into the main file at most once a second, after a write.
-    await asyncio.sleep(CHECKPOINT_EVERY_S * 1.2)
+    # The policy copies the log into the main file once the writes pause.
+    await asyncio.sleep(CHECKPOINT_IDLE_S * 1.2)
     await scripted_call(repo, "+15550002222", RETURN_CALL_STEPS, RETURN_CALL_LINES)
     await asyncio.sleep(0.2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rows, scripted_call
+from conftest import lookup_stalled, rows, scripted_call
 from memory_agent import start_call
 from memory_agent.memory import as_data
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
@@ -278,9 +278,13 @@ async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memor
             Say("The same again."),
         ]
     )
-    call = await start_call(identity="kim", repo=repo, llm=llm, recall_budget_s=0)  # the lookup never fits
-    await call.greeting
-    assert call.userdata.memory is None
+    with lookup_stalled() as (release, authorizer):
+        await repo.reader.set_authorizer(authorizer)
+        call = await start_call(identity="kim", repo=repo, llm=llm, recall_budget_s=0.05)
+        await call.greeting
+        assert call.userdata.memory is None
+        release.set()
+    await repo.reader.set_authorizer(None)
     for line in ["hi", "the same as last time"]:
         await call.session.run(user_input=line)
     await call.finish()

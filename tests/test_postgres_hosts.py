@@ -7,6 +7,7 @@ What is asserted holds on a machine of any speed: outcomes, never timings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 from datetime import timedelta
 
@@ -102,3 +103,38 @@ async def test_a_killed_hosts_open_call_is_closed_by_another_host_once_its_lease
         ]
         assert reason.startswith("abandoned:") and "on host-k" in reason
         assert (status, items) == ("abandoned", 2)
+
+
+async def test_a_killed_hosts_open_call_is_closed_by_the_hosts_still_running(pg_url, tmp_path):
+    lease, sweep = timedelta(seconds=3), timedelta(seconds=0.5)
+    ready = SPAWN.Event()
+    victim = SPAWN.Process(
+        target=take_an_order_then_hang,
+        args=(pg_url, "host-k", "killed-call", str(tmp_path), lease.total_seconds(), ready),
+    )
+    victim.start()
+    async with contextlib.AsyncExitStack() as hosts:
+        running = [
+            await hosts.enter_async_context(
+                open_repository(pg_url, spool_dir=tmp_path, host_id=host, lease=lease, sweep=sweep)
+            )
+            for host in ("host-a", "host-b")
+        ]
+        try:
+            assert await asyncio.to_thread(ready.wait, 120), "the victim's call never got its items"
+        finally:
+            victim.kill()  # SIGKILL: nothing in the victim runs after this
+            victim.join()
+        assert victim.exitcode == -9
+
+        # Nobody starts and the caller does not call again: the running hosts' sweep closes it.
+        ended: list[tuple[object, ...]] = []
+        for _ in range(600):  # the lease runs out by the server's clock: poll for the outcome, within a bound
+            ended = [
+                tuple(r) for r in await running[0].read("SELECT end_reason FROM calls WHERE ended_at IS NOT NULL", ())
+            ]
+            if ended:
+                break
+            await asyncio.sleep(0.1)
+        [(reason,)] = ended
+        assert str(reason).startswith("abandoned:") and "on host-k" in str(reason)

@@ -8,8 +8,10 @@ import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 
-from db import Repository, open_repository
+from db import CallSnapshot, Order, OrderLine, Repository, open_repository
+from db.clock import utcnow_iso
 from memory_agent import Call, start_call
+from memory_agent.journal import Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
 ORDER_STEPS = [
@@ -146,3 +148,78 @@ def talk_through_an_erasure(
             report.put((errors, call.journal.erased))
 
     asyncio.run(run())
+
+
+def talk_while_locked_then_wait_to_be_killed(db_path: str, call_id: str, lines: list[str], ready: Event) -> None:
+    """Hold a conversation of ``lines`` while another connection holds the write lock; once every completed
+    turn is in the database or the spool, say so and hang as a call in progress would."""
+
+    async def run() -> None:
+        async with open_repository(db_path) as repo:
+            steps: list[Step] = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
+            call = await start_call(identity="+15550007777", repo=repo, llm=ScriptedLLM(steps), call_id=call_id)
+            assert call.greeting is not None
+            await call.greeting
+            for line in lines:
+                await call.session.run(user_input=line)
+            await call.journal.saved()
+            ready.set()
+            await asyncio.sleep(3600)
+
+    asyncio.run(run())
+
+
+def place_orders_while_locked(db_path: str, worker: int, orders: int, released: Event, results: Queue) -> None:
+    """Place ``orders`` orders at once while the database is locked (each one spooled, as the caller waits
+    no longer than the budget); report it; once the lock is released, report when all are in the database."""
+
+    async def run() -> None:
+        async with open_repository(db_path) as repo:
+            spooled = await place_orders(repo, [f"w{worker}-o{n}" for n in range(orders)])
+            results.put(("placed", worker, spooled))
+            await asyncio.to_thread(released.wait)
+            await orders_written(repo, worker, orders)
+            results.put(("written", worker, orders))
+
+    try:
+        asyncio.run(run())
+    except BaseException as exc:
+        results.put(("raised", worker, repr(exc)))
+
+
+async def place_orders(repo: Repository, call_ids: list[str]) -> int:
+    """Place one order per call id, all at once, through each call's journal; how many went to the spool."""
+    journals = []
+    for call_id in call_ids:
+        journal = Journal(repo, call_id=call_id, caller=None, budget_s=0.3)
+        journal.attach(lambda end_reason, call_id=call_id: placed_order(call_id))
+        journals.append(journal)
+    written = await asyncio.gather(*(journal.commit() for journal in journals))
+    return written.count(False)
+
+
+def placed_order(call_id: str) -> CallSnapshot:
+    return CallSnapshot(
+        call_id=call_id,
+        started_at=utcnow_iso(),
+        order=Order(
+            status="placed",
+            items=[OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)],
+        ),
+    )
+
+
+async def orders_written(repo: Repository, worker: int, orders: int) -> None:
+    """Return once this worker's orders are all in the database (the spool's drainer writes them)."""
+    while True:
+        found = await repo.read("SELECT count(*) FROM orders WHERE call_id LIKE ?", (f"w{worker}-o%",))
+        if found[0][0] == orders:
+            return
+        await asyncio.sleep(0.1)
+
+
+def spin(stop: Event) -> None:
+    """Keep a core busy until ``stop``."""
+    while not stop.is_set():
+        for _ in range(100_000):
+            pass

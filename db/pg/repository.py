@@ -4,7 +4,7 @@ Every write is one transaction on a pooled connection, its statements pipelined;
 have a connection of their own (``db.pg.lookup``), and other reads use the pool, so no write holds
 up a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
 ``DatabaseUnavailable``, and the journal spools; the spool lives on this host (``spool_dir``, or the
-current folder) and is replayed when the repository opens.
+current folder) and is replayed when the repository opens and, while it is open, by its drainer.
 
 Several hosts share the database, so a PID says nothing about another host's calls: each process
 renews a heartbeat in ``worker_hosts`` every few seconds, and an open call whose owner's heartbeat
@@ -49,7 +49,7 @@ from db.pg.calls import Conn
 from db.pg.lookup import LookupConnection
 from db.pg.safe_url import postgres_url, scrub
 from db.repository import Erasure, counted_with_spool
-from db.spool import ReplayResult, append, spool_path
+from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 
 log = logging.getLogger("memory_agent.db")
 
@@ -139,6 +139,9 @@ class PostgresRepository:
         self.where = where
         self.lookups = LookupConnection(self._connect)
         self.spool_file = spool_file
+        self.spooler = Appender(spool_file)
+        self.spooled = asyncio.Event()  # set when this process spools a snapshot
+        self.replaying = asyncio.Lock()  # one replay of the spool at a time in this process
         self.owner = owner
         self.lease = lease
         self.erasure_key_file = erasure_key_file
@@ -289,12 +292,14 @@ class PostgresRepository:
 
     async def spool(self, snap: CallSnapshot) -> Path:
         """Keep ``snap`` in this host's spool (fsynced) for the next start to write; ``OSError`` if it cannot."""
-        await asyncio.to_thread(append, self.spool_file, self._owned(snap))
+        await self.spooler.append(self._owned(snap))
+        self.spooled.set()  # the drainer writes it as soon as the database takes it
         return self.spool_file
 
     async def spool_erasure(self, request: ErasureRequest) -> Path:
         """Keep an erasure the database would not take in this host's spool, for its replay to carry out."""
-        await asyncio.to_thread(append, self.spool_file, request)
+        await self.spooler.append(request)
+        self.spooled.set()
         return self.spool_file
 
     async def checkpoint(self) -> None:
@@ -323,7 +328,7 @@ class PostgresRepository:
         return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await asyncio.to_thread(privacy.erased_since_query, self.audit_key, snap)
+        query = await in_spool_thread(privacy.erased_since_query, self.audit_key, snap)
         return query is not None and (await self.read(*query))[0][0] > 0
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
@@ -370,6 +375,17 @@ class PostgresRepository:
         ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls still running, on any
         host, never write them back. ``dry_run`` only counts.
         """
+        if drop_spooled:
+            async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
+                counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True)
+        else:  # the spool's replay, which holds ``replaying`` already
+            counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False)
+        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
+        return Erasure(counts=counts, log_emptied=vacuumed)
+
+    async def _erase(
+        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool
+    ) -> dict[str, int]:
         await asyncio.to_thread(self.audit_key.load)
         found = await self.run(
             pg_privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
@@ -378,11 +394,10 @@ class PostgresRepository:
         needles = [*keys, *found["names"]]
         spooled = 0
         if drop_spooled:
-            spooled = await asyncio.to_thread(
+            spooled = await in_spool_thread(
                 spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
             )
-        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
-        return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=vacuumed)
+        return {**found["counts"], "spool_lines": spooled}
 
     async def _vacuum(self, tables: Sequence[str]) -> bool:
         """Clear the erased rows out of the tables' pages and indexes (``pg_privacy.clean_after_erasure``),
@@ -486,6 +501,17 @@ async def _execute(conn: Conn, sql: str, params: Sequence[object]) -> None:
     await conn.execute(sql, params)
 
 
+async def _sweep(repo: PostgresRepository, every_s: float) -> None:
+    """Close the calls of hosts whose lease ran out, every ``every_s``, for as long as this host runs."""
+    await asyncio.shield(repo.recovered())  # which closes them once at open
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await repo.close_stale_calls()
+        except RepositoryError as exc:
+            log.warning("sweep for abandoned calls postponed: %s", exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -550,10 +576,13 @@ async def open_postgres(
     lease: timedelta | None = None,
     erasure_key_file: str | Path | None = None,
     pool_size: int = POOL_SIZE,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[PostgresRepository]:
     """Open the database at ``url`` (migrating it) and yield the repository; see ``db.open_repository``.
 
     Unreachable at open: ``DatabaseUnavailable``, in one line without the URL's password.
+    While open, it looks every ``sweep`` (default: the lease) for calls whose owner's lease ran out,
+    and closes them as abandoned: a dead host's calls do not wait for a host to start.
     """
     url = postgres_url(url)
     where = describe_url(url)
@@ -589,9 +618,13 @@ async def open_postgres(
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
+        draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
+        sweeping = asyncio.create_task(_sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
         try:
             yield repo
         finally:
+            await recovery.stop(sweeping)
+            await recovery.stop(draining)
             await repo.recovery
     finally:
         if beating is not None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from livekit.agents import Agent, RunContext, ToolError, function_tool, llm
+import asyncio
+import contextlib
 
+from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_tool, llm
+
+from memory_agent.journal import in_background
 from memory_agent.memory import DATA_NOTE, clip, data_block, memory_text
 from memory_agent.state import Userdata
-from memory_agent.verification import known_number
+from memory_agent.verification import known_number, recall
 
 PERSONA = (
     "You are the phone assistant of {restaurant}, a friendly Italian restaurant. "
@@ -42,6 +46,10 @@ class BellaVistaAgent(Agent):
     def userdata(self) -> Userdata:
         return self.session.userdata
 
+    def fresh_instructions(self) -> str | None:
+        """The instructions as the call now stands, for agents whose instructions tell what we remember."""
+        return None
+
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:
         """Erase all we remember of the caller, at their request.
@@ -59,6 +67,19 @@ class BellaVistaAgent(Agent):
             )
         ud.forget_requested = True
         return "Their memory will be erased when the call ends, this call included. Tell them so, then carry on."
+
+
+def remember_when_back(session: AgentSession[Userdata]) -> None:
+    """Recognize the caller once the lookup is back, and tell the agent then on the line (for its next turn)."""
+
+    async def remember() -> None:
+        await recall(session.userdata)
+        with contextlib.suppress(RuntimeError):  # the call ended meanwhile
+            agent = session.current_agent
+            if isinstance(agent, BellaVistaAgent) and (text := agent.fresh_instructions()) is not None:
+                await agent.update_instructions(text)
+
+    in_background(asyncio.ensure_future(remember()), "recognizing the caller by the lookup")
 
 
 def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:

@@ -7,7 +7,7 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from memory_agent.agents.base import BellaVistaAgent, instructions
+from memory_agent.agents.base import BellaVistaAgent, instructions, remember_when_back
 from memory_agent.agents.facts import NotesFacts
 from memory_agent.agents.order_taker import OrderTaker
 from memory_agent.state import Userdata
@@ -31,14 +31,21 @@ class Greeter(NotesFacts):
     async def on_enter(self) -> None:
         ud = self.userdata
         if ud.caller is not None and ud.profiles is None and ud.identity is None:
-            found = await ud.journal.household(budget_s=ud.recall_budget_s) if ud.memory_enabled else None
-            recognize(ud, found)
+            if not ud.memory_enabled:
+                recognize(ud, None)
+            elif (found := await ud.journal.back_within(ud.recall_budget_s)) is not None:
+                recognize(ud, found)
+            else:  # greet now; the memory reaches the agents when the lookup is back
+                remember_when_back(self.session)
             await self.update_instructions(_instructions(ud))
         self.session.generate_reply()
         ud.journal.open()  # the call's start is written while the greeting is on its way
 
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
+
+    def fresh_instructions(self) -> str:
+        return _instructions(self.userdata)
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> BellaVistaAgent:

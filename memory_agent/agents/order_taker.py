@@ -18,7 +18,7 @@ from memory_agent.memory import as_data, clip, describe_past_item
 from memory_agent.menu import Menu, MenuItem
 from memory_agent.speech import format_cents
 from memory_agent.state import OrderLimitError, Userdata
-from memory_agent.verification import recognize
+from memory_agent.verification import recall
 
 MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
@@ -36,10 +36,10 @@ hand over to feedback."""
 
 class OrderTaker(KeepsFacts):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
-        super().__init__(
-            instructions=instructions(ud, INSTRUCTIONS.format(menu=ud.menu.prompt_listing())),
-            chat_ctx=chat_ctx,
-        )
+        super().__init__(instructions=_instructions(ud), chat_ctx=chat_ctx)
+
+    def fresh_instructions(self) -> str:
+        return _instructions(self.userdata)
 
     async def on_enter(self) -> None:
         self.session.generate_reply()
@@ -114,9 +114,8 @@ class OrderTaker(KeepsFacts):
         _ensure_open(ud)
         if which in ud.order.reordered:
             raise ToolError(f"That order is already in this order: {as_data(ud.order.spoken_summary)}")
-        if ud.memory is None and ud.profiles is None and ud.verified and ud.memory_enabled:
-            # The greeting went ahead without memory (slow lookup); the caller is worth the wait now.
-            recognize(ud, await ud.journal.household(budget_s=None))
+        if ud.memory is None and ud.verified:
+            await recall(ud)  # the greeting went ahead without memory (slow lookup): worth the wait now
         memory = ud.memory
         past = (memory.last_order_items if which == "last" else memory.usual_items) if memory else ()
         if not past:
@@ -167,6 +166,7 @@ class OrderTaker(KeepsFacts):
         ud = context.userdata
         if not 1 <= limit <= MAX_PAST_ORDERS:
             raise ToolError(f"The limit must be from 1 to {MAX_PAST_ORDERS}.")
+        await recall(ud)
         if ud.identity is None or not ud.memory_enabled:
             raise ToolError("We do not know who is calling yet: ask for their name first.")
         try:
@@ -312,3 +312,7 @@ def clean_modifications(modifications: tuple[str, ...]) -> list[str]:
         if text:
             cleaned.append(text)
     return cleaned
+
+
+def _instructions(ud: Userdata) -> str:
+    return instructions(ud, INSTRUCTIONS.format(menu=ud.menu.prompt_listing()))

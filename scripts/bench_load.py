@@ -1,0 +1,193 @@
+"""The dinner rush: P worker processes x C concurrent paced calls of returning callers on one SQLite file.
+
+Each call greets, hears the caller's name, takes an order and places it, at a scripted LLM's pace;
+optionally with a busy loop on every core. Measured: how many callers were recognized by the time
+they said their name, seconds from "placed" to the order's row being readable by another connection
+(p50/p99), the spool's depth over time, the time to the greeting, and disk flushes are left to
+``bench_fsync.py --paced-calls``. Prints one JSON object.
+
+    .venv/bin/python scripts/bench_load.py --processes 4 --calls 50 --step-s 0.8 --busy
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import sqlite3
+import tempfile
+import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier, Event
+from pathlib import Path
+from typing import Any
+
+from bench_calls import PacedLLM
+
+from db import CallSnapshot, Order, OrderLine, open_repository
+from db.clock import utcnow_iso
+from db.spool import spool_path
+from memory_agent import start_call
+from memory_agent.scripted_llm import Say, Step, ToolCall
+
+SPAWN = multiprocessing.get_context("spawn")
+LINES = ["Hi, it's {name}", "Two margheritas and a tiramisu", "Yes, place it"]
+
+
+def steps(name: str) -> list[Step]:
+    return [
+        Say("Welcome to Bella Vista!"),
+        ToolCall("save_customer_name", {"name": name}),
+        Say(f"Welcome back, {name}! What would you like?"),
+        (
+            ToolCall("add_to_order", {"item": "margherita", "quantity": 2}),
+            ToolCall("add_to_order", {"item": "tiramisu"}),
+        ),
+        Say("Two Margherita Pizzas and a Tiramisu. Anything else?"),
+        ToolCall("confirm_order"),
+        Say("Placed!"),
+    ]
+
+
+def caller(worker: int, n: int) -> tuple[str, str]:
+    return f"load-{worker}-{n}", f"Guest {worker} {n}"
+
+
+async def seed(path: Path, processes: int, calls: int) -> None:
+    """Every caller has called before: a name and a placed order on file."""
+    async with open_repository(path) as repo:
+        for worker in range(processes):
+            for n in range(calls):
+                key, name = caller(worker, n)
+                await repo.save_call(
+                    CallSnapshot(
+                        call_id=f"before-{key}",
+                        identity=key,
+                        caller_name=name,
+                        started_at=utcnow_iso(),
+                        order=Order(
+                            status="placed",
+                            items=[OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=1, unit_price_cents=750)],
+                        ),
+                    )
+                )
+
+
+def worker_process(path: str, worker: int, calls: int, step_s: float, start: Barrier, results: Queue) -> None:
+    async def one(repo: Any, n: int) -> dict[str, Any]:
+        key, name = caller(worker, n)
+        began = time.monotonic()
+        call = await start_call(identity=key, repo=repo, llm=PacedLLM(steps(name), step_s=step_s), call_id=f"{key}-now")
+        assert call.greeting is not None
+        await call.greeting
+        greeted_s = time.monotonic() - began
+        await call.session.run(user_input=LINES[0].format(name=name))
+        recognized = call.userdata.memory is not None and call.userdata.memory.name == name
+        for line in LINES[1:]:
+            await call.session.run(user_input=line)
+        placed_at = time.time()
+        await call.finish("caller_hung_up")
+        return {"call_id": call.call_id, "recognized": recognized, "greeted_s": greeted_s, "placed_at": placed_at}
+
+    async def run() -> list[dict[str, Any]]:
+        async with open_repository(path) as repo:
+            await repo.recovered()
+            start.wait()
+            done = await asyncio.gather(*(one(repo, n) for n in range(calls)))
+            # the drainer writes what was spooled: stay open until every order is readable
+            ids = [d["call_id"] for d in done]
+            while True:
+                found = await repo.read(
+                    f"SELECT count(*) FROM orders WHERE status = 'placed' AND call_id IN ({','.join('?' * len(ids))})",
+                    ids,
+                )
+                if found[0][0] == len(ids):
+                    return done
+                await asyncio.sleep(0.1)
+
+    results.put(asyncio.run(run()))
+
+
+def spin(stop: Event) -> None:
+    while not stop.is_set():
+        for _ in range(100_000):
+            pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3) if ordered else 0.0
+
+
+def watch(path: Path, call_ids_seen: dict[str, float], depth: list[tuple[float, int]], t0: float) -> None:
+    """One look: when each placed order became readable, and how many lines the spool holds."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        now = time.time()
+        for (call_id,) in conn.execute("SELECT call_id FROM orders WHERE status = 'placed' AND call_id LIKE '%-now'"):
+            call_ids_seen.setdefault(call_id, now)
+    finally:
+        conn.close()
+    spool = spool_path(path)
+    lines = len(spool.read_bytes().splitlines()) if spool.exists() else 0
+    depth.append((round(time.time() - t0, 1), lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--calls", type=int, default=50, help="concurrent calls per process")
+    parser.add_argument("--step-s", type=float, default=0.8, help="seconds per LLM answer")
+    parser.add_argument("--busy", action="store_true", help="a busy loop on every core")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "memory.db"
+        asyncio.run(seed(path, args.processes, args.calls))
+        start, results = SPAWN.Barrier(args.processes + 1), SPAWN.Queue()
+        stop = SPAWN.Event()
+        spinners = [SPAWN.Process(target=spin, args=(stop,)) for _ in range(os.cpu_count() or 2)] if args.busy else []
+        workers = [
+            SPAWN.Process(target=worker_process, args=(str(path), w, args.calls, args.step_s, start, results))
+            for w in range(args.processes)
+        ]
+        for process in [*spinners, *workers]:
+            process.start()
+        start.wait()
+        t0 = time.time()
+        seen: dict[str, float] = {}
+        depth: list[tuple[float, int]] = []
+        done: list[dict[str, Any]] = []
+        while len(done) < args.processes * args.calls:
+            watch(path, seen, depth, t0)
+            try:
+                done += results.get(timeout=0.05)
+            except Exception:  # noqa: BLE001  (queue.Empty: nothing yet)
+                pass
+        watch(path, seen, depth, t0)
+        stop.set()
+        for process in [*spinners, *workers]:
+            process.join()
+
+    lags = [max(0.0, seen[d["call_id"]] - d["placed_at"]) for d in done if d["call_id"] in seen]
+    report = {
+        "processes": args.processes,
+        "calls_per_process": args.calls,
+        "step_s": args.step_s,
+        "busy": args.busy,
+        "recognized": f"{sum(d['recognized'] for d in done)}/{len(done)}",
+        "placed_to_readable_s": {"p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99), "n": len(lags)},
+        "greeting_s": {
+            "p50": percentile([d["greeted_s"] for d in done], 0.5),
+            "p99": percentile([d["greeted_s"] for d in done], 0.99),
+        },
+        "spool_depth_max": max((n for _, n in depth), default=0),
+        "spool_depth_over_time": depth[:: max(1, len(depth) // 20)],
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
