@@ -7,7 +7,7 @@ word differently from run to run, so assertions look for key words.
 
 The tests wait on what happens (the agent starting to speak, its messages, the session closing, the
 room being deleted), never for a fixed time, and the session waits up to 30 s for the caller's last
-transcript, so they pass on a busy machine. Checked with both cores kept busy, ten runs in a row:
+transcript, so that they pass on a busy machine. Check that with both cores kept busy, ten runs:
 
     for i in 1 2; do timeout 1200 sh -c 'while :; do :; done' & done
     for run in $(seq 10); do .venv/bin/python -m pytest -q tests/test_voice_calls.py || break; done
@@ -269,10 +269,11 @@ async def test_a_caller_who_talks_over_the_agent_is_heard(dial, settings):
     await call.end()
     heard = call.said()
 
-    said = turns(settings.db)
-    assert len(said) == 1 and "maria" in said[0] and "interrupt" in said[0]
+    # At the comma a busy machine may end the caller's turn, so the line can arrive as two turns.
+    said = " ".join(turns(settings.db))
+    assert "maria" in said and "interrupt" in said
     assert call.llm.remaining == 0
-    assert "thank you" in words(heard[-1].text)
+    assert any("thank you" in words(h.text) for h in heard[1:])
     # The agent stopped talking when the caller did: its greeting is kept as far as it was spoken. How
     # far depends on how quickly a busy machine notices the caller, so only the end is asserted missing.
     greeting = rows(settings.db, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY seq")[0][0]
