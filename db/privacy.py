@@ -19,7 +19,7 @@ from typing import Any
 
 from db.models import CallSnapshot, name_key
 
-TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts")
+TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts", "staff_messages")
 _FTS = ("messages_fts", "feedback_fts")
 
 
@@ -55,6 +55,7 @@ def forget(
         "feedback": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
         "messages": (f"call_id IN ({calls})", ids),
         "caller_facts": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
+        "staff_messages": (f"customer_id IN ({marks}) OR call_id IN ({calls})", ids * 2),
     }
     counts = {
         table: db.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
@@ -62,7 +63,16 @@ def forget(
     }
     if not dry_run and ids:
         db.execute(f"UPDATE customers SET last_order_id = NULL, usual_order_id = NULL WHERE id IN ({marks})", ids)
-        for table in ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers"):
+        for table in (
+            "staff_messages",
+            "caller_facts",
+            "messages",
+            "order_items",
+            "feedback",
+            "orders",
+            "calls",
+            "customers",
+        ):
             where, args = scopes[table]
             db.execute(f"DELETE FROM {table} WHERE {where}", args)
         merge_search_indexes(db)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from livekit import rtc
@@ -14,12 +16,13 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.voice import CloseEvent
 
 from db import CallSnapshot, Message, Repository
-from db.clock import from_epoch, utcnow_iso
+from db.clock import from_epoch, utcnow, utcnow_iso
 from memory_agent.agents import Greeter
 from memory_agent.identity import clean_identity, is_phone_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
-from memory_agent.state import Userdata
+from memory_agent.restaurant import Restaurant
+from memory_agent.state import StaffLine, Userdata
 
 log = logging.getLogger("memory_agent")
 
@@ -87,6 +90,9 @@ async def start_call(
     trust_caller_id: bool = False,
     attested: bool = False,
     timezone: str = "UTC",
+    restaurant: Restaurant | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    staff_line: StaffLine | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -96,6 +102,7 @@ async def start_call(
     """
     key = clean_identity(identity)
     call_id = call_id or uuid.uuid4().hex
+    menu = menu or (restaurant.menu if restaurant is not None else None)
     ud = Userdata(
         journal=Journal(repo, call_id=call_id, caller=key, budget_s=recall_budget_s),
         menu=menu or load_menu(),
@@ -106,7 +113,11 @@ async def start_call(
         timezone=timezone,
         verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
+        restaurant=restaurant,
+        clock=clock,
+        staff_line=staff_line,
     )
+    ud.open_at_start = ud.place.is_open(clock())
     # Without a VAD there is no audio to detect turns in (text chat, tests).
     turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
     session: AgentSession[Userdata] = AgentSession(
@@ -146,6 +157,11 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
         facts=list(ud.stated.values()),
         ended_at=None if end_reason is None else utcnow_iso(),
         end_reason=end_reason,
+        outcome=None if end_reason is None else ud.outcome(),
+        restaurant_open=ud.open_at_start,
+        transfer_reason=ud.transfer_reason,
+        transfer_status=ud.transfer_status,
+        staff_messages=list(ud.staff_messages),
     )
 
 

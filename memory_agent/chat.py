@@ -16,8 +16,14 @@ async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
+        restaurant = settings.restaurant()
         call = await start_call(
-            identity=identity, repo=repo, llm=llm, recall_budget_s=settings.recall_budget_s, timezone=settings.timezone
+            identity=identity,
+            repo=repo,
+            llm=llm,
+            recall_budget_s=settings.recall_budget_s,
+            timezone=restaurant.timezone,
+            restaurant=restaurant,
         )
         try:
             assert call.greeting is not None

@@ -60,6 +60,16 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
     return settings
 
 
+def _check_restaurant(settings: Settings) -> None:
+    """The restaurant file, validated before anything starts: a line per mistake."""
+    from memory_agent.restaurant import RestaurantError
+
+    try:
+        settings.restaurant()
+    except RestaurantError as exc:
+        raise UsageError(str(exc)) from None
+
+
 DEMO_DB = Path("demo.db")
 
 
@@ -89,6 +99,7 @@ def chat(
     from memory_agent.chat import run_chat
 
     settings = _settings(db)
+    _check_restaurant(settings)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat")
     logging.getLogger().setLevel(logging.WARNING)
@@ -264,6 +275,7 @@ def migrate_to_postgres(
 
 def _run_worker(mode: str, extra: list[str]) -> None:
     settings = _settings(log_handler=False)
+    _check_restaurant(settings)
     livekit = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
     if missing := settings.missing(*livekit):
         raise UsageError(f"set {', '.join(missing)} to run the worker (see .env.example)")
@@ -373,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="memory-agent")
     except UsageError as exc:
-        print(f"memory-agent: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a line per mistake
+            print(f"memory-agent: error: {line}", file=sys.stderr)
         return 2
     except (RepositoryError, ServiceError) as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)

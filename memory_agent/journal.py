@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, Repository, RepositoryError
 from db.clock import utcnow_iso
+from db.kitchen_queue import kitchen_queue
 from db.models import PastOrder
 from memory_agent.identity import redact
 
@@ -88,6 +90,15 @@ class Journal:
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""
         return await self._repo.past_orders(identity, limit)
+
+    async def kitchen_queue(self, *, since: datetime, until: datetime) -> int | None:
+        """Placed orders still in the kitchen (see ``db.kitchen_queue``); None when the database cannot
+        say within the budget (the ready time is then the kitchen's time alone)."""
+        try:
+            return await asyncio.wait_for(kitchen_queue(self._repo, since=since, until=until), timeout=self.budget_s)
+        except (TimeoutError, RepositoryError) as exc:
+            log.warning("call %s: the kitchen's queue is unknown (%s)", self.call_id, type(exc).__name__)
+            return None
 
     async def forget(self, identity: str) -> None:
         """Erase the profile ``identity`` and everything of it, this call included (once its final record is in)."""
@@ -184,8 +195,8 @@ class Journal:
         # Parts the database already has are left out (None: not touched), so a checkpoint that
         # only adds a line of the conversation writes only that line.
         unchanged: dict[str, Any] = {
-            part: [] if part == "facts" else None
-            for part in ("caller_name", "email", "order", "feedback", "facts")
+            part: [] if part in ("facts", "staff_messages") else None
+            for part in ("caller_name", "email", "order", "feedback", "facts", "staff_messages")
             if getattr(written, part) == getattr(snap, part) and written.identity == snap.identity
         }
         return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from typing import Protocol
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.voice import UserStateChangedEvent
 from livekit.plugins import silero
@@ -48,6 +49,7 @@ async def entrypoint(
     providers: ProviderFactory = live_providers,
     settings: Settings | None = None,
     sip_attributes_wait_s: float = SIP_ATTRIBUTES_WAIT_S,
+    sip_service: Callable[[JobContext], SipTransfers] | None = None,
 ) -> None:
     """One call: open the database, wait for the caller, start the call; finish it however the job ends."""
     settings = settings or Settings()
@@ -71,6 +73,8 @@ async def entrypoint(
     attributes = await sip_attributes(ctx.room, participant, wait_s=sip_attributes_wait_s) if is_sip else None
     key = caller_key(participant.identity, is_sip=is_sip, attributes=attributes)
     made = providers(settings)
+    restaurant = settings.restaurant()
+    sip = (sip_service or _livekit_sip)(ctx)
     call = await start_call(
         identity=key,
         repo=repo,
@@ -82,11 +86,42 @@ async def entrypoint(
         recall_budget_s=settings.recall_budget_s,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute),
-        timezone=settings.timezone,
+        timezone=restaurant.timezone,
+        restaurant=restaurant,
+        staff_line=SipStaffLine(sip, room=ctx.room.name, participant=participant.identity) if is_sip else None,
     )
     hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
     log.info("serving %s in job %s", redact(key), ctx.job.id)
+
+
+class SipTransfers(Protocol):
+    """What a transfer needs of LiveKit's SIP service (``livekit.api.SipService``)."""
+
+    async def transfer_sip_participant(
+        self, transfer: api.TransferSIPParticipantRequest, *, timeout: float | None = None
+    ) -> api.TransferSIPParticipantResponse: ...
+
+
+def _livekit_sip(ctx: JobContext) -> SipTransfers:
+    return ctx.api.sip
+
+
+class SipStaffLine:
+    """Puts the SIP caller through to the staff: LiveKit transfers the participant (a SIP REFER)."""
+
+    def __init__(self, sip: SipTransfers, *, room: str, participant: str) -> None:
+        self._sip = sip
+        self._room = room
+        self._participant = participant
+
+    async def transfer(self, to: str) -> bool:
+        request = api.TransferSIPParticipantRequest(
+            room_name=self._room, participant_identity=self._participant, transfer_to=f"tel:{to}", play_dialtone=False
+        )
+        response = await self._sip.transfer_sip_participant(request)
+        # A status other than successful means the call was not transferred, even without an error.
+        return response.status == api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
 
 
 def hang_up_when_silent(ctx: JobContext, call: Call) -> None:

@@ -17,7 +17,7 @@ from db.models import name_key
 from db.pg.calls import Conn
 
 # Every table that holds a caller's rows, in an order that deletes children first.
-ERASED = ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
+ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
 
 
 async def select_profiles(db: Conn, identity: str, name: str | None, exact: bool) -> list[tuple[int, str | None, str]]:
@@ -40,6 +40,7 @@ _SCOPES = {
     "feedback": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
     "messages": f"call_id IN ({_CALLS})",
     "caller_facts": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
+    "staff_messages": f"customer_id = ANY(%(ids)s) OR call_id IN ({_CALLS})",
 }
 
 
