@@ -91,11 +91,11 @@ class Journal:
         """The profile's last placed orders, newest first; raises ``RepositoryError`` if the lookup fails."""
         return await self._repo.past_orders(identity, limit)
 
-    async def kitchen_queue(self, *, since: datetime, until: datetime) -> int | None:
+    async def kitchen_queue(self, *, now: datetime, until: datetime) -> int | None:
         """Placed orders still in the kitchen (see ``db.kitchen_queue``); None when the database cannot
         say within the budget (the ready time is then the kitchen's time alone)."""
         try:
-            return await asyncio.wait_for(kitchen_queue(self._repo, since=since, until=until), timeout=self.budget_s)
+            return await asyncio.wait_for(kitchen_queue(self._repo, now=now, until=until), timeout=self.budget_s)
         except (TimeoutError, RepositoryError) as exc:
             log.warning("call %s: the kitchen's queue is unknown (%s)", self.call_id, type(exc).__name__)
             return None

@@ -99,7 +99,7 @@ class SipTransfers(Protocol):
     """What a transfer needs of LiveKit's SIP service (``livekit.api.SipService``)."""
 
     async def transfer_sip_participant(
-        self, transfer: api.TransferSIPParticipantRequest, *, timeout: float | None = None
+        self, transfer: api.TransferSIPParticipantRequest
     ) -> api.TransferSIPParticipantResponse: ...
 
 

@@ -237,6 +237,7 @@ ALTER TABLE calls ADD COLUMN transfer_reason {TEXT};
 ALTER TABLE calls ADD COLUMN transfer_status {TEXT} CHECK (transfer_status IN ('transferred', 'failed', 'unavailable'));
 ALTER TABLE orders ADD COLUMN ready_at {TEXT};
 CREATE INDEX ix_calls_started_at ON calls(started_at);
+CREATE INDEX ix_orders_ready_at ON orders(ready_at);
 
 CREATE TABLE staff_messages (
     id {ID},

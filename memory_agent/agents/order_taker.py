@@ -27,6 +27,7 @@ MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
 MAX_PAST_ORDERS = 10
 MAX_NOTE = 500
+QUEUE_HORIZON = 3
 
 INSTRUCTIONS = """\
 You take the caller's order. Only these items can be ordered, by id [allergens]:
@@ -312,7 +313,8 @@ async def ready_time(ud: Userdata) -> datetime:
             " ask what time, and call set_pickup_time before placing it."
         )
     prep = timedelta(minutes=place.prep_minutes)
-    queue = await ud.journal.kitchen_queue(since=now - prep, until=now + prep) or 0
+    # Orders due within a few preparation times are in the kitchen's hands; later ones are not yet.
+    queue = await ud.journal.kitchen_queue(now=now, until=now + QUEUE_HORIZON * prep) or 0
     return now + prep + timedelta(minutes=place.minutes_per_queued_order * queue)
 
 
