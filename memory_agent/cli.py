@@ -357,6 +357,7 @@ def console(ctx: typer.Context) -> None:
             " (Debian, Ubuntu) or brew install portaudio (macOS)"
         ) from None
     settings = _settings(log_handler=False)
+    _check_restaurant(settings)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the agent's LLM")
     if missing := settings.missing("DEEPGRAM_API_KEY"):
