@@ -102,10 +102,12 @@ async def start_call(
     """
     key = clean_identity(identity)
     call_id = call_id or uuid.uuid4().hex
-    menu = menu or (restaurant.menu if restaurant is not None else None)
+    menu = menu or (restaurant.menu if restaurant is not None else load_menu())
+    # A call without a restaurant file (the demo, tests) is for the menu's restaurant, open at all times.
+    restaurant = restaurant or Restaurant.always_open(menu, timezone=timezone)
     ud = Userdata(
         journal=Journal(repo, call_id=call_id, caller=key, budget_s=recall_budget_s),
-        menu=menu or load_menu(),
+        menu=menu,
         call_id=call_id,
         caller=key,
         started_at=utcnow_iso(),

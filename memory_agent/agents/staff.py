@@ -12,6 +12,7 @@ from typing import Literal
 import phonenumbers
 from livekit.agents import Agent, RunContext, ToolError, function_tool
 
+from db.clock import to_iso
 from db.models import StaffMessage
 from memory_agent.journal import in_background
 from memory_agent.memory import as_data
@@ -95,7 +96,7 @@ class ReachesStaff(Agent):
                 request=text,
                 callback_number=number,
                 reason=ud.transfer_reason or "message",
-                created_at=ud.clock().isoformat(timespec="microseconds"),
+                created_at=to_iso(ud.clock()),
             )
         )
         ud.journal.checkpoint()
