@@ -103,9 +103,11 @@ def test_hours_follow_daylight_saving_time():
     before, after = place.next_opening(ny(2026, 3, 1, 9, 0)), place.next_opening(ny(2026, 3, 8, 9, 0))
     assert before is not None and before.start == datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
     assert after is not None and after.start == datetime(2026, 3, 8, 16, 0, tzinfo=UTC)
-    # They go back on Sunday 1 November: a Saturday night is an hour longer in UTC.
-    saturday = place.opening_at(ny(2026, 10, 31, 22, 0))
-    assert saturday is not None and saturday.end - saturday.start == timedelta(hours=11)
+    # A night across the change is an hour shorter (March) or longer (November) than on the clock face.
+    late = restaurant(hours={**HOURS, "sat": ["18:00-03:00"]})
+    spring, autumn = late.opening_at(ny(2026, 3, 7, 22, 0)), late.opening_at(ny(2026, 10, 31, 22, 0))
+    assert spring is not None and spring.end - spring.start == timedelta(hours=8)
+    assert autumn is not None and autumn.end - autumn.start == timedelta(hours=10)
     assert place.is_open(ny(2026, 3, 8, 12, 0)) and not place.is_open(ny(2026, 3, 8, 11, 59))
 
 
