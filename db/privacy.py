@@ -146,6 +146,11 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
             " WHERE customer_id = ? ORDER BY kind, stated_at",
             (profile["id"],),
         )
+        profile["staff_messages"] = all_rows(
+            "SELECT request, callback_number, reason, created_at, call_id FROM staff_messages"
+            " WHERE customer_id = ? ORDER BY created_at, id",
+            (profile["id"],),
+        )
     return {"identity": identity, "profiles": profiles}
 
 

@@ -74,7 +74,7 @@ async def test_the_ready_time_is_stored_on_the_placed_order_and_makes_the_kitche
     assert await kitchen_queue(any_repo, now=now, until=now + timedelta(hours=4)) == 3
 
 
-async def test_erasing_a_caller_erases_the_messages_they_left(any_repo):
+async def test_a_caller_sees_the_messages_they_left_and_erasing_them_erases_those(any_repo):
     await _call(
         any_repo,
         "c1",
@@ -84,6 +84,8 @@ async def test_erasing_a_caller_erases_the_messages_they_left(any_repo):
         end_reason="x",
         outcome="message_taken",
     )
+    [profile] = (await any_repo.export_caller("+14155550134"))["profiles"]
+    assert [m["request"] for m in profile["staff_messages"]] == ["Call back about a booking"]
     erased = await any_repo.forget("+14155550134")
     assert erased.counts["staff_messages"] == 1
     assert await _rows(any_repo, "SELECT count(*) FROM staff_messages") == [(0,)]

@@ -131,4 +131,9 @@ async def export_caller(db: Conn, identity: str) -> dict[str, Any]:
             " WHERE customer_id = %s ORDER BY kind, stated_at",
             (profile["id"],),
         )
+        profile["staff_messages"] = await all_rows(
+            "SELECT request, callback_number, reason, created_at, call_id FROM staff_messages"
+            " WHERE customer_id = %s ORDER BY created_at, id",
+            (profile["id"],),
+        )
     return {"identity": identity, "profiles": profiles}
