@@ -25,6 +25,7 @@ from db.models import (
     Order,
     OrderLine,
     PastOrder,
+    StaffMessage,
     columns,
     values,
 )
@@ -192,6 +193,8 @@ def write_call(
         part("feedback", _write_feedback, snap.call_id, customer_id, snap.feedback, at)
     if snap.facts and customer_id is not None:
         part("facts", _write_facts, snap.call_id, customer_id, snap.facts)
+    if snap.staff_messages:
+        part("staff messages", write_staff_messages, snap.call_id, customer_id, snap.staff_messages)
     numbered = list(enumerate(snap.messages, start=snap.first_seq))
     if careful:
         for seq, message in numbered:
@@ -209,7 +212,48 @@ def write_call(
             db.execute(
                 "UPDATE customers SET last_seen_at = max(last_seen_at, ?) WHERE id = ?", (snap.ended_at, customer_id)
             )
+    write_service(db, snap)
     return skipped
+
+
+# -- the restaurant's side of a call: outcome, transfer, ready time, messages for the staff ------------
+
+# Each is written once known and never undone by an older snapshot (a late replay keeps what stands);
+# a snapshot that changes none of them writes nothing. ``{ne}``: the backend's null-safe "differs".
+_SERVICE_VALUES = (
+    "restaurant_open = coalesce(restaurant_open, ?)",
+    "outcome = coalesce(outcome, ?)",
+    "transfer_reason = coalesce(?, transfer_reason)",
+    "transfer_status = coalesce(?, transfer_status)",
+)
+SERVICE_SQL = (
+    f"UPDATE calls SET {', '.join(_SERVICE_VALUES)} WHERE id = ? AND ("
+    + " OR ".join(v.replace(" = ", " {ne} ", 1) for v in _SERVICE_VALUES)
+    + ")"
+)
+READY_SQL = "UPDATE orders SET ready_at = ? WHERE call_id = ? AND status = 'placed' AND ready_at IS NULL"
+_STAFF_MESSAGE = columns(StaffMessage)
+
+
+def write_service(db: sqlite3.Connection, snap: CallSnapshot) -> None:
+    """The call's outcome (final snapshots only), whether we were open, its transfer, and its order's ready time."""
+    opened = None if snap.restaurant_open is None else int(snap.restaurant_open)
+    outcome = snap.outcome if snap.final else None
+    changes = (opened, outcome, snap.transfer_reason, snap.transfer_status)
+    db.execute(SERVICE_SQL.format(ne="IS NOT"), (*changes, snap.call_id, *changes))
+    if snap.order is not None and snap.order.ready_at is not None:
+        db.execute(READY_SQL, (snap.order.ready_at, snap.call_id))
+
+
+def write_staff_messages(
+    db: sqlite3.Connection, call_id: str, customer_id: int | None, messages: list[StaffMessage]
+) -> None:
+    """The messages a call took, by their place in the call: a message once taken stands."""
+    db.executemany(
+        f"INSERT INTO staff_messages (call_id, customer_id, position, {', '.join(_STAFF_MESSAGE)})"
+        f" VALUES (?, ?, ?{', ?' * len(_STAFF_MESSAGE)}) ON CONFLICT (call_id, position) DO NOTHING",
+        [(call_id, customer_id, n, *values(m)) for n, m in enumerate(messages, start=1)],
+    )
 
 
 def _upsert_customer(db: sqlite3.Connection, identity: str, household: str, seen_at: str) -> int:

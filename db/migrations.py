@@ -355,6 +355,44 @@ CREATE TABLE sold_out (
 """
 
 
+# Version 9: how each call ended for the restaurant (an order, one for later, a transfer to staff, a
+# message...), whether the restaurant was open when it began, the ready time promised with an order,
+# and the messages callers left for the staff.
+CALL_OUTCOME_VALUES = (
+    "order_placed",
+    "order_for_later",
+    "transferred",
+    "message_taken",
+    "no_order",
+    "hung_up",
+    "erased",
+)
+_OUTCOMES = ", ".join(f"'{value}'" for value in CALL_OUTCOME_VALUES)
+CALL_OUTCOMES_SQL = f"""
+ALTER TABLE calls ADD COLUMN outcome TEXT CHECK (outcome IN ({_OUTCOMES}));
+ALTER TABLE calls ADD COLUMN restaurant_open INTEGER CHECK (restaurant_open IN (0, 1));
+ALTER TABLE calls ADD COLUMN transfer_reason TEXT;
+ALTER TABLE calls ADD COLUMN transfer_status TEXT CHECK (transfer_status IN ('transferred', 'failed', 'unavailable'));
+ALTER TABLE orders ADD COLUMN ready_at TEXT;
+CREATE INDEX ix_calls_started_at ON calls(started_at);
+CREATE INDEX ix_orders_ready_at ON orders(ready_at);
+
+CREATE TABLE staff_messages (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    customer_id INTEGER REFERENCES customers(id),
+    position INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    callback_number TEXT,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (call_id, position)
+);
+CREATE INDEX ix_staff_messages_created_at ON staff_messages(created_at);
+CREATE INDEX ix_staff_messages_customer_id ON staff_messages(customer_id);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
@@ -364,6 +402,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(7, "calls' numbers and erasures' scopes", _ERASURE_WINS),
     Migration(8, "identity attempts", IDENTITY_ATTEMPTS),
+    Migration(9, "call outcomes, ready times, messages for the staff", CALL_OUTCOMES_SQL),
     Migration(
         10,
         "outbox and deliveries, kitchen tickets, sold-out dishes",

@@ -36,6 +36,12 @@ CleanText = Annotated[str, BeforeValidator(_encodable_input)]
 
 OrderStatus = Literal["in_progress", "placed", "abandoned"]
 
+# How a call ended for the restaurant (db.migrations.CALL_OUTCOME_VALUES, the same words).
+CallOutcome = Literal[
+    "order_placed", "order_for_later", "transferred", "message_taken", "no_order", "hung_up", "erased"
+]
+TransferStatus = Literal["transferred", "failed", "unavailable"]
+
 MAX_QUANTITY = 20
 
 # customers.label (migration 2): what Datasette shows for a link to a customer.
@@ -122,6 +128,7 @@ class OrderBase(SQLModel):
     tip_cents: int = Field(default=0, ge=0)
     payment_method: str | None = None
     kitchen_note: CleanText | None = Field(default=None, max_length=500)  # e.g. the caller's allergies
+    ready_at: str | None = None  # when the caller was told it will be ready (UTC): now + the kitchen's time, or later
 
 
 class Order(OrderBase):
@@ -361,6 +368,27 @@ class IdentityAttemptRow(SQLModel, table=True):
     outcome: str
 
 
+# -- message for the staff --------------------------------------------------------------------
+
+
+class StaffMessage(SQLModel):
+    """What a caller who could not be put through asked the staff to do, and where to call them back."""
+
+    request: CleanText = Field(min_length=1, max_length=500)
+    callback_number: str | None = Field(default=None, max_length=40)
+    reason: str = Field(min_length=1, max_length=40)  # why a message: the transfer's reason
+    created_at: str
+
+
+class StaffMessageRow(StaffMessage, table=True):
+    __tablename__ = "staff_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id")
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    position: int
+
+
 # -- call -----------------------------------------------------------------------------------
 
 
@@ -369,6 +397,11 @@ class CallBase(SQLModel):
     started_at: str | None = None
     ended_at: str | None = None
     end_reason: str | None = None
+    # For the owner: how the call ended, whether we were open when it began, and a transfer to staff.
+    outcome: CallOutcome | None = Field(default=None, sa_type=Text)
+    restaurant_open: bool | None = None
+    transfer_reason: str | None = Field(default=None, max_length=40)
+    transfer_status: TransferStatus | None = Field(default=None, sa_type=Text)
     # The process running the call (see db.owner): a replayed call keeps the one that ran it.
     owner_host: str | None = None
     owner_pid: int | None = None
@@ -403,6 +436,7 @@ class CallSnapshot(CallBase):
     messages: list[Message] = Field(default_factory=list)
     first_seq: int = Field(default=1, ge=1)
     facts: list[CallerFact] = Field(default_factory=list)  # the call's last word on each topic
+    staff_messages: list[StaffMessage] = Field(default_factory=list)  # every one the call took, in order
 
     @property
     def final(self) -> bool:

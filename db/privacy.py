@@ -20,7 +20,7 @@ from typing import Any
 
 from db.models import CallSnapshot, name_key
 
-TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts")
+TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts", "staff_messages")
 _FTS = ("messages_fts", "feedback_fts")
 
 
@@ -88,6 +88,7 @@ def _erase(db: sqlite3.Connection, ids: list[int], number: str | None, dry_run: 
         "feedback": (theirs, [*ids, *ids, number]),
         "messages": (f"call_id IN ({calls})", [*ids, number]),
         "caller_facts": (theirs, [*ids, *ids, number]),
+        "staff_messages": (theirs, [*ids, *ids, number]),
     }
     counts = {
         table: db.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
@@ -95,7 +96,16 @@ def _erase(db: sqlite3.Connection, ids: list[int], number: str | None, dry_run: 
     }
     if not dry_run and any(counts.values()):
         db.execute(f"UPDATE customers SET last_order_id = NULL, usual_order_id = NULL WHERE id IN ({marks})", ids)
-        for table in ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers"):
+        for table in (
+            "staff_messages",
+            "caller_facts",
+            "messages",
+            "order_items",
+            "feedback",
+            "orders",
+            "calls",
+            "customers",
+        ):
             where, args = scopes[table]
             db.execute(f"DELETE FROM {table} WHERE {where}", args)
     return counts
@@ -143,6 +153,11 @@ def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
         profile["facts"] = all_rows(
             "SELECT kind, topic, value, stated_at, superseded_at, call_id FROM caller_facts"
             " WHERE customer_id = ? ORDER BY kind, stated_at",
+            (profile["id"],),
+        )
+        profile["staff_messages"] = all_rows(
+            "SELECT request, callback_number, reason, created_at, call_id FROM staff_messages"
+            " WHERE customer_id = ? ORDER BY created_at, id",
             (profile["id"],),
         )
     unnamed = all_rows(

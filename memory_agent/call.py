@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from livekit import rtc
@@ -14,13 +16,14 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.voice import CloseEvent
 
 from db import CallSnapshot, Message, Repository
-from db.clock import from_epoch, utcnow_iso
+from db.clock import from_epoch, utcnow, utcnow_iso
 from memory_agent.agents import Greeter
 from memory_agent.identity import clean_identity, is_phone_key, participant_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
+from memory_agent.restaurant import Restaurant
 from memory_agent.settings import GuessLimits
-from memory_agent.state import Userdata
+from memory_agent.state import StaffLine, Userdata
 
 log = logging.getLogger("memory_agent")
 
@@ -95,6 +98,9 @@ async def start_call(
     guess_limits: GuessLimits | None = None,
     close_transcript_timeout_s: float = 5.0,
     record: bool = False,
+    restaurant: Restaurant | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    staff_line: StaffLine | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -112,9 +118,12 @@ async def start_call(
     if key is not None and not is_phone_key(key):
         key = participant_key(key)  # a caller's own identity: never the form of a number's or a household member's
     call_id = call_id or uuid.uuid4().hex
+    menu = menu or (restaurant.menu if restaurant is not None else load_menu())
+    # A call without a restaurant file (the demo, tests) is for the menu's restaurant, open at all times.
+    restaurant = restaurant or Restaurant.always_open(menu, timezone=timezone)
     ud = Userdata(
         journal=Journal(repo, call_id=call_id, caller=key, budget_s=write_budget_s),
-        menu=menu or load_menu(),
+        menu=menu,
         call_id=call_id,
         caller=key,
         started_at=utcnow_iso(),
@@ -124,7 +133,11 @@ async def start_call(
         memory_enabled=memory_enabled,
         guess_limits=guess_limits or GuessLimits(),
         memory_wait_s=memory_wait_s,
+        restaurant=restaurant,
+        clock=clock,
+        staff_line=staff_line,
     )
+    ud.open_at_start = ud.place.is_open(clock())
     if memory_enabled:
         ud.journal.look_up()
     # Without a VAD there is no audio to detect turns in (text chat, tests).
@@ -172,6 +185,11 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
         facts=list(ud.stated.values()),
         ended_at=None if end_reason is None else utcnow_iso(),
         end_reason=end_reason,
+        outcome=None if end_reason is None else ud.outcome(),
+        restaurant_open=ud.open_at_start,
+        transfer_reason=ud.transfer_reason,
+        transfer_status=ud.transfer_status,
+        staff_messages=list(ud.staff_messages),
     )
 
 

@@ -16,6 +16,7 @@ async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
+        restaurant = settings.restaurant()
         call = await start_call(
             identity=identity,
             repo=repo,
@@ -23,7 +24,8 @@ async def run_chat(settings: Settings, identity: str) -> None:
             recall_budget_s=settings.recall_budget_s,
             memory_wait_s=settings.memory_wait_s,
             write_budget_s=settings.write_budget_s,
-            timezone=settings.timezone,
+            timezone=restaurant.timezone,
+            restaurant=restaurant,
             guess_limits=settings.guess_limits,
         )
         try:

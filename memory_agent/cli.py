@@ -70,6 +70,16 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
     return settings
 
 
+def _check_restaurant(settings: Settings) -> None:
+    """The restaurant file, validated before anything starts: a line per mistake."""
+    from memory_agent.restaurant import RestaurantError
+
+    try:
+        settings.restaurant()
+    except RestaurantError as exc:
+        raise UsageError(str(exc)) from None
+
+
 DEMO_DB = Path("demo.db")
 
 
@@ -99,6 +109,7 @@ def chat(
     from memory_agent.chat import run_chat
 
     settings = _settings(db)
+    _check_restaurant(settings)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server) to chat")
     logging.getLogger().setLevel(logging.WARNING)
@@ -414,6 +425,7 @@ def outbox_run(db: DbOption = None) -> None:
 
 def _run_worker(mode: str, extra: list[str]) -> None:
     settings = _settings(log_handler=False)
+    _check_restaurant(settings)
     livekit = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
     if missing := settings.missing(*livekit):
         raise UsageError(f"set {', '.join(missing)} to run the worker (see .env.example)")
@@ -522,6 +534,7 @@ def console(ctx: typer.Context) -> None:
                 " (Debian, Ubuntu) or brew install portaudio (macOS); or type instead: --text"
             ) from None
     settings = _settings(log_handler=False)
+    _check_restaurant(settings)
     if settings.missing("OPENAI_API_KEY") and settings.missing("OPENAI_BASE_URL"):
         raise UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server): the agent's LLM")
     if "--text" not in ctx.args and (missing := settings.missing("DEEPGRAM_API_KEY")):
@@ -555,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         print("memory-agent: interrupted", file=sys.stderr)
         return 130
     except UsageError as exc:
-        print(f"memory-agent: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a line per mistake
+            print(f"memory-agent: error: {line}", file=sys.stderr)
         return 2
     except ServiceError as exc:
         print(f"memory-agent: error: {exc}", file=sys.stderr)

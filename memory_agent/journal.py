@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from db import (
@@ -34,6 +35,7 @@ from db import (
 from db.attempts import Outcome
 from db.clock import utcnow_iso
 from db.kitchen import is_sold_out
+from db.kitchen_queue import kitchen_queue
 from db.models import PastOrder
 from memory_agent.identity import redact
 
@@ -157,6 +159,15 @@ class Journal:
         except (TimeoutError, RepositoryError):
             log.warning("call %s: the sold-out list did not answer; the dish is taken", self.call_id)
             return False
+
+    async def kitchen_queue(self, *, now: datetime, until: datetime) -> int | None:
+        """Placed orders still in the kitchen (see ``db.kitchen_queue``); None when the database cannot
+        say within the budget (the ready time is then the kitchen's time alone)."""
+        try:
+            return await asyncio.wait_for(kitchen_queue(self._repo, now=now, until=until), timeout=self.budget_s)
+        except (TimeoutError, RepositoryError) as exc:
+            log.warning("call %s: the kitchen's queue is unknown (%s)", self.call_id, type(exc).__name__)
+            return None
 
     async def forget(self, identity: str) -> None:
         """Erase the profile ``identity`` and everything of it, this call included (once its final record is in).
@@ -315,8 +326,8 @@ class Journal:
         # Parts the database already has are left out (None: not touched), so a checkpoint that
         # only adds a line of the conversation writes only that line.
         unchanged: dict[str, Any] = {
-            part: [] if part == "facts" else None
-            for part in ("caller_name", "email", "order", "feedback", "facts")
+            part: [] if part in ("facts", "staff_messages") else None
+            for part in ("caller_name", "email", "order", "feedback", "facts", "staff_messages")
             if getattr(written, part) == getattr(snap, part) and written.identity == snap.identity
         }
         return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from db import Repository
+    from memory_agent.restaurant import Restaurant
 
 _PLACEHOLDER = re.compile(r"your-project|changeme|<[^>]*>", re.IGNORECASE)
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     write_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_WRITE_BUDGET_MS")
     # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
     timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
+    # The restaurant file (name, hours, kitchen, staff number, menu); the packaged Bella Vista by default.
+    restaurant_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_RESTAURANT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias="MEMORY_AGENT_LOG_LEVEL"
     )
@@ -153,6 +156,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "spool_dir",
+        "restaurant_file",
         "host_id",
         "erasure_key_file",
         "openai_api_key",
@@ -199,6 +203,12 @@ class Settings(BaseSettings):
             erasure_key_file=self.erasure_key_file,
             sweep=timedelta(seconds=self.sweep_s),
         )
+
+    def restaurant(self) -> Restaurant:
+        """The restaurant, validated (read once per process); raises ``RestaurantError``, a line per mistake."""
+        from memory_agent.restaurant import load_restaurant
+
+        return load_restaurant(self.restaurant_file, timezone=self.timezone)
 
     @property
     def recall_budget_s(self) -> float:

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, EmailStr, Field
 
 from db import CustomerMemory, Feedback, Order, OrderLine
-from db.clock import utcnow_iso
-from db.models import MAX_QUANTITY, CallerFact, FactKind, OrderStatus, subtotal_cents, tip_cents
+from db.clock import utcnow, utcnow_iso
+from db.models import (
+    MAX_QUANTITY,
+    CallerFact,
+    CallOutcome,
+    FactKind,
+    OrderStatus,
+    StaffMessage,
+    TransferStatus,
+    subtotal_cents,
+    tip_cents,
+)
 from memory_agent.allergens import ALLERGENS, in_order, read_allergies
 from memory_agent.menu import Menu, MenuItem
+from memory_agent.restaurant import Restaurant
 from memory_agent.settings import GuessLimits
 from memory_agent.speech import format_cents, join_words
 
@@ -42,6 +54,9 @@ class OrderState(BaseModel):
     feedback_rating: int | None = Field(default=None, ge=1, le=5)
     feedback_comment: str = ""
     email: EmailStr | None = None
+    pickup_at: str | None = None  # a pickup time the caller chose (UTC ISO), for an order for later
+    ready_at: str | None = None  # when they were told it will be ready (UTC ISO), once placed
+    declined: bool = False  # the caller said they will not order
 
     def order(self, *, final: bool = False) -> Order:
         """The order as the data layer stores it; unplaced orders are abandoned when the call ends."""
@@ -52,6 +67,7 @@ class OrderState(BaseModel):
             tip_cents=tip_cents(subtotal_cents(self.items), self.tip_percent),
             payment_method=self.payment_method,
             kitchen_note=self.kitchen_note,
+            ready_at=self.ready_at,
         )
 
     @property
@@ -102,6 +118,14 @@ class OrderState(BaseModel):
         return Feedback(rating=self.feedback_rating, comment=self.feedback_comment)
 
 
+class StaffLine(Protocol):
+    """Puts the caller through to the restaurant's staff (a SIP transfer in the worker)."""
+
+    async def transfer(self, to: str) -> bool:
+        """Transfer the call to ``to`` (E.164); True once transferred, False if it did not complete."""
+        ...
+
+
 @dataclass
 class Userdata:
     """Everything the agents of one call share; reached as ``RunContext[Userdata].userdata``."""
@@ -134,6 +158,34 @@ class Userdata:
     # What the caller told us on this call, by (kind, topic): the last word on each. It protects
     # this call's order in any case, and is remembered once the caller is known.
     stated: dict[tuple[str, str], CallerFact] = field(default_factory=dict)
+    # The restaurant (None: the menu's, open at all times), the call's clock, and the line to its staff
+    # (None: no way to put a caller through here, such as a text chat).
+    restaurant: Restaurant | None = None
+    clock: Callable[[], datetime] = utcnow
+    staff_line: StaffLine | None = None
+    open_at_start: bool | None = None
+    transfer_reason: str | None = None
+    transfer_status: TransferStatus | None = None
+    staff_messages: list[StaffMessage] = field(default_factory=list)
+
+    @property
+    def place(self) -> Restaurant:
+        """The restaurant this call is for."""
+        return self.restaurant or Restaurant.always_open(self.menu, timezone=self.timezone)
+
+    def outcome(self) -> CallOutcome:
+        """How the call ended for the restaurant: the first of these that holds."""
+        if self.forget_requested and self.identity is not None:
+            return "erased"
+        if self.order.placed:
+            return "order_for_later" if self.order.pickup_at is not None else "order_placed"
+        if self.transfer_status == "transferred":
+            return "transferred"
+        if self.staff_messages:
+            return "message_taken"
+        if self.order.declined:
+            return "no_order"
+        return "hung_up"
 
     @property
     def profile_key(self) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from typing import Protocol
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
 from livekit.agents.worker import ServerEnvOption
@@ -61,6 +62,7 @@ async def entrypoint(
     providers: ProviderFactory = live_providers,
     settings: Settings | None = None,
     sip_attributes_wait_s: float = SIP_ATTRIBUTES_WAIT_S,
+    sip_service: Callable[[JobContext], SipTransfers] | None = None,
 ) -> None:
     """One call: open the database, wait for the caller, start the call; finish it however the job ends."""
     settings = settings or Settings()
@@ -85,6 +87,8 @@ async def entrypoint(
     key = caller_key(participant.identity, is_sip=is_sip, attributes=attributes)
     text = in_text_console()
     made = text_providers(settings) if text else providers(settings)
+    restaurant = settings.restaurant()
+    sip = (sip_service or _livekit_sip)(ctx)
     call = await start_call(
         identity=key,
         repo=repo,
@@ -99,7 +103,9 @@ async def entrypoint(
         write_budget_s=settings.write_budget_s,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
-        timezone=settings.timezone,
+        timezone=restaurant.timezone,
+        restaurant=restaurant,
+        staff_line=SipStaffLine(sip, room=ctx.room.name, participant=participant.identity) if is_sip else None,
         close_transcript_timeout_s=settings.close_transcript_timeout_s,
         record=settings.record,
     )
@@ -135,6 +141,35 @@ def show_greeting(call: Call) -> None:
             Console().print(Text(), heading, *lines, sep="\n")
 
     session.on("conversation_item_added", on_item)
+
+
+class SipTransfers(Protocol):
+    """What a transfer needs of LiveKit's SIP service (``livekit.api.SipService``)."""
+
+    async def transfer_sip_participant(
+        self, transfer: api.TransferSIPParticipantRequest
+    ) -> api.TransferSIPParticipantResponse: ...
+
+
+def _livekit_sip(ctx: JobContext) -> SipTransfers:
+    return ctx.api.sip
+
+
+class SipStaffLine:
+    """Puts the SIP caller through to the staff: LiveKit transfers the participant (a SIP REFER)."""
+
+    def __init__(self, sip: SipTransfers, *, room: str, participant: str) -> None:
+        self._sip = sip
+        self._room = room
+        self._participant = participant
+
+    async def transfer(self, to: str) -> bool:
+        request = api.TransferSIPParticipantRequest(
+            room_name=self._room, participant_identity=self._participant, transfer_to=f"tel:{to}", play_dialtone=False
+        )
+        response = await self._sip.transfer_sip_participant(request)
+        # A status other than successful means the call was not transferred, even without an error.
+        return response.status == api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
 
 
 def hang_up_when_silent(ctx: JobContext, call: Call) -> None:

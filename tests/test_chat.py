@@ -48,6 +48,8 @@ def test_piped_chat_saves_the_call_and_the_next_chat_remembers(tmp_path):
         "forget_me",
         "remember_allergy",
         "remember_preference",
+        "transfer_to_staff",
+        "take_message",
     }
 
 

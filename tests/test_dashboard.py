@@ -10,6 +10,7 @@ from datasette.app import Datasette
 
 from conftest import open_call
 from db import CallSnapshot, Feedback, Order, OrderLine, Repository
+from db.models import StaffMessage
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin
 from memory_agent.inspect import ROOT_ACTOR, load_metadata
@@ -37,8 +38,40 @@ async def _place(repo: Repository, call_id: str, at: str, identity: str, status:
             feedback=Feedback(rating=rating, comment=comment) if rating else None,
             ended_at=at,
             end_reason="participant_disconnected" if status == "abandoned" else "user_initiated",
+            outcome="hung_up" if status == "abandoned" else "order_placed",
+            restaurant_open=True,
         )
     )
+
+
+# Two calls while closed: one left a message after a transfer that could not be made, one hung up.
+LEFT_MESSAGE = CallSnapshot(
+    call_id="help",
+    identity="+15557654321",
+    started_at="2026-07-05T07:00:00.000000+00:00",
+    ended_at="2026-07-05T07:03:00.000000+00:00",
+    end_reason="participant_disconnected",
+    outcome="message_taken",
+    restaurant_open=False,
+    transfer_reason="complaint",
+    transfer_status="unavailable",
+    staff_messages=[
+        StaffMessage(
+            request="<b>Call me</b> about the cold pizza",
+            callback_number="+15557654321",
+            reason="complaint",
+            created_at="2026-07-05T07:02:00.000000+00:00",
+        )
+    ],
+)
+HUNG_UP_CLOSED = CallSnapshot(
+    call_id="late",
+    started_at="2026-07-05T08:00:00.000000+00:00",
+    ended_at="2026-07-05T08:01:00.000000+00:00",
+    end_reason="participant_disconnected",
+    outcome="hung_up",
+    restaurant_open=False,
+)
 
 
 @pytest.fixture
@@ -47,6 +80,8 @@ async def seeded(repo, db_path) -> Path:
         await _place(repo, *row)
     for outcome in ("wrong_name", "wrong_name", "refused"):
         await repo.record_identity_attempt("+15557654321", call_id="noon", outcome=outcome)
+    for snap in (LEFT_MESSAGE, HUNG_UP_CLOSED):
+        await repo.save_call(snap)
     conn = sqlite3.connect(db_path)
     with conn:  # date the orders and customers as the table says (they were written just now)
         for call_id, at, *_ in ORDERS:
@@ -219,3 +254,23 @@ async def test_a_number_finds_every_person_on_it(repo, seeded):
     customers = [row["detail"] for row in rows if row["kind"] == "customer"]
     assert len(customers) == 2 and any("+15551234567#2" in detail for detail in customers)
     assert [row["detail"] for row in second if row["kind"] == "customer"] == [d for d in customers if "#2" in d]
+
+
+async def test_how_calls_ended_missed_revenue_and_transfers_read_in_words(ds):
+    outcomes = {row["outcome"]: row["calls"] for row in await chart_rows(ds, "outcomes")}
+    assert outcomes == {"Order placed": 3, "Caller hung up": 2, "Message taken": 1}
+    # Two calls while closed ended without an order, at the range's average order of $36.50.
+    assert await chart_rows(ds, "missed_revenue") == [{"missed": "$73.00 (2 calls)"}]
+    [transfers] = await chart_rows(ds, "transfers")
+    assert transfers == {
+        "reason": "A complaint",
+        "asked": 1,
+        "put through": 0,
+        "failed": 0,
+        "nobody to take it": 1,
+        "share": "16.7%",
+    }
+    [message] = await chart_rows(ds, "staff_messages")
+    assert message["message"] == "&lt;b&gt;Call me&lt;/b&gt; about the cold pizza"
+    assert message["when"].startswith("2026-07-05 03:02")  # New York time
+    assert message["call back on"] == "+15557654321"

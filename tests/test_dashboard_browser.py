@@ -14,6 +14,7 @@ import pytest
 from conftest import open_call
 from db import CallSnapshot, Feedback, Order, OrderLine, Repository
 from db.clock import to_iso
+from db.models import StaffMessage
 from inspect_server import serve
 from memory_agent.datasette import dashboard
 
@@ -71,6 +72,22 @@ async def seeded(repo, db_path) -> Path:
         await _place(repo, n, now - timedelta(days=n * 3, hours=n), status=status, rating=rating, comment="cold pizza")
     for outcome in ("wrong_name", "wrong_name", "refused"):
         await repo.record_identity_attempt("+15550000001", call_id="call-1", outcome=outcome)
+    # A call while closed that left a message for the staff: the transfers and messages tables have a row.
+    at = to_iso(now - timedelta(days=1))
+    message = StaffMessage(request="Please call back", callback_number="+15550000001", reason="other", created_at=at)
+    await repo.save_call(
+        CallSnapshot(
+            call_id="message",
+            started_at=at,
+            ended_at=at,
+            end_reason="participant_disconnected",
+            outcome="message_taken",
+            restaurant_open=False,
+            transfer_reason="other",
+            transfer_status="unavailable",
+            staff_messages=[message],
+        )
+    )
     return db_path
 
 

@@ -29,6 +29,7 @@ _WHEN = {
     "ended_at",
     "updated_at",
     "placed_at",
+    "ready_at",
     "stated_at",
     "superseded_at",
     "first_seen_at",

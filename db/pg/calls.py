@@ -15,8 +15,19 @@ from typing import Any
 import psycopg
 
 from db import outbox, spool, stale
+from db.calls import READY_SQL, SERVICE_SQL
 from db.errors import CallerErased
-from db.models import CallerFact, CallSnapshot, Feedback, Message, Order, OrderLine, columns, values
+from db.models import (
+    CallerFact,
+    CallSnapshot,
+    Feedback,
+    Message,
+    Order,
+    OrderLine,
+    StaffMessage,
+    columns,
+    values,
+)
 from db.pg.queries import qmark
 from db.pg.schema import USUAL_ORDER_SQL
 from db.privacy import AuditKey, erased_since_query
@@ -112,6 +123,8 @@ async def write_call(
         await part("feedback", _write_feedback, snap.call_id, customer_id, snap.feedback, at)
     if snap.facts and customer_id is not None:
         await part("facts", _write_facts, snap.call_id, customer_id, snap.facts)
+    if snap.staff_messages:
+        await part("staff messages", write_staff_messages, snap.call_id, customer_id, snap.staff_messages)
     numbered = list(enumerate(snap.messages, start=snap.first_seq))
     if careful:
         for seq, message in numbered:
@@ -130,7 +143,34 @@ async def write_call(
                 "UPDATE customers SET last_seen_at = greatest(last_seen_at, %s) WHERE id = %s",
                 (snap.ended_at, customer_id),
             )
+    await write_service(db, snap)
     return skipped
+
+
+# -- the restaurant's side of a call (see db.calls.write_service) --------------------------------------
+
+_STAFF_MESSAGE = columns(StaffMessage)
+
+
+async def write_service(db: Conn, snap: CallSnapshot) -> None:
+    """See ``db.calls.write_service``."""
+    opened = None if snap.restaurant_open is None else int(snap.restaurant_open)
+    outcome = snap.outcome if snap.final else None
+    changes = (opened, outcome, snap.transfer_reason, snap.transfer_status)
+    sql = SERVICE_SQL.format(ne="IS DISTINCT FROM").replace("?", "%s")
+    await db.execute(sql, (*changes, snap.call_id, *changes))
+    if snap.order is not None and snap.order.ready_at is not None:
+        await db.execute(READY_SQL.replace("?", "%s"), (snap.order.ready_at, snap.call_id))
+
+
+async def write_staff_messages(db: Conn, call_id: str, customer_id: int | None, messages: list[StaffMessage]) -> None:
+    """See ``db.calls.write_staff_messages``."""
+    async with db.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO staff_messages (call_id, customer_id, position, {', '.join(_STAFF_MESSAGE)})"
+            f" VALUES (%s, %s, %s{', %s' * len(_STAFF_MESSAGE)}) ON CONFLICT (call_id, position) DO NOTHING",
+            [(call_id, customer_id, n, *values(m)) for n, m in enumerate(messages, start=1)],
+        )
 
 
 def describe(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from db.models import name_key
 from db.pg.calls import NUMBER_LOCK, Conn
 
 # Every table that holds a caller's rows, in an order that deletes children first.
-ERASED = ("caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
+ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
 
 
 async def select_profiles(db: Conn, identity: str, name: str | None, exact: bool) -> list[tuple[int, str | None, str]]:
@@ -43,6 +43,7 @@ _SCOPES = {
     "feedback": _THEIRS,
     "messages": f"call_id IN ({_CALLS})",
     "caller_facts": _THEIRS,
+    "staff_messages": _THEIRS,
 }
 
 
@@ -170,6 +171,11 @@ async def export_caller(db: Conn, identity: str) -> dict[str, Any]:
         profile["facts"] = await all_rows(
             "SELECT kind, topic, value, stated_at, superseded_at, call_id FROM caller_facts"
             " WHERE customer_id = %s ORDER BY kind, stated_at",
+            (profile["id"],),
+        )
+        profile["staff_messages"] = await all_rows(
+            "SELECT request, callback_number, reason, created_at, call_id FROM staff_messages"
+            " WHERE customer_id = %s ORDER BY created_at, id",
             (profile["id"],),
         )
     unnamed = await all_rows(

@@ -19,7 +19,7 @@ import psycopg
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
-from db.migrations import CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
+from db.migrations import CALL_OUTCOME_VALUES, CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
 
 
 @dataclass(frozen=True)
@@ -251,11 +251,39 @@ CREATE INDEX ix_identity_attempts_subject ON identity_attempts(subject, attempte
 """
 
 
+# SQLite's version 9: call outcomes, ready times, messages for the staff.
+_OUTCOMES = ", ".join(f"'{value}'" for value in CALL_OUTCOME_VALUES)
+_CALL_OUTCOMES = f"""
+ALTER TABLE calls ADD COLUMN outcome {TEXT} CHECK (outcome IN ({_OUTCOMES}));
+ALTER TABLE calls ADD COLUMN restaurant_open bigint CHECK (restaurant_open IN (0, 1));
+ALTER TABLE calls ADD COLUMN transfer_reason {TEXT};
+ALTER TABLE calls ADD COLUMN transfer_status {TEXT} CHECK (transfer_status IN ('transferred', 'failed', 'unavailable'));
+ALTER TABLE orders ADD COLUMN ready_at {TEXT};
+CREATE INDEX ix_calls_started_at ON calls(started_at);
+CREATE INDEX ix_orders_ready_at ON orders(ready_at);
+
+CREATE TABLE staff_messages (
+    id {ID},
+    call_id {TEXT} NOT NULL REFERENCES calls(id),
+    customer_id bigint REFERENCES customers(id),
+    position bigint NOT NULL,
+    request {TEXT} NOT NULL,
+    callback_number {TEXT},
+    reason {TEXT} NOT NULL,
+    created_at {TEXT} NOT NULL,
+    UNIQUE (call_id, position)
+);
+CREATE INDEX ix_staff_messages_created_at ON staff_messages(created_at);
+CREATE INDEX ix_staff_messages_customer_id ON staff_messages(customer_id);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "schema of SQLite's version 5, full-text search, worker heartbeats", _INITIAL),
     Migration(2, "caller facts, kitchen notes, usual orders", _CALLER_FACTS + CALLER_FACT_VIEWS),
     Migration(3, "calls' numbers and erasures' scopes", _ERASURE_WINS),
     Migration(4, "identity attempts", _IDENTITY_ATTEMPTS),
+    Migration(5, "call outcomes, ready times, messages for the staff", _CALL_OUTCOMES),
     # SQLite's version 10.
     Migration(
         6,

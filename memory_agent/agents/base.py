@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_tool, llm
+from livekit.agents import AgentSession, RunContext, ToolError, function_tool, llm
 
+from memory_agent.agents.staff import ReachesStaff
 from memory_agent.journal import in_background
 from memory_agent.memory import DATA_NOTE, clip, data_block, memory_text
 from memory_agent.state import Userdata
@@ -32,7 +33,7 @@ KNOWN_NUMBER = (
 CARRIED_ITEMS = 4
 
 
-class BellaVistaAgent(Agent):
+class BellaVistaAgent(ReachesStaff):
     """An agent of the chain; holds nothing but what it was constructed with."""
 
     def __init__(self, *, instructions: str, chat_ctx: llm.ChatContext | None = None) -> None:
@@ -87,6 +88,8 @@ def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:
     serves them across callers), then who is calling. ``memory``: the caller's memory, beyond their name
     (and whether their email is on file)."""
     parts = [PERSONA.format(restaurant=ud.menu.restaurant), task]
+    if hours := hours_text(ud):
+        parts.append(hours)
     facts = ud.facts("allergy") + ud.facts("preference")
     if memory and (ud.memory is not None or facts):
         parts.append("What we know about this caller:\n" + memory_text(ud.memory, facts))
@@ -98,3 +101,27 @@ def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:
     if known_number(ud):
         parts.append(KNOWN_NUMBER)
     return "\n\n".join(parts)
+
+
+def hours_text(ud: Userdata) -> str | None:
+    """Whether the restaurant is open now and until when, or when it opens next; None if it keeps no hours."""
+    place = ud.place
+    if place.hours is None:
+        return None
+    now = ud.clock()
+    opening = place.opening_at(now)
+    if opening is not None:
+        return (
+            f"The restaurant is open now, until {place.spoken(opening.end, now=now)} (its time). Placing an order"
+            " gives its ready time; for a later pickup, use set_pickup_time first."
+        )
+    following = place.next_opening(now)
+    why = place.closed_on(place.local(now).date())
+    closed = f"The restaurant is closed now ({why})" if why else "The restaurant is closed now"
+    if following is None:
+        return closed + ", with no opening in sight: orders cannot be taken."
+    return (
+        f"{closed}; it opens next at {place.spoken(following.start, now=now)}, until"
+        f" {place.spoken(following.end, now=now)}. Say so, and offer to take the order for pickup then: ask what"
+        " time, and use set_pickup_time before placing it."
+    )

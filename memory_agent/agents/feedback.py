@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from livekit.agents import RunContext, ToolError, function_tool, llm
@@ -17,15 +18,14 @@ INSTRUCTIONS = """\
 The order is done. Ask the caller to rate their experience from 1 to 5, with any comment, and \
 save it. Offer to email the receipt unless we have their email. Then thank them and say goodbye."""
 
-PLACED = "Their order was just placed: {summary} First tell them it will be ready in about {minutes} minutes."
-READY_IN_MINUTES = 25
+PLACED = "Their order was just placed: {summary} First tell them it will be ready {when}."
 
 
 class Feedback(BellaVistaAgent):
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         text = instructions(ud, INSTRUCTIONS, memory=False)
         if ud.order.placed:
-            text += "\n\n" + PLACED.format(summary=as_data(ud.order.spoken_summary), minutes=READY_IN_MINUTES)
+            text += "\n\n" + PLACED.format(summary=as_data(ud.order.spoken_summary), when=ready_words(ud))
         super().__init__(instructions=text, chat_ctx=chat_ctx)
 
     async def on_enter(self) -> None:
@@ -73,3 +73,13 @@ class Feedback(BellaVistaAgent):
         ud.order.email = normalized
         ud.journal.checkpoint()
         return f"Saved {normalized}; the receipt will go there."
+
+
+def ready_words(ud: Userdata) -> str:
+    """When the placed order will be ready, as the caller hears it: "at 7:35 PM today, in about 25 minutes"."""
+    if ud.order.ready_at is None:
+        return "soon"
+    ready, now = datetime.fromisoformat(ud.order.ready_at), ud.clock()
+    when = f"at {ud.place.spoken(ready, now=now)}"
+    minutes = round((ready - now).total_seconds() / 60)
+    return when + (f", in about {minutes} minutes" if 0 < minutes <= 120 else "")

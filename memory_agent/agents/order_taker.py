@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from livekit.agents import RunContext, ToolError, function_tool, llm
 
 from db import DatabaseUnavailable, RepositoryError
+from db.clock import to_iso
 from memory_agent.agents.base import BellaVistaAgent, instructions
 from memory_agent.agents.facts import KeepsFacts
 from memory_agent.agents.feedback import Feedback
@@ -24,6 +27,7 @@ MAX_MODIFICATIONS = 5
 MAX_MODIFICATION_CHARS = 80
 MAX_PAST_ORDERS = 10
 MAX_NOTE = 500
+QUEUE_HORIZON = 3
 
 INSTRUCTIONS = """\
 You take the caller's order. Only these items can be ordered, by id [allergens]:
@@ -175,7 +179,7 @@ class OrderTaker(KeepsFacts):
             raise ToolError("Their past orders cannot be looked up right now; apologize.") from None
         if not past:
             return "They have no past orders with us."
-        today = datetime.now(ZoneInfo(ud.timezone)).date()
+        today = ud.clock().astimezone(ZoneInfo(ud.timezone)).date()
         orders = []
         for order in past:
             day = datetime.fromisoformat(order.created_at).astimezone(ZoneInfo(ud.timezone)).date()
@@ -239,12 +243,14 @@ class OrderTaker(KeepsFacts):
         ud.order.allergies_checked = True
         allergies = [f.topic if f.topic in ALLERGENS else f.value or f.topic for f in ud.facts("allergy")]
         ud.order.kitchen_note = clip("Allergies: " + ", ".join(allergies), MAX_NOTE) if allergies else None
+        ud.order.ready_at = to_iso(await ready_time(ud))
         ud.order.placed = True
         try:
             # Durable (in the database, or else in the spool) before the caller hears "placed".
             await ud.journal.commit()
         except DatabaseUnavailable:
             ud.order.placed = False
+            ud.order.ready_at = None
             raise ToolError(
                 "The order could not be recorded because of a problem on our side. Apologize, keep the order"
                 " as it is and offer to try placing it again in a moment."
@@ -261,7 +267,66 @@ class OrderTaker(KeepsFacts):
                 "The order has items but is not placed: confirm it with the caller, or, if they no longer"
                 " want it, remove the items with remove_from_order first."
             )
+        ud.order.declined = not ud.order.placed
         return Feedback(ud, chat_ctx=self.chat_ctx)
+
+    @function_tool
+    async def set_pickup_time(self, context: RunContext[Userdata], time: str) -> str:
+        """Take the order for later: when the caller will collect it, in the restaurant's local time. Use it
+        while the restaurant is closed, or when they want it later than it would be ready.
+
+        Args:
+            time: 24-hour "HH:MM", e.g. "18:30".
+        """
+        ud = context.userdata
+        _ensure_open(ud)
+        place, now = ud.place, ud.clock()
+        window = place.pickup_window(now)
+        if window is None:
+            raise ToolError("The restaurant has no opening in sight: apologize, no order can be taken for later.")
+        match = re.fullmatch(r"\s*(\d{1,2})[:.h](\d{2})\s*", time)
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ToolError('The time must be 24-hour "HH:MM", such as "18:30"; ask the caller again.')
+        wanted = clock_time(int(match[1]), int(match[2]))
+        first, last = place.local(window.start).date(), place.local(window.end).date()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        pickup = next(
+            (at for day in days if (at := datetime.combine(day, wanted, place.zone).astimezone(UTC)) in window), None
+        )
+        between = f"between {place.spoken(window.start, now=now)} and {place.spoken(window.end, now=now)}"
+        if pickup is None:
+            raise ToolError(f"{time} is outside the hours: the order can be collected {between}. Ask again.")
+        ud.order.pickup_at = to_iso(pickup)
+        ud.journal.checkpoint()
+        return f"Pickup set for {place.spoken(pickup, now=now)}. Carry on with the order."
+
+
+async def ready_time(ud: Userdata) -> datetime:
+    """When an order placed now will be ready: at the pickup time chosen, or the kitchen's time plus its queue.
+
+    Raises a ToolError while the restaurant is closed (without a pickup time), or for a pickup time no
+    longer within the hours."""
+    place, now = ud.place, ud.clock()
+    if ud.order.pickup_at is not None:
+        pickup = datetime.fromisoformat(ud.order.pickup_at)
+        window = place.pickup_window(now)
+        if window is None or pickup not in window:
+            ud.order.pickup_at = None
+            raise ToolError(
+                "The pickup time is outside the restaurant's hours now: ask for another time and set_pickup_time."
+            )
+        return pickup
+    if not place.is_open(now):
+        following = place.next_opening(now)
+        when = f"; it opens next at {place.spoken(following.start, now=now)}" if following else ""
+        raise ToolError(
+            f"The restaurant is closed now{when}. Tell the caller, and offer to take the order for pickup then:"
+            " ask what time, and call set_pickup_time before placing it."
+        )
+    prep = timedelta(minutes=place.prep_minutes)
+    # Orders due within a few preparation times are in the kitchen's hands; later ones are not yet.
+    queue = await ud.journal.kitchen_queue(now=now, until=now + QUEUE_HORIZON * prep) or 0
+    return now + prep + timedelta(minutes=place.minutes_per_queued_order * queue)
 
 
 def _allergy_warning(ud: Userdata, item: MenuItem, modifications: list[str]) -> str:

@@ -273,6 +273,80 @@ ORDER BY o.created_at DESC LIMIT 10""",
 
 _TILL_ROW = ["till_problems", "till_problems", "till_latest", "till_latest"]
 
+# -- how calls ended: outcomes, missed revenue, transfers to staff, messages left -----------------------
+
+# The calls that began in the range, by the index on started_at.
+_CALLS_IN_RANGE = "k.started_at >= day_start_utc(:since) AND k.started_at < day_end_utc(:until)"
+_OUTCOME_WORDS = """CASE
+    WHEN k.ended_at IS NULL THEN 'Still on the line'
+    WHEN k.outcome = 'order_placed' THEN 'Order placed'
+    WHEN k.outcome = 'order_for_later' THEN 'Order for later'
+    WHEN k.outcome = 'transferred' THEN 'Put through to staff'
+    WHEN k.outcome = 'message_taken' THEN 'Message taken'
+    WHEN k.outcome = 'no_order' THEN 'No order'
+    WHEN k.outcome = 'hung_up' THEN 'Caller hung up'
+    WHEN k.outcome = 'erased' THEN 'Erased at their request'
+    ELSE 'Not recorded' END"""
+_REASON_WORDS = """CASE k.transfer_reason
+    WHEN 'asked_for_person' THEN 'Asked for a person'
+    WHEN 'complaint' THEN 'A complaint'
+    WHEN 'cannot_help' THEN 'The agent could not help'
+    WHEN 'misunderstanding' THEN 'Kept misunderstanding'
+    ELSE 'Other' END"""
+# A call that ended without an order while we were closed, or after a transfer that failed.
+_MISSED = (
+    "k.ended_at IS NOT NULL AND k.outcome NOT IN ('order_placed', 'order_for_later', 'erased')"
+    " AND (k.restaurant_open = 0 OR k.transfer_status = 'failed')"
+)
+
+CHARTS.update(
+    {
+        "outcomes": {
+            "title": "How calls ended",
+            "library": "vega-lite",
+            "query": f"SELECT {_OUTCOME_WORDS} AS outcome, count(*) AS calls\n"
+            f"FROM calls AS k WHERE {_CALLS_IN_RANGE}\nGROUP BY outcome ORDER BY calls DESC",
+            "display": _bars(
+                {"field": "calls", "type": "quantitative", "title": "Calls", "axis": {"tickMinStep": 1}},
+                {"field": "outcome", "type": "nominal", "sort": "-x", "title": None},
+            ),
+        },
+        "missed_revenue": {
+            "title": "Missed revenue (calls without an order while closed or after a failed transfer,"
+            " at the range's average order)",
+            "library": "metric",
+            "query": f"SELECT printf('%s (%d calls)', {_dollars('missed * average')}, missed) AS missed\n"
+            f"FROM (SELECT count(*) AS missed FROM calls AS k WHERE {_CALLS_IN_RANGE} AND {_MISSED}),\n"
+            "     (SELECT coalesce(CAST(round(avg(o.total_cents)) AS INTEGER), 0) AS average\n"
+            f"      FROM orders AS o WHERE {_IN_RANGE} AND o.status = 'placed')",
+            "display": {"field": "missed"},
+        },
+        "transfers": {
+            "title": "Transfers to staff by reason (share: of all calls in the range)",
+            "library": "table",
+            "query": f"SELECT {_REASON_WORDS} AS reason, count(*) AS asked,\n"
+            "       sum(k.transfer_status = 'transferred') AS \"put through\",\n"
+            "       sum(k.transfer_status = 'failed') AS failed,\n"
+            "       sum(k.transfer_status = 'unavailable') AS \"nobody to take it\",\n"
+            "       printf('%.1f%%', 100.0 * count(*) / (SELECT count(*) FROM calls AS k WHERE "
+            + _CALLS_IN_RANGE
+            + ")) AS share\n"
+            f"FROM calls AS k WHERE {_CALLS_IN_RANGE} AND k.transfer_reason IS NOT NULL\n"
+            "GROUP BY reason ORDER BY asked DESC",
+        },
+        "staff_messages": {
+            "title": "Messages for the staff (newest first)",
+            "library": "table",
+            "query": 'SELECT local_time(m.created_at) AS "when", '
+            f"{_html('c.label')} AS caller, {_html('m.request')} AS message,\n"
+            f'       {_html("m.callback_number")} AS "call back on"\n'
+            "FROM staff_messages AS m LEFT JOIN customers AS c ON c.id = m.customer_id\n"
+            "WHERE m.created_at >= day_start_utc(:since) AND m.created_at < day_end_utc(:until)\n"
+            "ORDER BY m.created_at DESC LIMIT 20",
+        },
+    }
+)
+
 # Charts drawn as SVG (vega-embed reads this from the spec): sharp at any size, and their axes are text.
 for _chart in CHARTS.values():
     if _chart["library"] == "vega-lite":
@@ -287,6 +361,8 @@ LAYOUT = [
     ["abandoned", "abandoned", "low_ratings", "low_ratings"],
     ["identity_attempts", "identity_attempts", "identity_attempts", "identity_attempts"],
     _TILL_ROW,
+    ["outcomes", "outcomes", "missed_revenue", "missed_revenue"],
+    ["transfers", "transfers", "staff_messages", "staff_messages"],
 ]
 
 
