@@ -79,6 +79,7 @@ class Repository(Protocol):
         exact: bool = False,
         dry_run: bool = False,
         drop_spooled: bool = True,
+        online: bool = False,
     ) -> Erasure: ...
 
     async def export_caller(self, identity: str) -> dict[str, Any]: ...

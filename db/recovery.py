@@ -115,7 +115,7 @@ async def replay_spool(repo: AnyRepository, *, quiet: bool = False) -> spool.Rep
 async def _erase(repo: AnyRepository, request: ErasureRequest) -> None:
     """A caller's erasure the database could not take when they asked, carried out now. The snapshots of
     theirs spooled before it were replayed first; those after it are dropped by the erasure check."""
-    await repo.forget(request.erase, exact=True, drop_spooled=False)
+    await repo.forget(request.erase, exact=True, drop_spooled=False, online=True)
 
 
 async def save_whole_or_in_parts(call_id: str, write: Callable[[bool], Awaitable[list[str]]]) -> None:

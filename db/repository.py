@@ -161,12 +161,14 @@ class Repository:
         exact: bool = False,
         dry_run: bool = False,
         drop_spooled: bool = True,
+        online: bool = False,
     ) -> Erasure:
         """Erase the profiles on ``identity`` and the calls from it where no name was given (or the one
         person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
         one transaction; then empty the write-ahead log and drop their spooled snapshots (unless
         ``drop_spooled`` is False: the spool's replay carrying out an erasure drops them itself). Calls
-        still running never write them back. ``dry_run`` only counts.
+        still running never write them back. ``dry_run`` only counts. ``online`` (an erasure asked for
+        during a call, while other calls run) changes nothing here: SQLite's cleaning takes no long lock.
         """
         if drop_spooled:
             async with self.replaying:  # no replay of this process writes a snapshot the erasure drops

@@ -99,3 +99,23 @@ async def test_a_table_busy_past_the_lock_timeout_is_cleaned_online_and_its_inde
     assert erased.counts["customers"] == 1 and not erased.log_emptied  # said: not every table was rewritten
     left = relations_holding(url, *NEEDLES)
     assert all(relation == "messages" for relations in left.values() for relation in relations), left
+
+
+async def test_an_erasure_during_calls_cleans_the_indexes_without_rewriting_the_tables(maria_and_bob, tmp_path):
+    url = maria_and_bob
+    files = "SELECT pg_relation_filenode('messages'), pg_relation_filenode('ix_messages_search')"
+    with psycopg.connect(url) as conn:
+        table_before, index_before = conn.execute(files).fetchone()
+
+    async with open_repository(url, spool_dir=tmp_path) as repo:  # as forget_me does, at the end of a call
+        erased = await repo.forget(MARIA, exact=True, online=True)
+
+    assert erased.counts["customers"] == 1 and not erased.log_emptied  # the note: not rewritten
+    with psycopg.connect(url) as conn:
+        table_after, index_after = conn.execute(files).fetchone()
+        lexemes = {row[0] for row in conn.execute(SEARCH_LEXEMES)}
+    assert table_after == table_before  # the table was not rewritten (no lock held over the calls' writes)
+    assert index_after != index_before  # its search index was rebuilt...
+    held = relations_holding(url, "zucchinifritt").get("zucchinifritt", [])
+    assert "ix_messages_search" not in held  # ...and holds no erased word (the table's free space may)
+    assert "bob" in lexemes and not {w for w in lexemes if "zucchini" in w or "rossi" in w}

@@ -105,7 +105,7 @@ async def _erase(db: Conn, args: dict[str, Any], dry_run: bool) -> dict[str, int
 REWRITE_LOCK_TIMEOUT = "5s"
 
 
-async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
+async def clean_after_erasure(conn: Conn, tables: Sequence[str], *, online: bool = False) -> bool:
     """Leave no erased byte in the tables' pages or their indexes (on an autocommit connection); False
     if some table could only be cleaned online, its freed heap space keeping the bytes until reused.
 
@@ -115,21 +115,31 @@ async def clean_after_erasure(conn: Conn, tables: Sequence[str]) -> bool:
     table is rewritten with its indexes into new files (``VACUUM FULL``; the old files are removed),
     which locks the table for that time, and its statistics sampled again from the rows that remain. A table whose
     lock is not granted within ``REWRITE_LOCK_TIMEOUT`` is vacuumed and its indexes rebuilt without
-    blocking anyone (``REINDEX ... CONCURRENTLY``) instead.
+    blocking anyone (``REINDEX ... CONCURRENTLY``) instead; with ``online``, every table is (the rewrite
+    would hold up the writes of the calls running meanwhile for seconds on a large table).
     """
     rewritten = True
     for table in tables:
+        if online:
+            await _clean_online(conn, table)
+            rewritten = False
+            continue
         try:
             await conn.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
             await conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
         except pg_errors.LockNotAvailable:
             rewritten = False
             await conn.execute("RESET lock_timeout")
-            await conn.execute(f"VACUUM (ANALYZE) {table}")
-            await conn.execute(f"REINDEX TABLE CONCURRENTLY {table}")
+            await _clean_online(conn, table)
         finally:
             await conn.execute("RESET lock_timeout")
     return rewritten
+
+
+async def _clean_online(conn: Conn, table: str) -> None:
+    """Free the table's dead rows and rebuild its indexes, blocking no one."""
+    await conn.execute(f"VACUUM (ANALYZE) {table}")
+    await conn.execute(f"REINDEX TABLE CONCURRENTLY {table}")
 
 
 async def purge(db: Conn, cutoff: str, batch: int) -> dict[str, int]:

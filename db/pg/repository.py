@@ -368,19 +368,22 @@ class PostgresRepository:
         exact: bool = False,
         dry_run: bool = False,
         drop_spooled: bool = True,
+        online: bool = False,
     ) -> Erasure:
         """Erase the profiles on ``identity`` and the calls from it where no name was given (or the one
         person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
-        one transaction; then vacuum the tables and drop their snapshots from this host's spool (unless
-        ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls still running, on any
-        host, never write them back. ``dry_run`` only counts.
+        one transaction; then clean the tables' pages and indexes and drop their snapshots from this
+        host's spool (unless ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls
+        still running, on any host, never write them back. ``dry_run`` only counts. ``online``: clean
+        without locking the tables (see ``pg_privacy.clean_after_erasure``), for an erasure asked for
+        during a call while other calls write.
         """
         if drop_spooled:
             async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
                 counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True)
         else:  # the spool's replay, which holds ``replaying`` already
             counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False)
-        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED)
+        vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED, online=online)
         return Erasure(counts=counts, log_emptied=vacuumed)
 
     async def _erase(
@@ -399,13 +402,13 @@ class PostgresRepository:
             )
         return {**found["counts"], "spool_lines": spooled}
 
-    async def _vacuum(self, tables: Sequence[str]) -> bool:
+    async def _vacuum(self, tables: Sequence[str], *, online: bool) -> bool:
         """Clear the erased rows out of the tables' pages and indexes (``pg_privacy.clean_after_erasure``),
         outside any transaction; False if that was not done in full (autovacuum then does part of it later)."""
         try:
             async with self._connection() as conn:
-                rewritten = await pg_privacy.clean_after_erasure(conn, tables)
-            if not rewritten:
+                rewritten = await pg_privacy.clean_after_erasure(conn, tables, online=online)
+            if not rewritten and not online:
                 log.warning("a table was busy: cleaned online, its freed space keeps erased bytes until reused")
             return rewritten
         except (psycopg.Error, RepositoryError) as exc:
