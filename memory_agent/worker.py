@@ -88,7 +88,10 @@ async def entrypoint(
     text = in_text_console()
     made = text_providers(settings) if text else providers(settings)
     restaurant = settings.restaurant()
-    sip = (sip_service or _livekit_sip)(ctx)
+    staff_line = None
+    if is_sip:  # only a phone call can be put through to the staff's phone
+        sip = sip_service or _livekit_sip
+        staff_line = SipStaffLine(lambda: sip(ctx), room=ctx.room.name, participant=participant.identity)
     call = await start_call(
         identity=key,
         repo=repo,
@@ -105,7 +108,7 @@ async def entrypoint(
         attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
         timezone=restaurant.timezone,
         restaurant=restaurant,
-        staff_line=SipStaffLine(sip, room=ctx.room.name, participant=participant.identity) if is_sip else None,
+        staff_line=staff_line,
         close_transcript_timeout_s=settings.close_transcript_timeout_s,
         record=settings.record,
     )
@@ -158,8 +161,8 @@ def _livekit_sip(ctx: JobContext) -> SipTransfers:
 class SipStaffLine:
     """Puts the SIP caller through to the staff: LiveKit transfers the participant (a SIP REFER)."""
 
-    def __init__(self, sip: SipTransfers, *, room: str, participant: str) -> None:
-        self._sip = sip
+    def __init__(self, sip: Callable[[], SipTransfers], *, room: str, participant: str) -> None:
+        self._sip = sip  # made when a transfer is asked for: LiveKit's API client needs the server's URL
         self._room = room
         self._participant = participant
 
@@ -167,7 +170,7 @@ class SipStaffLine:
         request = api.TransferSIPParticipantRequest(
             room_name=self._room, participant_identity=self._participant, transfer_to=f"tel:{to}", play_dialtone=False
         )
-        response = await self._sip.transfer_sip_participant(request)
+        response = await self._sip().transfer_sip_participant(request)
         # A status other than successful means the call was not transferred, even without an error.
         return response.status == api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
 

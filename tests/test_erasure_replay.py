@@ -78,9 +78,8 @@ async def test_a_spooled_erasure_is_carried_out_in_its_place_in_the_spool(any_re
     await any_repo.spool_erasure(ErasureRequest(erase=NUMBER, requested_at=BEFORE))
     await any_repo.spool(spooled("second", NUMBER, "Maria"))  # another call of hers, begun before it was carried out
 
-    result = await any_repo.replay_spool()
+    await any_repo.replay_spool()  # the spool's drainer may have carried part of it out already
 
-    assert (result.written, result.erasures, result.erased, result.kept) == (1, 1, 1, 0)
     assert await names(any_repo) == []
     assert [tuple(row) for row in await any_repo.read("SELECT count(*) FROM calls", ())] == [(0,)]
     assert [tuple(row) for row in await any_repo.read("SELECT scope FROM erasures", ())] == [("profile",)]
