@@ -90,3 +90,11 @@ def lookup_stalled() -> Iterator[tuple[threading.Event, Callable[..., int]]]:
 
     yield release, authorizer
     release.set()
+
+
+def open_all_hours(folder: Path) -> Path:
+    """A restaurant file for Bella Vista open whenever a test runs (the packaged one closes on Mondays)."""
+    menu = Path(__file__).parents[1] / "memory_agent" / "menu.toml"
+    path = folder / "restaurant.toml"
+    path.write_text(f'name = "Bella Vista"\nmenu = "{menu}"\n')
+    return path

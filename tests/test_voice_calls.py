@@ -32,7 +32,7 @@ from livekit.agents.testing import fake_job_context  # noqa: E402
 from livekit.agents.voice import AgentStateChangedEvent  # noqa: E402
 from livekit.plugins import silero  # noqa: E402
 
-from conftest import rows  # noqa: E402
+from conftest import open_all_hours, rows  # noqa: E402
 from memory_agent.providers import Providers  # noqa: E402
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall  # noqa: E402
 from memory_agent.settings import Settings  # noqa: E402
@@ -116,6 +116,7 @@ def settings(tmp_path: Path) -> Settings:
         MEMORY_AGENT_DB=tmp_path / "memory.db",
         MEMORY_AGENT_RECALL_BUDGET_MS=2000,
         MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S=30,
+        MEMORY_AGENT_RESTAURANT=open_all_hours(tmp_path),
     )
 
 
