@@ -35,7 +35,9 @@ LINES = [
 ]
 
 
-async def place_order(target: str | Path, call_id: str = "call-1", *, status: str = "placed") -> None:
+async def place_order(
+    target: str | Path, call_id: str = "call-1", *, status: str = "placed", spool_dir: Path | None = None
+) -> None:
     snap = CallSnapshot(
         call_id=call_id,
         identity="+15550001111",
@@ -49,7 +51,7 @@ async def place_order(target: str | Path, call_id: str = "call-1", *, status: st
             kitchen_note="Allergies: peanuts",
         ),
     )
-    async with open_repository(target) as repo:
+    async with open_repository(target, spool_dir=spool_dir) as repo:
         await repo.recovered()
         await repo.save_call(snap)
 
@@ -276,8 +278,8 @@ async def test_a_worker_killed_mid_delivery_delivers_after_restart(db_path, tmp_
     assert len(receiver.orders) == 1 and receiver.bad_signatures == 0
 
 
-async def test_the_outbox_delivers_from_postgresql_too(pg_url, receiver):
-    await place_order(pg_url)
+async def test_the_outbox_delivers_from_postgresql_too(pg_url, receiver, tmp_path):
+    await place_order(pg_url, spool_dir=tmp_path)
     async with open_outbox(pg_url) as store:
         worker = DeliveryWorker(store, {"webhook": WebhookDestination(receiver.endpoint, SECRET)}, FAST)
         await worker.run_once()
