@@ -123,12 +123,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:
-        name = value.strip() or "UTC"
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
-        return name
+        return known_time_zone(value.strip() or "UTC")
 
     @field_validator("attestation_accepted")
     @classmethod
@@ -229,6 +224,15 @@ class Settings(BaseSettings):
     @property
     def write_budget_s(self) -> float:
         return self.write_budget_ms / 1000
+
+
+def known_time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone; otherwise a ``ValueError`` that says what to write."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
+    return name
 
 
 @dataclass(frozen=True)
