@@ -353,20 +353,20 @@ def test_spool_file_name_says_which_database_without_credentials(tmp_path: Path)
     assert path.parent == tmp_path and "pw" not in path.name and "db.example.com_6543_memory" in path.name
 
 
-async def test_a_deadlocked_write_is_tried_again_not_spooled(pg_url, tmp_path):
+async def test_a_deadlocked_or_unserializable_write_is_tried_again_not_spooled(pg_url, tmp_path):
     from psycopg import errors as pg_errors
 
     async with open_repository(pg_url, spool_dir=tmp_path) as repo:
         attempts = []
 
-        async def chosen_as_a_deadlocks_victim_once(conn) -> None:
+        async def chosen_as_a_deadlocks_victim_twice(conn) -> None:
             attempts.append(1)
             await conn.execute("INSERT INTO erasures (erased_at, subject, counts) VALUES ('t', 's', '{}')")
-            if len(attempts) == 1:
-                raise pg_errors.DeadlockDetected("deadlock detected")
+            if len(attempts) < 3:
+                raise (pg_errors.DeadlockDetected if len(attempts) == 1 else pg_errors.SerializationFailure)("victim")
 
-        await repo.run(chosen_as_a_deadlocks_victim_once)
-        assert len(attempts) == 2
+        await repo.run(chosen_as_a_deadlocks_victim_twice)
+        assert len(attempts) == 3
         assert [tuple(r) for r in await repo.read("SELECT subject FROM erasures", ())] == [("s",)]
 
 

@@ -59,6 +59,9 @@ LEASE = timedelta(seconds=30)
 CONNECT_TIMEOUT_S = 5
 POOL_SIZE = 10
 WRITE_ATTEMPTS = 3
+# Errors after which the same transaction is tried again. psycopg gives each SQLSTATE its own class
+# directly under OperationalError, so class 40's TransactionRollback does not catch its members.
+TRIED_AGAIN = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.TransactionRollback)
 # Heartbeat rows of hosts gone this long, with no open call left, are removed.
 FORGET_HOSTS_AFTER = timedelta(days=1)
 ERASURE_KEY_NAME = "memory-agent.erasure-key"
@@ -168,7 +171,7 @@ class PostgresRepository:
                 yield conn
         except PoolTimeout:
             raise DatabaseUnavailable(f"database {self.where} unavailable: no connection within the timeout") from None
-        except pg_errors.TransactionRollback:
+        except TRIED_AGAIN:
             raise  # a deadlock's victim or a serialization failure: the write is tried again
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"database {self.where} unavailable: {_first_line(exc)}") from None
@@ -202,7 +205,7 @@ class PostgresRepository:
                         result = await body(conn, *args)
                 self.counts["forced" if forced else "relaxed"] += 1
                 return result
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+            except TRIED_AGAIN as exc:
                 if attempt == WRITE_ATTEMPTS:
                     raise DatabaseUnavailable(f"database write refused: {pg_calls.describe(exc)}") from None
                 await asyncio.sleep(0.05 * attempt)
