@@ -16,6 +16,8 @@ from db import CallSnapshot, Repository, open_repository
 from memory_agent import Call, start_call
 from memory_agent.scripted_llm import ScriptedLLM, Step
 
+pytest_plugins = ["ci_skips"]
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
