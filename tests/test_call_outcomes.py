@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
 
 from conftest import scripted_call
-from db import CallSnapshot, Order, OrderLine, Repository
+from db import CallSnapshot, Order, OrderLine, Repository, kitchen
+from db.clock import to_iso
 from db.kitchen_queue import kitchen_queue
 from db.models import StaffMessage
 from memory_agent.scripted_llm import Say, ToolCall
@@ -72,6 +79,36 @@ async def test_the_ready_time_is_stored_on_the_placed_order_and_makes_the_kitche
     assert await kitchen_queue(any_repo, now=now, until=now + timedelta(hours=1)) == 2  # the later one waits
     assert await kitchen_queue(any_repo, now=now + timedelta(minutes=21), until=now + timedelta(hours=1)) == 1
     assert await kitchen_queue(any_repo, now=now, until=now + timedelta(hours=4)) == 3
+
+
+def _move_ticket(request: pytest.FixtureRequest, tmp_path: Path, order_id: int, status: str) -> None:
+    """What the kitchen board writes (``db.kitchen.move_ticket``), on the backend under test."""
+    if request.node.callspec.params["any_repo"] == "sqlite":
+        with contextlib.closing(sqlite3.connect(tmp_path / "memory.db")) as conn, conn:
+            kitchen.move_ticket(conn, order_id, status, "Marco", START)
+        return
+    with psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ticket_changes (order_id, status, changed_by, changed_at) VALUES (%s, %s, %s, %s)",
+            (order_id, status, "Marco", START),
+        )
+
+
+async def test_the_queue_is_what_the_kitchen_still_has_to_make_by_the_boards_statuses(any_repo, request, tmp_path):
+    now = datetime(2026, 12, 8, 23, 0, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    for n, minutes in enumerate((20, 25, 30, -10, -15), start=1):  # three ahead, two past their ready time
+        ready = to_iso(now + timedelta(minutes=minutes))
+        await _call(any_repo, f"o{n}", order=Order(status="placed", items=[PIZZA], ready_at=ready))
+    ids = [row[0] for row in await _rows(any_repo, "SELECT id FROM orders ORDER BY id")]
+    assert await kitchen_queue(any_repo, now=now, until=later) == 3  # untouched: gone at their ready time
+    _move_ticket(request, tmp_path, ids[0], "preparing")
+    _move_ticket(request, tmp_path, ids[1], "preparing")
+    _move_ticket(request, tmp_path, ids[1], "ready")  # made early: out of the queue
+    _move_ticket(request, tmp_path, ids[2], "collected")
+    _move_ticket(request, tmp_path, ids[3], "preparing")  # late: still being made, still in the way
+    assert await kitchen_queue(any_repo, now=now, until=later) == 2
+    assert await kitchen_queue(any_repo, now=now + timedelta(hours=13), until=later + timedelta(hours=13)) == 0
 
 
 async def test_a_caller_sees_the_messages_they_left_and_erasing_them_erases_those(any_repo):
