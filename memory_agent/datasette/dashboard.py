@@ -366,12 +366,14 @@ LAYOUT = [
 ]
 
 
-def dashboard_config(database: str, *, today: date, days: int = DEFAULT_DAYS) -> dict[str, Any]:
+def dashboard_config(
+    database: str, *, today: date, days: int = DEFAULT_DAYS, restaurant: str = "Bella Vista"
+) -> dict[str, Any]:
     """The ``datasette-dashboards`` plugin configuration for the database served as ``database``."""
     since = today - timedelta(days=days - 1)
     return {
         SLUG: {
-            "title": "Bella Vista: how the restaurant is doing",
+            "title": f"{restaurant}: how the restaurant is doing",
             "description": "Placed orders, callers and ratings between two dates, in the restaurant's time zone."
             " Money is in dollars.",
             "layout": LAYOUT,
