@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from memory_agent.datasette.sqlfunctions import OUTCOME_WORDS, TRANSFER_REASON_WORDS, words_sql
+
 SLUG = "owner"
 DEFAULT_DAYS = 90
 
@@ -277,22 +279,10 @@ _TILL_ROW = ["till_problems", "till_problems", "till_latest", "till_latest"]
 
 # The calls that began in the range, by the index on started_at.
 _CALLS_IN_RANGE = "k.started_at >= day_start_utc(:since) AND k.started_at < day_end_utc(:until)"
-_OUTCOME_WORDS = """CASE
-    WHEN k.ended_at IS NULL THEN 'Still on the line'
-    WHEN k.outcome = 'order_placed' THEN 'Order placed'
-    WHEN k.outcome = 'order_for_later' THEN 'Order for later'
-    WHEN k.outcome = 'transferred' THEN 'Put through to staff'
-    WHEN k.outcome = 'message_taken' THEN 'Message taken'
-    WHEN k.outcome = 'no_order' THEN 'No order'
-    WHEN k.outcome = 'hung_up' THEN 'Caller hung up'
-    WHEN k.outcome = 'erased' THEN 'Erased at their request'
-    ELSE 'Not recorded' END"""
-_REASON_WORDS = """CASE k.transfer_reason
-    WHEN 'asked_for_person' THEN 'Asked for a person'
-    WHEN 'complaint' THEN 'A complaint'
-    WHEN 'cannot_help' THEN 'The agent could not help'
-    WHEN 'misunderstanding' THEN 'Kept misunderstanding'
-    ELSE 'Other' END"""
+_OUTCOME_WORDS = "CASE WHEN k.ended_at IS NULL THEN 'Still on the line' ELSE {} END".format(
+    words_sql("k.outcome", OUTCOME_WORDS, "Not recorded")
+)
+_REASON_WORDS = words_sql("k.transfer_reason", TRANSFER_REASON_WORDS, "Other")
 # A call that ended without an order while we were closed, or after a transfer that failed.
 _MISSED = (
     "k.ended_at IS NOT NULL AND k.outcome NOT IN ('order_placed', 'order_for_later', 'erased')"
