@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from db import CallSnapshot, Order, OrderLine, Repository, kitchen
 from db.clock import to_iso
 from db.kitchen_queue import kitchen_queue
 from db.models import StaffMessage
+from db.privacy import ASKED_ON_CALL
 from memory_agent.scripted_llm import Say, ToolCall
 
 PIZZA = OrderLine(menu_item="margherita_pizza", name="Margherita Pizza", quantity=1, unit_price_cents=1450)
@@ -144,3 +146,28 @@ async def test_a_caller_who_will_not_order_ends_with_no_order_and_one_who_leaves
     assert call.userdata.outcome() == "hung_up"  # an anonymous caller has nothing to erase
     await call.finish()
     assert rows(db_path, "SELECT outcome FROM calls ORDER BY started_at") == [("no_order",), ("hung_up",), ("hung_up",)]
+
+
+FORGET_ME = [
+    Say("Welcome! Your name?"),
+    ToolCall("save_customer_name", {"name": "Quinn"}),
+    Say("Hi Quinn!"),
+    ToolCall("forget_me", {"confirmed": True}),
+    Say("We will forget you when we hang up."),
+]
+
+
+async def test_a_call_that_ends_in_an_erasure_is_still_counted_without_anything_personal(any_repo):
+    call, _ = await scripted_call(
+        any_repo, "+14155550134", FORGET_ME, ["I'm Quinn", "forget me"], finish=False, trust_caller_id=True
+    )
+    assert call.userdata.outcome() == "erased"
+    await call.finish()
+    await any_repo.forget("+14155550177")  # the owner's erasure of another number: not a call's outcome
+
+    assert await _rows(any_repo, "SELECT count(*) FROM calls") == [(0,)]  # the call went with the caller
+    audit = [json.loads(counts) for (counts,) in await _rows(any_repo, "SELECT counts FROM erasures ORDER BY id")]
+    assert [entry.get(ASKED_ON_CALL) for entry in audit] == [1, None]
+    assert audit[0]["calls"] == 1
+    found = await _rows(any_repo, "SELECT subject, counts, scope FROM erasures")
+    assert not any("Quinn" in str(value) or "4155550134" in str(value) for row in found for value in row)

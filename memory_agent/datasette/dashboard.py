@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from db.privacy import ASKED_ON_CALL
 from memory_agent.datasette.sqlfunctions import OUTCOME_WORDS, TRANSFER_REASON_WORDS, words_sql
 
 SLUG = "owner"
@@ -294,8 +295,14 @@ CHARTS.update(
         "outcomes": {
             "title": "How calls ended",
             "library": "vega-lite",
-            "query": f"SELECT {_OUTCOME_WORDS} AS outcome, count(*) AS calls\n"
-            f"FROM calls AS k WHERE {_CALLS_IN_RANGE}\nGROUP BY outcome ORDER BY calls DESC",
+            # A call that ended in an erasure went with it: its audit row (nothing personal) still counts it.
+            "query": f"SELECT outcome, sum(n) AS calls FROM (\n"
+            f"  SELECT {_OUTCOME_WORDS} AS outcome, count(*) AS n FROM calls AS k WHERE {_CALLS_IN_RANGE}\n"
+            "  GROUP BY outcome\n  UNION ALL\n"
+            f"  SELECT '{OUTCOME_WORDS['erased']}', count(*) FROM erasures AS e\n"
+            "  WHERE e.erased_at >= day_start_utc(:since) AND e.erased_at < day_end_utc(:until)\n"
+            f"    AND json_extract(e.counts, '$.{ASKED_ON_CALL}') = 1)\n"
+            "GROUP BY outcome HAVING sum(n) > 0 ORDER BY calls DESC",
             "display": _bars(
                 {"field": "calls", "type": "quantitative", "title": "Calls", "axis": {"tickMinStep": 1}},
                 {"field": "outcome", "type": "nominal", "sort": "-x", "title": None},
