@@ -3,13 +3,18 @@ with who and when; a dish sold out is refused by the agent's next add_to_order."
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from conftest import rows, scripted_call
-from db import CallSnapshot, Order, OrderLine, Repository
+from db import CallSnapshot, Order, OrderLine, Repository, kitchen
 from db.clock import utcnow_iso
+from db.errors import NotFound
+from memory_agent.datasette import kitchen as kitchen_board
 from memory_agent.scripted_llm import Say, ToolCall
 from test_dashboard import _datasette, cookies
 from test_order_tools import TO_ORDER_TAKER, tool_outputs
@@ -119,3 +124,20 @@ async def test_an_unknown_dish_cannot_be_marked_sold_out(ds, db_path):
     refused = await ds.client.post("/-/kitchen/sold-out", json={"item": "caviar"}, cookies=cookies(ds))
     assert refused.status_code == 400 and "no dish 'caviar'" in refused.json()["error"]
     assert rows(db_path, "SELECT count(*) FROM sold_out") == [(0,)]
+
+
+def test_the_board_writes_only_through_the_data_layer():
+    source = Path(kitchen_board.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"\b(INSERT|UPDATE|DELETE|SELECT)\b", source.split('PAGE = """')[0])
+
+
+async def test_a_move_commits_on_its_own_and_a_refused_one_leaves_nothing(repo, db_path):
+    order = await place(repo, "o1", "Ada")
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        kitchen.move_ticket(conn, order, "preparing", "Marco", utcnow_iso())
+        with pytest.raises(NotFound):
+            kitchen.move_ticket(conn, order + 1, "ready", "Marco", utcnow_iso())
+        kitchen.mark_sold_out(conn, "tiramisu", "2026-12-04", "Marco", utcnow_iso())
+        assert not conn.in_transaction
+    assert rows(db_path, "SELECT order_id, status FROM ticket_changes") == [(order, "preparing")]
+    assert rows(db_path, "SELECT menu_item FROM sold_out") == [("tiramisu",)]
