@@ -83,6 +83,8 @@ def load_metadata(
     metadata["databases"] = {database_name: database}
     place = restaurant or _packaged(timezone)
     timezone = place.timezone
+    metadata["title"] = f"{place.name} memory"
+    metadata["description"] = metadata["description"].replace("Bella Vista", place.name)
     local_today = (today or datetime.now(localtime.zone(timezone))).astimezone(localtime.zone(timezone)).date()
     metadata["allow"] = ROOT_ACTOR
     metadata["allow_sql"] = ROOT_ACTOR

@@ -91,6 +91,8 @@ class Restaurant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
+    # What the agents call it ("a friendly Italian restaurant"); none: "a friendly restaurant".
+    cuisine: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[\w' -]+$")
     timezone: str = "UTC"
     # Missing: open at all times (the restaurant does not say when it closes).
     hours: dict[Weekday, tuple[Hours, ...]] | None = None
