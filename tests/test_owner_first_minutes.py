@@ -60,6 +60,12 @@ def test_the_dashboards_outcome_words_are_the_facets():
     assert all(f"'{words}'" in dashboard.CHARTS["transfers"]["query"] for words in TRANSFER_REASON_WORDS.values())
 
 
+async def test_the_callers_history_reads_in_local_time_and_words(ds):  # noqa: F811
+    page = (await ds.client.get("/memory/caller?identity=555-123-4567", cookies=cookies(ds))).text
+    assert "2026-07-03 22:30 EDT" in page and 'title="2026-07-04T02:30:00.000000+00:00"' in page
+    assert "the agent ended the call as Maria" in page and "user_initiated" not in page
+
+
 def test_every_end_reason_has_words():
     said = {
         reason: end_reason_words(reason)

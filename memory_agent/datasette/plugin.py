@@ -92,7 +92,7 @@ def render_cell(value: Any, column: str, datasette: Any) -> Markup | None:
     config = _config(datasette)
     if config is None or not isinstance(column, str):
         return None
-    if column.endswith("_at") and isinstance(value, str):
+    if (column.endswith("_at") or column == "at") and isinstance(value, str):
         local = localtime.local_readable(value, str(config.get("timezone") or "UTC"))
         return None if local is None else Markup(f'<span title="{escape(value)}">{escape(local)}</span>')
     if column in ("end_reason", "outcome", "transfer_reason", "reason", "transfer_status", "status", "order_status"):
