@@ -16,7 +16,7 @@ from db.clock import utcnow_iso
 from db.errors import NotFound
 from memory_agent.datasette import kitchen as kitchen_board
 from memory_agent.scripted_llm import Say, ToolCall
-from test_dashboard import _datasette, cookies
+from test_dashboard import _datasette, chart_rows, cookies
 from test_order_tools import TO_ORDER_TAKER, tool_outputs
 
 ZONE = "America/New_York"
@@ -141,3 +141,25 @@ async def test_a_move_commits_on_its_own_and_a_refused_one_leaves_nothing(repo, 
         assert not conn.in_transaction
     assert rows(db_path, "SELECT order_id, status FROM ticket_changes") == [(order, "preparing")]
     assert rows(db_path, "SELECT menu_item FROM sold_out") == [("tiramisu",)]
+
+
+async def test_the_days_board_changes_are_on_the_dashboard(repo, ds, db_path):
+    order = await place(repo, "o1", "Ada <b>")
+    for status in ("preparing", "ready"):
+        moved = await ds.client.post(
+            "/-/kitchen/ticket", json={"order": order, "status": status, "by": "Marco <i>"}, cookies=cookies(ds)
+        )
+        assert moved.status_code == 200, moved.text
+    marked = await ds.client.post("/-/kitchen/sold-out", json={"item": "tiramisu", "by": "Lia"}, cookies=cookies(ds))
+    assert marked.status_code == 200, marked.text
+    today = (await board(ds))["day"]
+
+    log = await chart_rows(ds, "kitchen_log", since=today, until=today)
+
+    assert [row["what"] for row in log] == [
+        "sold out: tiramisu",
+        f"ticket #{order} ready",
+        f"ticket #{order} preparing",
+    ]
+    assert log[1]["by"] == "Marco &lt;i&gt; (root)" and log[0]["when"].startswith(today)
+    assert await chart_rows(ds, "kitchen_log", since="2020-01-01", until="2020-01-02") == []

@@ -344,6 +344,24 @@ CHARTS.update(
     }
 )
 
+# The kitchen board's changes, newest first: ticket moves and dishes sold out, with who and when. Both
+# tables are walked newest first by their key (the order they were written in), stopping at the 20th.
+CHARTS["kitchen_log"] = {
+    "title": "The kitchen board: ticket moves and dishes sold out (newest first)",
+    "library": "table",
+    "query": 'SELECT local_time(at) AS "when", what, by FROM (\n'
+    "  SELECT * FROM (SELECT t.changed_at AS at, 'ticket #' || t.order_id || ' ' || t.status AS what,\n"
+    f"                 {_html('t.changed_by')} AS by FROM ticket_changes AS t\n"
+    "    WHERE t.changed_at >= day_start_utc(:since) AND t.changed_at < day_end_utc(:until)\n"
+    "    ORDER BY t.id DESC LIMIT 20)\n"
+    "  UNION ALL\n"
+    "  SELECT * FROM (SELECT s.marked_at, 'sold out: ' || s.menu_item, "
+    f"{_html('s.marked_by')} FROM sold_out AS s\n"
+    "    WHERE s.day >= coalesce(nullif(:since, ''), '0000') AND s.day <= coalesce(nullif(:until, ''), '9999')\n"
+    "    ORDER BY s.id DESC LIMIT 20))\n"
+    "ORDER BY at DESC LIMIT 20",
+}
+
 # Charts drawn as SVG (vega-embed reads this from the spec): sharp at any size, and their axes are text.
 for _chart in CHARTS.values():
     if _chart["library"] == "vega-lite":
@@ -360,6 +378,7 @@ LAYOUT = [
     _TILL_ROW,
     ["outcomes", "outcomes", "missed_revenue", "missed_revenue"],
     ["transfers", "transfers", "staff_messages", "staff_messages"],
+    ["kitchen_log", "kitchen_log", "kitchen_log", "kitchen_log"],
 ]
 
 
