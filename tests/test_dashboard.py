@@ -9,7 +9,7 @@ import pytest
 from datasette.app import Datasette
 
 from conftest import open_call
-from db import CallSnapshot, Feedback, Order, OrderLine, Repository
+from db import CallSnapshot, Feedback, Order, OrderLine, Repository, kitchen
 from db.models import StaffMessage
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin
@@ -89,6 +89,9 @@ async def seeded(repo, db_path) -> Path:
             conn.execute("UPDATE feedback SET created_at = ? WHERE call_id = ?", (at, call_id))
         conn.execute("UPDATE customers SET created_at = '2026-01-15T03:00:00.000000+00:00'")
         conn.execute("UPDATE identity_attempts SET attempted_at = '2026-07-04T16:00:00.000000+00:00'")
+    first_order = conn.execute("SELECT min(id) FROM orders WHERE status = 'placed'").fetchone()[0]
+    kitchen.move_ticket(conn, first_order, "preparing", "Marco", "2026-07-04T02:40:00.000000+00:00")
+    kitchen.mark_sold_out(conn, "tiramisu", "2026-07-03", "Marco", "2026-07-04T02:45:00.000000+00:00")
     conn.close()
     return db_path
 
