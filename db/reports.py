@@ -211,8 +211,8 @@ def offsets(zone: str, first: str | None, last: str | None) -> list[tuple[str, s
     time each offset is in force from ("" for the first) and the offset, oldest first."""
     tz = ZoneInfo(zone)
     now = datetime.now(UTC)
-    start = datetime.fromisoformat(first) if first else now
-    end = max(datetime.fromisoformat(last) if last else now, now)
+    start = _stored(first) or now
+    end = max(_stored(last) or now, now)
     moment = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     end += timedelta(days=2)
 
@@ -230,6 +230,15 @@ def offsets(zone: str, first: str | None, last: str | None) -> list[tuple[str, s
             found.append((to_iso(hi.replace(microsecond=0)), offset(following)))
         moment = following
     return [(since, offset_text(value)) for since, value in found]
+
+
+def _stored(text: object) -> datetime | None:
+    """A stored time as an aware moment; None for anything else (no bound then)."""
+    try:
+        moment = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def local_time_sql(x: str, spans: Sequence[tuple[str, str]], leaf: Callable[[str, str], str]) -> str:

@@ -131,7 +131,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     try:
         zone = settings.restaurant().timezone
     except RestaurantError as exc:
-        return fail(str(exc).splitlines()[0])
+        for line in str(exc).splitlines():  # one line per mistake, as when the agent starts
+            fail(line)
+        return 2
     try:
         since = parse_moment(args.since, timezone=zone) if args.since else None
         until = parse_moment(args.until, end_of_day=True, timezone=zone) if args.until else None

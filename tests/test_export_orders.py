@@ -331,7 +331,7 @@ async def test_a_time_zone_set_twice_differently_is_refused_in_one_line(agent_db
     monkeypatch.setenv("MEMORY_AGENT_RESTAURANT", str(restaurant_file(tmp_path, "America/Chicago")))
     monkeypatch.setenv("MEMORY_AGENT_TIMEZONE", "Europe/Rome")
     code, out, err = run(capsys, "--db", str(agent_db))
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "'America/Chicago' but MEMORY_AGENT_TIMEZONE says 'Europe/Rome'" in err
 
 
