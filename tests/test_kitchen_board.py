@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,6 +17,8 @@ from db import CallSnapshot, Order, OrderLine, Repository, kitchen
 from db.clock import utcnow_iso
 from db.errors import NotFound
 from memory_agent.datasette import kitchen as kitchen_board
+from memory_agent.menu import load_menu
+from memory_agent.restaurant import Restaurant
 from memory_agent.scripted_llm import Say, ToolCall
 from test_dashboard import _datasette, chart_rows, cookies
 from test_order_tools import TO_ORDER_TAKER, tool_outputs
@@ -163,3 +167,25 @@ async def test_the_days_board_changes_are_on_the_dashboard(repo, ds, db_path):
     ]
     assert log[1]["by"] == "Marco &lt;i&gt; (root)" and log[0]["when"].startswith(today)
     assert await chart_rows(ds, "kitchen_log", since="2020-01-01", until="2020-01-02") == []
+
+
+async def test_a_dish_is_sold_out_for_the_restaurants_own_day(repo, db_path):
+    # A zone whose date is not UTC's right now (12 hours behind before noon UTC, 14 ahead after).
+    zone = "Etc/GMT+12" if datetime.now(UTC).hour < 12 else "Etc/GMT-14"
+    far_away = Restaurant.always_open(load_menu(), timezone=zone)
+    local_day, utc_day = datetime.now(ZoneInfo(zone)).date(), datetime.now(UTC).date()
+    assert local_day != utc_day
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        kitchen.mark_sold_out(conn, "tiramisu", local_day.isoformat(), "Marco", utcnow_iso())
+        kitchen.mark_sold_out(conn, "caesar_salad", utc_day.isoformat(), "Marco", utcnow_iso())  # not its day
+
+    steps = [
+        *TO_ORDER_TAKER,
+        ToolCall("add_to_order", {"item": "tiramisu"}),
+        ToolCall("add_to_order", {"item": "caesar_salad"}),
+        Say("One salad."),
+    ]
+    call, llm = await scripted_call(repo, "+15550003333", steps, ["hi", "a tiramisu and a salad"], restaurant=far_away)
+
+    assert any("Tiramisu is sold out for today" in output for output in tool_outputs(llm))
+    assert [item.menu_item for item in call.userdata.order.items] == ["caesar_salad"]
