@@ -30,7 +30,7 @@ GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None
 # The restaurant's time zone for both: the export's from MEMORY_AGENT_TIMEZONE, the shell's from TZ
 # (SQLite's ``localtime``, through the C library: a conversion of its own to compare with).
 ZONE = "America/New_York"
-ENVIRONMENT = {**os.environ, "MEMORY_AGENT_TIMEZONE": ZONE, "TZ": ZONE, "MEMORY_AGENT_RESTAURANT": ""}
+ENVIRONMENT = {**os.environ, "MEMORY_AGENT_TIMEZONE": ZONE, "TZ": ZONE, "PGTZ": ZONE, "MEMORY_AGENT_RESTAURANT": ""}
 
 # The raw reference: the same columns (db.reports.ORDER_COLUMNS), formatting and order as
 # export_orders.py's CSV; the time in local time with its offset, as ISO 8601 writes it.
