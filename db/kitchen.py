@@ -70,25 +70,29 @@ def _who(by: str) -> str:
 
 
 def move_ticket(db: sqlite3.Connection, order_id: int, status: str, by: str, now: str) -> None:
-    """Record that ``by`` moved the ticket of ``order_id`` to ``status`` at ``now``."""
+    """Record that ``by`` moved the ticket of ``order_id`` to ``status`` at ``now``, in a transaction of its own
+    (on the board's one write connection: Datasette's ``execute_write_fn``)."""
     if status not in TICKET_STATUSES:
         raise ValueError(f"unknown status {status!r} (one of {', '.join(TICKET_STATUSES)})")
-    placed = db.execute("SELECT 1 FROM orders WHERE id = ? AND status = 'placed'", (order_id,)).fetchone()
-    if placed is None:
-        raise NotFound(f"no placed order {order_id}")
-    db.execute(
-        "INSERT INTO ticket_changes (order_id, status, changed_by, changed_at) VALUES (?, ?, ?, ?)",
-        (order_id, status, _who(by), now),
-    )
+    with db:
+        placed = db.execute("SELECT 1 FROM orders WHERE id = ? AND status = 'placed'", (order_id,)).fetchone()
+        if placed is None:
+            raise NotFound(f"no placed order {order_id}")
+        db.execute(
+            "INSERT INTO ticket_changes (order_id, status, changed_by, changed_at) VALUES (?, ?, ?, ?)",
+            (order_id, status, _who(by), now),
+        )
 
 
 def mark_sold_out(db: sqlite3.Connection, menu_item: str, day: str, by: str, now: str) -> None:
-    """Record that ``by`` marked ``menu_item`` sold out for the rest of ``day`` (the first mark stands)."""
-    db.execute(
-        "INSERT INTO sold_out (menu_item, day, marked_by, marked_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (menu_item, day) DO NOTHING",
-        (menu_item, day, _who(by), now),
-    )
+    """Record that ``by`` marked ``menu_item`` sold out for the rest of ``day`` (the first mark stands), in a
+    transaction of its own."""
+    with db:
+        db.execute(
+            "INSERT INTO sold_out (menu_item, day, marked_by, marked_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (menu_item, day) DO NOTHING",
+            (menu_item, day, _who(by), now),
+        )
 
 
 async def is_sold_out(repo: Repository, menu_item: str, day: str) -> bool:

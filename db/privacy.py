@@ -47,12 +47,15 @@ def forget(
     dry_run: bool,
     subject: Callable[[str], str],
     now: str,
+    on_call: bool = False,
 ) -> dict[str, Any]:
     """Delete the profiles (and all that is theirs); returns the counts and the profiles' keys and names.
 
     Without ``name`` or ``exact``, everything on the number goes, its calls where no name was given
     included. Each erasure leaves an audit row (``subject`` hashes the key), which calls still running
-    read before they write (``ERASED_SINCE_SQL``): one for the number, or one per person erased.
+    read before they write (``ERASED_SINCE_SQL``): one for the number, or one per person erased. An
+    erasure the caller asked for on a call (``on_call``) says so in its row (``audit_counts``): the
+    call's outcome, which goes with the call, is still counted on the dashboard.
     """
     profiles = select_profiles(db, identity, name, exact)
     parts: list[tuple[str, list[int], str | None]]  # whose key, their profiles, the number whose calls go too
@@ -66,13 +69,23 @@ def forget(
         if not dry_run:
             db.execute(
                 "INSERT INTO erasures (erased_at, subject, counts, scope) VALUES (?, ?, ?, ?)",
-                (now, subject(key), json.dumps(counts, sort_keys=True), "profile" if number is None else "number"),
+                (now, subject(key), audit_counts(counts, on_call), "profile" if number is None else "number"),
             )
         for table, count in counts.items():
             total[table] += count
     if not dry_run and any(total.values()):
         merge_search_indexes(db)
     return {"counts": total, "keys": [p[2] for p in profiles], "names": [p[1] for p in profiles if p[1]]}
+
+
+# The key of an audit row's counts that marks an erasure a caller asked for on a call: the call ended
+# in an erasure (its outcome "erased", deleted with it). Nothing personal: a flag beside the counts.
+ASKED_ON_CALL = "asked_on_call"
+
+
+def audit_counts(counts: dict[str, int], on_call: bool) -> str:
+    """An audit row's ``counts``: the rows erased per table, and whether the caller asked on a call."""
+    return json.dumps({**counts, ASKED_ON_CALL: 1} if on_call else counts, sort_keys=True)
 
 
 def _erase(db: sqlite3.Connection, ids: list[int], number: str | None, dry_run: bool) -> dict[str, int]:

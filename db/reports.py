@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import quote
@@ -42,7 +42,7 @@ class OrderFilter:
 class Column:
     name: str
     expr: str  # over the tables o (orders), c (customers), k (calls), f (feedback), i (order_items)
-    kind: Literal["int", "plain", "text", "summary", "money", "list"]
+    kind: Literal["int", "plain", "text", "summary", "money", "list", "time"]
     since: int = 1  # the schema version that brought it: an older file exports it empty
 
     def at(self, version: int) -> Column:
@@ -58,7 +58,7 @@ ITEMS_SUMMARY = """coalesce((SELECT group_concat(
 # Every export row starts with its order: which one, when, whose, and where it stands.
 _ORDER_KEY = (
     Column("order_id", "o.id", "int"),
-    Column("created_at", "o.created_at", "plain"),
+    Column("created_at", "o.created_at", "time"),  # the restaurant's local time, with its offset
     Column("customer_identity", "c.participant_identity", "text"),
     Column("customer_name", "coalesce(c.name, k.caller_name)", "text"),
     Column("status", "o.status", "plain"),
@@ -194,6 +194,79 @@ def where_sql(filters: OrderFilter, *, mark: str = "?", binary: str = "") -> tup
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+# -- local time: a stored UTC time as the restaurant's ISO 8601 local time, with its offset -----------
+
+
+def offset_text(offset: timedelta) -> str:
+    """A UTC offset as ISO 8601 writes it: ``-05:00``, ``+05:30`` (``+00:00`` for UTC)."""
+    seconds = int(offset.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
+
+
+def offsets(zone: str, first: str | None, last: str | None) -> list[tuple[str, str]]:
+    """The zone's offsets over the stored times from ``first`` to ``last`` (and now): pairs of the stored
+    time each offset is in force from ("" for the first) and the offset, oldest first."""
+    tz = ZoneInfo(zone)
+    now = datetime.now(UTC)
+    start = _stored(first) or now
+    end = max(_stored(last) or now, now)
+    moment = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    end += timedelta(days=2)
+
+    def offset(at: datetime) -> timedelta:
+        return at.astimezone(tz).utcoffset() or timedelta()
+
+    found = [("", offset(moment))]
+    while moment < end:
+        following = moment + timedelta(days=1)
+        if offset(following) != offset(moment):  # a change within the day: to the second it happens
+            lo, hi = moment, following
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (lo, mid) if offset(mid) != offset(moment) else (mid, hi)
+            found.append((to_iso(hi.replace(microsecond=0)), offset(following)))
+        moment = following
+    return [(since, offset_text(value)) for since, value in found]
+
+
+def _stored(text: object) -> datetime | None:
+    """A stored time as an aware moment; None for anything else (no bound then)."""
+    try:
+        moment = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def local_time_sql(x: str, spans: Sequence[tuple[str, str]], leaf: Callable[[str, str], str]) -> str:
+    """An expression choosing ``leaf(offset, x)`` for the stored time ``x`` among ``spans``, by halves:
+    stored times sort as text, so a few comparisons find the offset whatever the history's length."""
+    if len(spans) == 1:
+        return leaf(spans[0][1], x)
+    half = len(spans) // 2
+    return (
+        f"CASE WHEN {x} < '{spans[half][0]}' THEN {local_time_sql(x, spans[:half], leaf)}"
+        f" ELSE {local_time_sql(x, spans[half:], leaf)} END"
+    )
+
+
+def _sqlite_local(offset: str, x: str) -> str:
+    return f"strftime('%Y-%m-%dT%H:%M:%S', substr({x}, 1, 19), '{offset}') || '{offset}'"
+
+
+def in_local_time(
+    columns: Sequence[Column], spans: Sequence[tuple[str, str]], leaf: Callable[[str, str], str]
+) -> list[Column]:
+    """The columns with each time column's expression in the restaurant's local time."""
+    return [replace(c, expr=local_time_sql(c.expr, spans, leaf)) if c.kind == "time" else c for c in columns]
+
+
+TIME_RANGE_SQL = "SELECT min(created_at), max(created_at) FROM orders"
+
+
 # OWASP CSV injection: text starting with one of these is read as a formula by spreadsheets.
 _FORMULA_CODES = ", ".join(str(ord(ch)) for ch in "=+-@\t\r")
 # A spreadsheet whose list separator is ``;`` (or tab) starts a new cell after one inside our
@@ -233,6 +306,8 @@ def _csv_cell(column: Column) -> tuple[str, list[str]]:
         return "%d.%02d", [f"{x} / 100", f"{x} % 100"]
     if column.kind in ("int", "plain"):
         return "%s", [f"coalesce({x}, '')"]
+    if column.kind == "time":
+        return "%s", [x]  # never NULL: built from a stored time
     if column.kind == "summary":
         return '"%w"', [x]  # starts with a quantity and is never NULL
     if column.kind == "list":
@@ -261,10 +336,18 @@ def _json_value(column: Column) -> str:
 
 
 def export_sql(
-    filters: OrderFilter, *, fmt: ExportFormat, items: bool = False, version: int = migrations.LATEST_VERSION
+    filters: OrderFilter,
+    *,
+    fmt: ExportFormat,
+    items: bool = False,
+    version: int = migrations.LATEST_VERSION,
+    spans: Sequence[tuple[str, str]] = (("", "+00:00"),),
 ) -> tuple[str, list[object]]:
-    """The query that yields one finished output line per order (or per item), from a file at schema ``version``."""
-    columns = [column.at(version) for column in (ITEM_COLUMNS if items else ORDER_COLUMNS)]
+    """The query that yields one finished output line per order (or per item), from a file at schema ``version``,
+    times at the offsets ``spans`` (``offsets``)."""
+    columns = in_local_time(
+        [column.at(version) for column in (ITEM_COLUMNS if items else ORDER_COLUMNS)], spans, _sqlite_local
+    )
     where, params = where_sql(filters)
     if fmt == "csv":
         line = _csv_line(columns)
@@ -290,10 +373,13 @@ def export_chunks(
     fmt: ExportFormat,
     items: bool = False,
     chunk_rows: int = 5_000,
+    timezone: str = "UTC",
 ) -> Iterator[tuple[bytes, int]]:
-    """The whole export as UTF-8 chunks, each with the number of rows it holds."""
+    """The whole export as UTF-8 chunks, each with the number of rows it holds; times in ``timezone``."""
     check_format(fmt)
-    sql, params = export_sql(filters, fmt=fmt, items=items, version=migrations.schema_version(conn))
+    first, last = conn.execute(TIME_RANGE_SQL).fetchone()
+    spans = offsets(timezone, first, last)
+    sql, params = export_sql(filters, fmt=fmt, items=items, version=migrations.schema_version(conn), spans=spans)
     cursor = conn.cursor()
     cursor.row_factory = None
     conn.text_factory = bytes

@@ -167,23 +167,27 @@ class Repository:
         person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
         one transaction; then empty the write-ahead log and drop their spooled snapshots (unless
         ``drop_spooled`` is False: the spool's replay carrying out an erasure drops them itself). Calls
-        still running never write them back. ``dry_run`` only counts. ``online`` (an erasure asked for
-        during a call, while other calls run) changes nothing here: SQLite's cleaning takes no long lock.
+        still running never write them back. ``dry_run`` only counts. ``online``: an erasure asked for
+        during a call, while other calls run (SQLite's cleaning takes no long lock; its audit row says so).
         """
         if drop_spooled:
             async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
-                counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True)
+                counts = await self._erase(
+                    identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True, on_call=online
+                )
         else:  # the spool's replay, which holds ``replaying`` already
-            counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False)
+            counts = await self._erase(
+                identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False, on_call=online
+            )
         log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
         return Erasure(counts=counts, log_emptied=log_emptied)
 
     async def _erase(
-        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool
+        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool, on_call: bool
     ) -> dict[str, int]:
         await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
         found = await self.writer.run(
-            privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
+            privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), on_call, forced=True
         )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]

@@ -128,7 +128,7 @@ async def start_call(
         caller=key,
         started_at=utcnow_iso(),
         recall_budget_s=recall_budget_s,
-        timezone=timezone,
+        timezone=restaurant.timezone,  # one time zone, the restaurant's, for every date said or looked up
         verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
         memory_enabled=memory_enabled,
         guess_limits=guess_limits or GuessLimits(),

@@ -20,6 +20,7 @@ from memory_agent.logs import protect_logs
 # load in the command that uses them, so `memory-agent --help` answers at once.
 if TYPE_CHECKING:
     from db import Repository
+    from memory_agent.restaurant import Restaurant
     from memory_agent.settings import Settings
 
 T = TypeVar("T")
@@ -70,12 +71,12 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
     return settings
 
 
-def _check_restaurant(settings: Settings) -> None:
+def _check_restaurant(settings: Settings) -> Restaurant:
     """The restaurant file, validated before anything starts: a line per mistake."""
     from memory_agent.restaurant import RestaurantError
 
     try:
-        settings.restaurant()
+        return settings.restaurant()
     except RestaurantError as exc:
         raise UsageError(str(exc)) from None
 
@@ -138,9 +139,15 @@ def inspect(
         from db import database_path
 
         database_path(settings.db)  # another URL is refused here, without its password
+    restaurant = _check_restaurant(settings)
     raise typer.Exit(
         inspect_database(
-            settings.db, port=port, timezone=settings.timezone, allow_sql=allow_sql, open_browser=open_browser
+            settings.db,
+            port=port,
+            timezone=restaurant.timezone,
+            allow_sql=allow_sql,
+            open_browser=open_browser,
+            restaurant=restaurant,
         )
     )
 
@@ -349,6 +356,7 @@ def outbox(ctx: typer.Context, db: DbOption = None) -> None:
     from memory_agent.datasette.localtime import local_time
 
     settings = _outbox_settings(db)
+    zone = _check_restaurant(settings).timezone
 
     async def listed() -> tuple[list[Delivery], int]:
         async with open_outbox(settings.db) as store:
@@ -363,7 +371,7 @@ def outbox(ctx: typer.Context, db: DbOption = None) -> None:
     head = ("ID", "ORDER", "DESTINATION", "STATUS", "ATTEMPTS", "NEXT ATTEMPT")
     print(f"{head[0]:>6}  {head[1]:>6}  {head[2]:<11}  {head[3]:<8}  {head[4]:>8}  {head[5]:<16}  LAST ERROR")
     for d in deliveries:
-        due = local_time(d.next_attempt_at, settings.timezone) if d.status == "pending" else "-"
+        due = local_time(d.next_attempt_at, zone) if d.status == "pending" else "-"
         print(
             f"{d.id:>6}  {d.order_id:>6}  {d.destination:<11}  {d.status:<8}  {d.attempts:>8}  {due or '-':<16}"
             f"  {d.last_error or ''}"

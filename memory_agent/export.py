@@ -84,7 +84,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--since",
         metavar="DATE",
         type=_moment(end_of_day=False),
-        help="orders created at or after this date or ISO 8601 time ($MEMORY_AGENT_TIMEZONE unless it has an offset)",
+        help="orders created at or after this date or ISO 8601 time (the restaurant's local time unless it has one)",
     )
     parser.add_argument(
         "--until",
@@ -126,9 +126,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         return fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    from memory_agent.restaurant import RestaurantError
+
     try:
-        since = parse_moment(args.since, timezone=settings.timezone) if args.since else None
-        until = parse_moment(args.until, end_of_day=True, timezone=settings.timezone) if args.until else None
+        zone = settings.restaurant().timezone
+    except RestaurantError as exc:
+        for line in str(exc).splitlines():  # one line per mistake, as when the agent starts
+            fail(line)
+        return 2
+    try:
+        since = parse_moment(args.since, timezone=zone) if args.since else None
+        until = parse_moment(args.until, end_of_day=True, timezone=zone) if args.until else None
     except ValueError as exc:
         return fail(str(exc), code=2)
     if since is not None and until is not None and since >= until:
@@ -144,7 +152,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
             problem = _output_problem(args.output, None if source.remote else Path(database_path(db)))
             if problem:
                 return fail(problem)
-        return _export(source, filters, args, fail)
+        return _export(source, filters, args, fail, zone)
     finally:
         source.conn.close()
 
@@ -167,7 +175,7 @@ def _open(db: str) -> _Source:
     return _Source(open_read_only(db), count_rows, export_chunks)
 
 
-def _export(source: _Source, filters: OrderFilter, args: argparse.Namespace, fail: _Fail) -> int:
+def _export(source: _Source, filters: OrderFilter, args: argparse.Namespace, fail: _Fail, zone: str) -> int:
     to_stdout = args.output is None
     show_progress = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
     total = source.count_rows(source.conn, filters, items=args.items) if show_progress else 0
@@ -175,13 +183,13 @@ def _export(source: _Source, filters: OrderFilter, args: argparse.Namespace, fai
     try:
         if to_stdout:
             sys.stdout.flush()
-            written = _write(source, filters, args, sys.stdout.buffer, total, show_progress)
+            written = _write(source, filters, args, sys.stdout.buffer, total, show_progress, zone)
             sys.stdout.buffer.flush()
         else:
             fd, name = tempfile.mkstemp(prefix=f".{args.output.name}.", dir=args.output.parent)
             temp = Path(name)
             with os.fdopen(fd, "wb") as out:
-                written = _write(source, filters, args, out, total, show_progress)
+                written = _write(source, filters, args, out, total, show_progress, zone)
             os.chmod(temp, _file_mode(args.output))
             os.replace(temp, args.output)
             temp = None
@@ -214,11 +222,12 @@ def _write(
     out: BinaryIO,
     total: int,
     show_progress: bool,
+    zone: str,
 ) -> int:
     """Write the export; returns how many rows it held."""
     done = 0
     unit = "items" if args.items else "orders"
-    for chunk, rows in source.export_chunks(source.conn, filters, fmt=args.format, items=args.items):
+    for chunk, rows in source.export_chunks(source.conn, filters, fmt=args.format, items=args.items, timezone=zone):
         out.write(chunk)
         done += rows
         if show_progress and rows:

@@ -27,12 +27,15 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from db import RepositoryError
 from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
 from memory_agent.datasette import dashboard, localtime
+
+if TYPE_CHECKING:
+    from memory_agent.restaurant import Restaurant
 
 INSTALL_COMMAND = "pip install 'memory-agent[inspect]'"
 METADATA_RESOURCE = "datasette/metadata.yml"
@@ -56,8 +59,12 @@ def load_metadata(
     hosts: tuple[str, ...] = (),
     allow_sql: bool = False,
     today: datetime | None = None,
+    restaurant: Restaurant | None = None,
 ) -> dict[str, Any]:
     """The packaged Datasette metadata for a database served under ``database_name``.
+
+    The restaurant (its name, time zone and menu) is ``restaurant``'s; without one, the packaged
+    menu's, in ``timezone``.
 
     Only the root actor (who logged in with the printed link) sees anything. ``execute-sql`` is
     granted to them because the dashboard's charts send their SQL; the plugin refuses any other
@@ -74,26 +81,32 @@ def load_metadata(
         "sql": dashboard.DAILY_SALES_SQL,
     }
     metadata["databases"] = {database_name: database}
+    place = restaurant or _packaged(timezone)
+    timezone = place.timezone
+    metadata["title"] = f"{place.name} memory"
+    metadata["description"] = metadata["description"].replace("Bella Vista", place.name)
     local_today = (today or datetime.now(localtime.zone(timezone))).astimezone(localtime.zone(timezone)).date()
     metadata["allow"] = ROOT_ACTOR
     metadata["allow_sql"] = ROOT_ACTOR
     metadata["plugins"] = {
         "memory-agent": {
             "timezone": timezone,
+            "restaurant": place.name,
             "hosts": list(hosts),
             "allow_sql": allow_sql,
-            "menu": _menu_for_the_kitchen(),
+            # The dishes the kitchen board can mark sold out.
+            "menu": [{"id": item.id, "name": item.name} for item in place.menu.items],
         },
-        "datasette-dashboards": dashboard.dashboard_config(database_name, today=local_today),
+        "datasette-dashboards": dashboard.dashboard_config(database_name, today=local_today, restaurant=place.name),
     }
     return metadata
 
 
-def _menu_for_the_kitchen() -> list[dict[str, str]]:
-    """The dishes the kitchen board can mark sold out."""
+def _packaged(timezone: str) -> Restaurant:
     from memory_agent.menu import load_menu
+    from memory_agent.restaurant import Restaurant
 
-    return [{"id": item.id, "name": item.name} for item in load_menu().items]
+    return Restaurant.always_open(load_menu(), timezone=timezone)
 
 
 def datasette_command(
@@ -122,6 +135,7 @@ def inspect_database(
     open_browser: bool = False,
     host: str = "127.0.0.1",
     err: TextIO | None = None,
+    restaurant: Restaurant | None = None,
 ) -> int:
     """Serve ``db`` until SIGTERM or SIGINT; returns the exit status.
 
@@ -149,7 +163,9 @@ def inspect_database(
     if problem := _port_problem(host, port):
         print(f"memory-agent inspect: {problem}", file=err)
         return 1
-    metadata = load_metadata(Path(db).stem, timezone=timezone, hosts=served_hosts(host, port), allow_sql=allow_sql)
+    metadata = load_metadata(
+        Path(db).stem, timezone=timezone, hosts=served_hosts(host, port), allow_sql=allow_sql, restaurant=restaurant
+    )
     with tempfile.TemporaryDirectory(prefix="memory-agent-inspect-") as folder:
         metadata_file = Path(folder) / "metadata.json"
         metadata_file.write_text(json.dumps(metadata), encoding="utf-8")

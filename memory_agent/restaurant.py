@@ -11,15 +11,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-import holidays as holiday_calendars
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from memory_agent.menu import Menu, load_menu
 from memory_agent.settings import known_time_zone
+
+if TYPE_CHECKING:
+    import holidays as holiday_calendars
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -74,6 +76,8 @@ class PublicHolidays(BaseModel):
 
     @model_validator(mode="after")
     def _known(self) -> PublicHolidays:
+        import holidays as holiday_calendars  # only for a restaurant that closes on them: a large import
+
         try:
             holiday_calendars.country_holidays(self.country, subdiv=self.subdivision)
         except NotImplementedError:
@@ -87,6 +91,8 @@ class Restaurant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
+    # What the agents call it ("a friendly Italian restaurant"); none: "a friendly restaurant".
+    cuisine: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[\w' -]+$")
     timezone: str = "UTC"
     # Missing: open at all times (the restaurant does not say when it closes).
     hours: dict[Weekday, tuple[Hours, ...]] | None = None
@@ -138,6 +144,8 @@ class Restaurant(BaseModel):
     def _holiday_calendar(self) -> holiday_calendars.HolidayBase | None:
         if self.holidays is None:
             return None
+        import holidays as holiday_calendars
+
         return holiday_calendars.country_holidays(self.holidays.country, subdiv=self.holidays.subdivision)
 
     @classmethod
@@ -243,12 +251,13 @@ PACKAGED = "restaurant.toml"
 
 
 @lru_cache(maxsize=8)
-def load_restaurant(path: Path | None = None, *, timezone: str = "UTC") -> Restaurant:
+def load_restaurant(path: Path | None = None, *, timezone: str | None = None) -> Restaurant:
     """Load and validate a restaurant file (the packaged Bella Vista by default).
 
     ``menu`` is a table (the menu inline, as in a menu file) or a path to a menu file, relative to
-    the restaurant file; ``timezone`` is the restaurant's unless the file names one. Every mistake is
-    one line of the ``RestaurantError``. Read once per process."""
+    the restaurant file. ``timezone`` (``MEMORY_AGENT_TIMEZONE``) is the time zone of a file that names
+    none (else UTC); a file that names another one is refused, so the restaurant has one time zone.
+    Every mistake is one line of the ``RestaurantError``. Read once per process."""
     where = str(path) if path is not None else f"memory_agent/{PACKAGED}"
     try:
         if path is None:
@@ -260,7 +269,13 @@ def load_restaurant(path: Path | None = None, *, timezone: str = "UTC") -> Resta
         raise RestaurantError(f"{where}: cannot read it ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RestaurantError(f"{where}: not valid TOML ({exc})") from None
-    data.setdefault("timezone", timezone)
+    named = data.get("timezone")
+    if timezone is not None and isinstance(named, str) and named.strip() != timezone:
+        raise RestaurantError(
+            f"{where}: timezone: the file says {named!r} but MEMORY_AGENT_TIMEZONE says {timezone!r}:"
+            " keep the one in the file and unset the variable"
+        )
+    data.setdefault("timezone", timezone or "UTC")
     if isinstance(data.get("menu"), str):
         menu_path = data["menu"]
         try:

@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     memory_wait_ms: int = Field(default=10_000, ge=100, le=120_000, validation_alias="MEMORY_AGENT_MEMORY_WAIT_MS")
     # How long placing an order, or a completed turn, waits for the database before the fsynced spool keeps it.
     write_budget_ms: int = Field(default=300, ge=1, le=10_000, validation_alias="MEMORY_AGENT_WRITE_BUDGET_MS")
-    # The restaurant's IANA time zone: its days and hours in the dashboard, views and export.
-    timezone: str = Field(default="UTC", validation_alias="MEMORY_AGENT_TIMEZONE")
+    # The time zone of a restaurant file that names none (the packaged Bella Vista); the restaurant's
+    # ``timezone`` is the one every local time is read in, and this may only repeat it, never contradict it.
+    timezone: str | None = Field(default=None, validation_alias="MEMORY_AGENT_TIMEZONE")
     # The restaurant file (name, hours, kitchen, staff number, menu); the packaged Bella Vista by default.
     restaurant_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_RESTAURANT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -122,8 +123,8 @@ class Settings(BaseSettings):
 
     @field_validator("timezone")
     @classmethod
-    def _known_time_zone(cls, value: str) -> str:
-        return known_time_zone(value.strip() or "UTC")
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        return known_time_zone(value.strip()) if value and value.strip() else None
 
     @field_validator("attestation_accepted")
     @classmethod

@@ -27,10 +27,20 @@ from export_data import build_synthetic_database
 SCRIPT = Path(__file__).resolve().parent / "export_orders.py"
 GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None
 
+# The restaurant's time zone for both: the export's from MEMORY_AGENT_TIMEZONE, the shell's from TZ
+# (SQLite's ``localtime``, through the C library: a conversion of its own to compare with).
+ZONE = "America/New_York"
+ENVIRONMENT = {**os.environ, "MEMORY_AGENT_TIMEZONE": ZONE, "TZ": ZONE, "PGTZ": ZONE, "MEMORY_AGENT_RESTAURANT": ""}
+
 # The raw reference: the same columns (db.reports.ORDER_COLUMNS), formatting and order as
-# export_orders.py's CSV.
+# export_orders.py's CSV; the time in local time with its offset, as ISO 8601 writes it.
 REFERENCE_SQL = """
-SELECT o.id AS order_id, o.created_at, c.participant_identity AS customer_identity,
+SELECT o.id AS order_id,
+       strftime('%Y-%m-%dT%H:%M:%S', substr(o.created_at, 1, 19), 'localtime')
+       || (SELECT printf('%s%02d:%02d', CASE WHEN m < 0 THEN '-' ELSE '+' END, abs(m) / 60, abs(m) % 60)
+           FROM (SELECT CAST(round((julianday(substr(o.created_at, 1, 19), 'localtime')
+                                    - julianday(substr(o.created_at, 1, 19))) * 1440) AS INTEGER) AS m)) AS created_at,
+       c.participant_identity AS customer_identity,
        coalesce(c.name, k.caller_name) AS customer_name, o.status,
        (SELECT coalesce(sum(s.quantity), 0) FROM order_items AS s WHERE s.order_id = o.id) AS item_count,
        coalesce((SELECT group_concat(
@@ -59,7 +69,9 @@ def run(command: list[str], output: Path, stdin_text: str | None = None) -> tupl
     timed = [GNU_TIME, "-f", "%M", "-o", str(peak_file), *command] if GNU_TIME else command
     with output.open("wb") as out:
         start = time.perf_counter()
-        child = subprocess.run(timed, input=(stdin_text or "").encode(), stdout=out, stderr=subprocess.PIPE)
+        child = subprocess.run(
+            timed, input=(stdin_text or "").encode(), stdout=out, stderr=subprocess.PIPE, env=ENVIRONMENT
+        )
         elapsed = time.perf_counter() - start
     if child.returncode != 0:
         sys.exit(f"bench_export: {command[0]} failed: {child.stderr.decode().strip()}")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
 
 from conftest import scripted_call
-from db import CallSnapshot, Order, OrderLine, Repository
+from db import CallSnapshot, Order, OrderLine, Repository, kitchen
+from db.clock import to_iso
 from db.kitchen_queue import kitchen_queue
 from db.models import StaffMessage
+from db.privacy import ASKED_ON_CALL
 from memory_agent.scripted_llm import Say, ToolCall
 
 PIZZA = OrderLine(menu_item="margherita_pizza", name="Margherita Pizza", quantity=1, unit_price_cents=1450)
@@ -74,6 +83,36 @@ async def test_the_ready_time_is_stored_on_the_placed_order_and_makes_the_kitche
     assert await kitchen_queue(any_repo, now=now, until=now + timedelta(hours=4)) == 3
 
 
+def _move_ticket(request: pytest.FixtureRequest, tmp_path: Path, order_id: int, status: str) -> None:
+    """What the kitchen board writes (``db.kitchen.move_ticket``), on the backend under test."""
+    if request.node.callspec.params["any_repo"] == "sqlite":
+        with contextlib.closing(sqlite3.connect(tmp_path / "memory.db")) as conn, conn:
+            kitchen.move_ticket(conn, order_id, status, "Marco", START)
+        return
+    with psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ticket_changes (order_id, status, changed_by, changed_at) VALUES (%s, %s, %s, %s)",
+            (order_id, status, "Marco", START),
+        )
+
+
+async def test_the_queue_is_what_the_kitchen_still_has_to_make_by_the_boards_statuses(any_repo, request, tmp_path):
+    now = datetime(2026, 12, 8, 23, 0, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    for n, minutes in enumerate((20, 25, 30, -10, -15), start=1):  # three ahead, two past their ready time
+        ready = to_iso(now + timedelta(minutes=minutes))
+        await _call(any_repo, f"o{n}", order=Order(status="placed", items=[PIZZA], ready_at=ready))
+    ids = [row[0] for row in await _rows(any_repo, "SELECT id FROM orders ORDER BY id")]
+    assert await kitchen_queue(any_repo, now=now, until=later) == 3  # untouched: gone at their ready time
+    _move_ticket(request, tmp_path, ids[0], "preparing")
+    _move_ticket(request, tmp_path, ids[1], "preparing")
+    _move_ticket(request, tmp_path, ids[1], "ready")  # made early: out of the queue
+    _move_ticket(request, tmp_path, ids[2], "collected")
+    _move_ticket(request, tmp_path, ids[3], "preparing")  # late: still being made, still in the way
+    assert await kitchen_queue(any_repo, now=now, until=later) == 2
+    assert await kitchen_queue(any_repo, now=now + timedelta(hours=13), until=later + timedelta(hours=13)) == 0
+
+
 async def test_a_caller_sees_the_messages_they_left_and_erasing_them_erases_those(any_repo):
     await _call(
         any_repo,
@@ -107,3 +146,28 @@ async def test_a_caller_who_will_not_order_ends_with_no_order_and_one_who_leaves
     assert call.userdata.outcome() == "hung_up"  # an anonymous caller has nothing to erase
     await call.finish()
     assert rows(db_path, "SELECT outcome FROM calls ORDER BY started_at") == [("no_order",), ("hung_up",), ("hung_up",)]
+
+
+FORGET_ME = [
+    Say("Welcome! Your name?"),
+    ToolCall("save_customer_name", {"name": "Quinn"}),
+    Say("Hi Quinn!"),
+    ToolCall("forget_me", {"confirmed": True}),
+    Say("We will forget you when we hang up."),
+]
+
+
+async def test_a_call_that_ends_in_an_erasure_is_still_counted_without_anything_personal(any_repo):
+    call, _ = await scripted_call(
+        any_repo, "+14155550134", FORGET_ME, ["I'm Quinn", "forget me"], finish=False, trust_caller_id=True
+    )
+    assert call.userdata.outcome() == "erased"
+    await call.finish()
+    await any_repo.forget("+14155550177")  # the owner's erasure of another number: not a call's outcome
+
+    assert await _rows(any_repo, "SELECT count(*) FROM calls") == [(0,)]  # the call went with the caller
+    audit = [json.loads(counts) for (counts,) in await _rows(any_repo, "SELECT counts FROM erasures ORDER BY id")]
+    assert [entry.get(ASKED_ON_CALL) for entry in audit] == [1, None]
+    assert audit[0]["calls"] == 1
+    found = await _rows(any_repo, "SELECT subject, counts, scope FROM erasures")
+    assert not any("Quinn" in str(value) or "4155550134" in str(value) for row in found for value in row)

@@ -9,7 +9,7 @@ import pytest
 from datasette.app import Datasette
 
 from conftest import open_call
-from db import CallSnapshot, Feedback, Order, OrderLine, Repository
+from db import CallSnapshot, Feedback, Order, OrderLine, Repository, kitchen
 from db.models import StaffMessage
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin
@@ -89,6 +89,9 @@ async def seeded(repo, db_path) -> Path:
             conn.execute("UPDATE feedback SET created_at = ? WHERE call_id = ?", (at, call_id))
         conn.execute("UPDATE customers SET created_at = '2026-01-15T03:00:00.000000+00:00'")
         conn.execute("UPDATE identity_attempts SET attempted_at = '2026-07-04T16:00:00.000000+00:00'")
+    first_order = conn.execute("SELECT min(id) FROM orders WHERE status = 'placed'").fetchone()[0]
+    kitchen.move_ticket(conn, first_order, "preparing", "Marco", "2026-07-04T02:40:00.000000+00:00")
+    kitchen.mark_sold_out(conn, "tiramisu", "2026-07-03", "Marco", "2026-07-04T02:45:00.000000+00:00")
     conn.close()
     return db_path
 
@@ -274,3 +277,19 @@ async def test_how_calls_ended_missed_revenue_and_transfers_read_in_words(ds):
     assert message["message"] == "&lt;b&gt;Call me&lt;/b&gt; about the cold pizza"
     assert message["when"].startswith("2026-07-05 03:02")  # New York time
     assert message["call back on"] == "+15557654321"
+
+
+async def test_a_call_that_ended_in_an_erasure_still_counts_among_how_calls_ended(repo, seeded):
+    await repo.forget("+15557654321", exact=True, online=True)  # asked for on a call (the journal's own way)
+    await repo.forget("+15551234567")  # the owner's, with `memory-agent forget`: not a way a call ended
+    conn = sqlite3.connect(seeded)
+    with conn:
+        conn.execute("UPDATE erasures SET erased_at = '2026-07-05T07:03:00.000000+00:00'")
+    conn.close()
+    ds = await _datasette(seeded, timezone=NEW_YORK)
+
+    outcomes = {row["outcome"]: row["calls"] for row in await chart_rows(ds, "outcomes")}
+
+    # The message-taking caller's call is gone with them; the erasure stands in its place, once.
+    assert outcomes["Erased at their request"] == 1 and "Message taken" not in outcomes
+    assert await chart_rows(ds, "outcomes", since="2026-07-06") == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import open_call
-from db import CallSnapshot, Feedback, Order, OrderLine, Repository
+from db import CallSnapshot, Feedback, Order, OrderLine, Repository, kitchen
 from db.clock import to_iso
 from db.models import StaffMessage
 from inspect_server import serve
@@ -88,6 +90,9 @@ async def seeded(repo, db_path) -> Path:
             staff_messages=[message],
         )
     )
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # the kitchen board moved a ticket
+        first = conn.execute("SELECT min(id) FROM orders WHERE status = 'placed'").fetchone()[0]
+        kitchen.move_ticket(conn, first, "preparing", "Marco", at)
     return db_path
 
 

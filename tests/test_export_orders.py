@@ -302,6 +302,39 @@ async def test_days_are_the_restaurants_local_days(repo, db_path, capsys, monkey
     assert len(csv_rows(export(capsys, db_path, "--since", "2025-07-03T22:00"))) == 1  # a local time
 
 
+def restaurant_file(tmp_path: Path, zone: str) -> Path:
+    path = tmp_path / "restaurant.toml"
+    path.write_text(f'name = "Harbor Noodles"\ntimezone = "{zone}"\nmenu = "{ROOT / "memory_agent" / "menu.toml"}"\n')
+    return path
+
+
+async def test_times_are_the_restaurants_local_time_with_its_offset(repo, db_path, capsys, monkeypatch, tmp_path):
+    await place(repo, "summer", "+15550000001", [SALAD])
+    await place(repo, "winter", "+15550000002", [SALAD])
+    set_created(
+        db_path,
+        {"summer": "2025-07-04T02:30:00.250000+00:00", "winter": "2025-12-05T00:30:00.999999+00:00"},
+    )
+    monkeypatch.setenv("MEMORY_AGENT_RESTAURANT", str(restaurant_file(tmp_path, "America/New_York")))
+
+    by_call = {r["customer_identity"]: r["created_at"] for r in csv_rows(export(capsys, db_path))}
+    items = {r["created_at"] for r in csv_rows(export(capsys, db_path, "--items"))}
+    as_json = {r["created_at"] for r in json.loads(export(capsys, db_path, "--format", "json"))}
+
+    assert by_call == {"+15550000001": "2025-07-03T22:30:00-04:00", "+15550000002": "2025-12-04T19:30:00-05:00"}
+    assert items == as_json == set(by_call.values())
+    # The filters read the same local days.
+    assert len(csv_rows(export(capsys, db_path, "--since", "2025-12-04", "--until", "2025-12-04"))) == 1
+
+
+async def test_a_time_zone_set_twice_differently_is_refused_in_one_line(agent_db, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MEMORY_AGENT_RESTAURANT", str(restaurant_file(tmp_path, "America/Chicago")))
+    monkeypatch.setenv("MEMORY_AGENT_TIMEZONE", "Europe/Rome")
+    code, out, err = run(capsys, "--db", str(agent_db))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "'America/Chicago' but MEMORY_AGENT_TIMEZONE says 'Europe/Rome'" in err
+
+
 async def test_a_number_exports_every_person_on_it(repo, db_path, capsys):
     await place(repo, "maria", "+15550000002", [SALAD])
     await place(repo, "tom", "+15550000002#2", [TIRAMISU])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def both(tmp_path: Path, pg_url: str) -> tuple[Path, str]:
     conn = sqlite3.connect(path)
     with conn:  # spread the orders over days, so the date filters have something to choose
         conn.execute("UPDATE orders SET created_at = '2026-11-0' || (1 + id % 9) || substr(created_at, 11)")
+        # The last moment of summer time in New York: its clocks go back an hour at 06:00 UTC.
+        conn.execute("UPDATE orders SET created_at = '2026-11-01T05:59:59.999999+00:00' WHERE id = 1")
     conn.close()
     copy_to_postgres(path, pg_url)
     return path, pg_url
@@ -113,8 +116,10 @@ def exported(capsysbinary, db: str, *argv: str) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
 @pytest.mark.parametrize("items", [False, True], ids=["orders", "items"])
-def test_the_export_is_byte_for_byte_the_same_on_both_backends(both, capsysbinary, fmt, items):
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_the_export_is_byte_for_byte_the_same_on_both_backends(both, capsysbinary, monkeypatch, fmt, items, zone):
     path, url = both
+    monkeypatch.setenv("MEMORY_AGENT_TIMEZONE", zone)
     argv = ["--format", fmt, *(["--items"] if items else [])]
 
     on_sqlite = exported(capsysbinary, str(path), *argv)
@@ -122,6 +127,8 @@ def test_the_export_is_byte_for_byte_the_same_on_both_backends(both, capsysbinar
 
     assert on_postgres == on_sqlite
     assert on_sqlite.count(b"\n") > 10
+    offsets = [b"+00:00"] if zone == "UTC" else [b"-04:00", b"-05:00"]
+    assert all(re.search(rb"T\d\d:\d\d:\d\d" + re.escape(offset), on_sqlite) for offset in offsets)
     assert b"allergies: " in on_sqlite and (b"gluten" in on_sqlite) == items
 
 

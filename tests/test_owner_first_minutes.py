@@ -12,7 +12,7 @@ from db import CallSnapshot, Order
 from db.clock import to_iso
 from inspect_server import serve
 from memory_agent.datasette import dashboard
-from memory_agent.datasette.sqlfunctions import end_reason_words
+from memory_agent.datasette.sqlfunctions import OUTCOME_WORDS, TRANSFER_REASON_WORDS, end_reason_words
 from test_dashboard import NEW_YORK, chart_rows, cookies, ds, seeded  # noqa: F401  (fixtures)
 from test_dashboard_browser import PIZZA, TIRAMISU, headless_chromium
 
@@ -38,6 +38,32 @@ async def test_why_a_call_ended_reads_in_words(ds):  # noqa: F811
     assert ">the caller hung up</td>" in calls.text and ">participant_disconnected</td>" not in calls.text
     [abandoned] = await chart_rows(ds, "abandoned")
     assert abandoned["reason"] == "the caller hung up"
+
+
+async def test_facets_list_end_reasons_outcomes_and_reasons_in_words(ds):  # noqa: F811
+    calls = (await ds.client.get("/memory/calls", cookies=cookies(ds))).text
+    facets = calls[calls.index('class="facet-results"') : calls.index("</table>") if "</table>" in calls else None]
+    for words in ("the caller hung up", "the agent ended the call", "Order placed", "Message taken", "Caller hung up"):
+        assert f">{words}</a>" in facets, words
+    for code in ("participant_disconnected", "user_initiated", "order_placed", "message_taken", "hung_up"):
+        assert f">{code}<" not in facets, code
+    messages = (await ds.client.get("/memory/staff_messages?_facet=reason", cookies=cookies(ds))).text
+    assert ">A complaint</a>" in messages and ">complaint</a>" not in messages
+    # A chosen value reads in words too, and the filter still uses the code.
+    chosen = (await ds.client.get("/memory/calls?outcome=message_taken", cookies=cookies(ds))).text
+    assert "Message taken &middot; 1" in chosen
+
+
+def test_the_dashboards_outcome_words_are_the_facets():
+    query = dashboard.CHARTS["outcomes"]["query"]
+    assert all(f"'{words}'" in query for words in OUTCOME_WORDS.values())
+    assert all(f"'{words}'" in dashboard.CHARTS["transfers"]["query"] for words in TRANSFER_REASON_WORDS.values())
+
+
+async def test_the_callers_history_reads_in_local_time_and_words(ds):  # noqa: F811
+    page = (await ds.client.get("/memory/caller?identity=555-123-4567", cookies=cookies(ds))).text
+    assert "2026-07-03 22:30 EDT" in page and 'title="2026-07-04T02:30:00.000000+00:00"' in page
+    assert "the agent ended the call as Maria" in page and "user_initiated" not in page
 
 
 def test_every_end_reason_has_words():

@@ -13,6 +13,7 @@ from memory_agent.menu import load_menu
 from memory_agent.restaurant import Restaurant, RestaurantError, load_restaurant
 from memory_agent.scripted_llm import Say, ToolCall
 
+MENU = Path(__file__).resolve().parent.parent / "memory_agent" / "menu.toml"
 NEW_YORK = "America/New_York"
 HOURS = {
     "mon": [],
@@ -150,6 +151,41 @@ def test_a_restaurant_file_with_its_menu_inline(tmp_path):
     )
     place = load_restaurant(path, timezone="America/Denver")
     assert place.timezone == "America/Denver" and place.hours is None and place.menu.items[0].name == "Taco"
+
+
+def test_a_time_zone_is_said_once_the_variable_only_stands_in_for_a_file_without_one(tmp_path):
+    path = tmp_path / "restaurant.toml"
+    path.write_text(f'name = "Harbor Noodles"\ntimezone = "America/Los_Angeles"\nmenu = "{MENU}"\n')
+    assert load_restaurant(path).timezone == "America/Los_Angeles"
+    assert load_restaurant(path, timezone="America/Los_Angeles").timezone == "America/Los_Angeles"
+    with pytest.raises(RestaurantError) as refused:
+        load_restaurant(path, timezone="Europe/Rome")
+    assert str(refused.value).count("\n") == 0 and "'America/Los_Angeles' but MEMORY_AGENT_TIMEZONE" in str(
+        refused.value
+    )
+    assert load_restaurant(timezone="Europe/Rome").timezone == "Europe/Rome"  # the packaged file names none
+    assert load_restaurant().timezone == "UTC"
+
+
+async def test_the_agents_speak_of_the_restaurant_as_its_file_says(repo):
+    _, llm = await scripted_call(
+        repo, "ann", [Say("Welcome!")], ["hi"], restaurant=restaurant(name="Harbor Noodles", cuisine="Japanese noodle")
+    )
+    told = llm.requests[-1].instructions
+    assert "Harbor Noodles, a friendly Japanese noodle restaurant" in told and "Italian" not in told
+    assert load_restaurant().cuisine == "Italian"  # Bella Vista
+
+
+def test_the_owners_pages_are_the_restaurants(tmp_path):
+    from memory_agent.inspect import load_metadata
+
+    place = restaurant(name="Harbor Noodles", timezone="America/Los_Angeles")
+    metadata = load_metadata("memory", restaurant=place)
+    config = metadata["plugins"]["memory-agent"]
+    assert (config["restaurant"], config["timezone"]) == ("Harbor Noodles", "America/Los_Angeles")
+    assert config["menu"] == [{"id": item.id, "name": item.name} for item in place.menu.items]
+    assert metadata["title"] == "Harbor Noodles memory" and "Bella Vista" not in metadata["description"]
+    assert metadata["plugins"]["datasette-dashboards"]["owner"]["title"].startswith("Harbor Noodles:")
 
 
 def test_every_mistake_in_the_file_is_one_line(tmp_path):

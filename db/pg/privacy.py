@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 
 from db.models import name_key
 from db.pg.calls import NUMBER_LOCK, Conn
+from db.privacy import audit_counts
 
 # Every table that holds a caller's rows, in an order that deletes children first.
 ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
@@ -48,7 +49,14 @@ _SCOPES = {
 
 
 async def forget(
-    db: Conn, identity: str, name: str | None, exact: bool, dry_run: bool, subject: Callable[[str], str], now: str
+    db: Conn,
+    identity: str,
+    name: str | None,
+    exact: bool,
+    dry_run: bool,
+    subject: Callable[[str], str],
+    now: str,
+    on_call: bool = False,
 ) -> dict[str, Any]:
     """See ``db.privacy.forget``: the same choices, counts and audit rows.
 
@@ -75,7 +83,7 @@ async def forget(
                 (
                     now,
                     subject(key),
-                    json.dumps(counts, sort_keys=True),
+                    audit_counts(counts, on_call),
                     "profile" if erased_number is None else "number",
                 ),
             )

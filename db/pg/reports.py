@@ -21,11 +21,14 @@ from db.reports import (
     ITEMS_FROM,
     ORDER_COLUMNS,
     ORDERS_FROM,
+    TIME_RANGE_SQL,
     Column,
     ExportFormat,
     OrderFilter,
     assemble,
     check_format,
+    in_local_time,
+    offsets,
     where_sql,
 )
 
@@ -45,8 +48,14 @@ _FORMULA_STARTS = "'=', '+', '-', '@', chr(9), chr(13)"
 _NUMBER = "'^[+-][0-9][0-9 ().-]*$'"
 
 
-def _columns(columns: Sequence[Column]) -> tuple[Column, ...]:
+def _columns(columns: Sequence[Column], spans: Sequence[tuple[str, str]]) -> tuple[Column, ...]:
+    columns = in_local_time(columns, spans, _local)
     return tuple(replace(c, expr=ITEMS_SUMMARY) if c.kind == "summary" else c for c in columns)
+
+
+def _local(offset: str, x: str) -> str:
+    """As SQLite's ``strftime`` writes it (``db.reports``): whole seconds, then the offset."""
+    return f"""to_char(left({x}, 19)::timestamp + interval '{offset}', 'YYYY-MM-DD"T"HH24:MI:SS') || '{offset}'"""
 
 
 def _guard(first: str) -> str:
@@ -67,6 +76,8 @@ def _csv_cell(column: Column) -> str:
         return _money(x)
     if column.kind in ("int", "plain"):
         return f"coalesce(({x})::text, '')"
+    if column.kind == "time":
+        return x
     if column.kind == "summary":
         return f"""'"' || {_quoted(x)} || '"'"""
     if column.kind == "list":
@@ -89,9 +100,16 @@ def _json_value(column: Column) -> str:
     return f"coalesce(to_json({x})::text, 'null')"
 
 
-def export_sql(filters: OrderFilter, *, fmt: ExportFormat, items: bool = False) -> tuple[str, list[object]]:
-    """The query that yields one finished output line per order (or per item), as UTF-8 bytes."""
-    columns = _columns(ITEM_COLUMNS if items else ORDER_COLUMNS)
+def export_sql(
+    filters: OrderFilter,
+    *,
+    fmt: ExportFormat,
+    items: bool = False,
+    spans: Sequence[tuple[str, str]] = (("", "+00:00"),),
+) -> tuple[str, list[object]]:
+    """The query that yields one finished output line per order (or per item), as UTF-8 bytes, times at the
+    offsets ``spans``."""
+    columns = _columns(ITEM_COLUMNS if items else ORDER_COLUMNS, spans)
     where, params = where_sql(filters, mark="%s::text", binary=' COLLATE "C"')
     if fmt == "csv":
         line = " || ',' || ".join(_csv_cell(c) for c in columns) + " || chr(13) || chr(10)"
@@ -141,11 +159,15 @@ def export_chunks(
     fmt: ExportFormat,
     items: bool = False,
     chunk_rows: int = 5_000,
+    timezone: str = "UTC",
 ) -> Iterator[tuple[bytes, int]]:
-    """The whole export as UTF-8 chunks, each with the number of rows it holds, from a server-side cursor."""
+    """The whole export as UTF-8 chunks, each with the number of rows it holds, from a server-side cursor;
+    times in ``timezone``."""
     check_format(fmt)
-    query, params = export_sql(filters, fmt=fmt, items=items)
     with _translated(conn), conn.transaction(), conn.cursor(name="memory_agent_export", binary=True) as cursor:
+        found = conn.execute(TIME_RANGE_SQL).fetchone()
+        first, last = found if found else (None, None)
+        query, params = export_sql(filters, fmt=fmt, items=items, spans=offsets(timezone, first, last))
         cursor.itersize = chunk_rows
         cursor.execute(query, params)
         batches = iter(lambda: cursor.fetchmany(chunk_rows), [])

@@ -379,22 +379,34 @@ class PostgresRepository:
         host's spool (unless ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls
         still running, on any host, never write them back. ``dry_run`` only counts. ``online``: clean
         without locking the tables (see ``pg_privacy.clean_after_erasure``), for an erasure asked for
-        during a call while other calls write.
+        during a call while other calls write (its audit row says so).
         """
         if drop_spooled:
             async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
-                counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True)
+                counts = await self._erase(
+                    identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True, on_call=online
+                )
         else:  # the spool's replay, which holds ``replaying`` already
-            counts = await self._erase(identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False)
+            counts = await self._erase(
+                identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False, on_call=online
+            )
         vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED, online=online)
         return Erasure(counts=counts, log_emptied=vacuumed)
 
     async def _erase(
-        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool
+        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool, on_call: bool
     ) -> dict[str, int]:
         await asyncio.to_thread(self.audit_key.load)
         found = await self.run(
-            pg_privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), forced=True
+            pg_privacy.forget,
+            identity,
+            name,
+            exact,
+            dry_run,
+            self.audit_key.subject,
+            utcnow_iso(),
+            on_call,
+            forced=True,
         )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]

@@ -14,7 +14,7 @@ from memory_agent.state import Userdata
 from memory_agent.verification import known_number, recall
 
 PERSONA = (
-    "You are the phone assistant of {restaurant}, a friendly Italian restaurant. "
+    "You are the phone assistant of {restaurant}, a friendly {cuisine}restaurant. "
     "You are speaking on the phone: keep every reply to one or two short sentences, "
     "no lists, no markdown, no emoji. Prices are read from tools and the menu, never invented. "
     "Call the caller by the name in the caller data, if there is one, and never ask for it again. " + DATA_NOTE
@@ -87,7 +87,8 @@ def instructions(ud: Userdata, task: str, *, memory: bool = True) -> str:
     """An agent's instructions: the same for every caller up to its task (so a provider's prompt cache
     serves them across callers), then who is calling. ``memory``: the caller's memory, beyond their name
     (and whether their email is on file)."""
-    parts = [PERSONA.format(restaurant=ud.menu.restaurant), task]
+    cuisine = f"{ud.place.cuisine} " if ud.place.cuisine else ""
+    parts = [PERSONA.format(restaurant=ud.menu.restaurant, cuisine=cuisine), task]
     if hours := hours_text(ud):
         parts.append(hours)
     facts = ud.facts("allergy") + ud.facts("preference")

@@ -12,6 +12,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from db.privacy import ASKED_ON_CALL
+from memory_agent.datasette.sqlfunctions import OUTCOME_WORDS, TRANSFER_REASON_WORDS, words_sql
+
 SLUG = "owner"
 DEFAULT_DAYS = 90
 
@@ -277,22 +280,10 @@ _TILL_ROW = ["till_problems", "till_problems", "till_latest", "till_latest"]
 
 # The calls that began in the range, by the index on started_at.
 _CALLS_IN_RANGE = "k.started_at >= day_start_utc(:since) AND k.started_at < day_end_utc(:until)"
-_OUTCOME_WORDS = """CASE
-    WHEN k.ended_at IS NULL THEN 'Still on the line'
-    WHEN k.outcome = 'order_placed' THEN 'Order placed'
-    WHEN k.outcome = 'order_for_later' THEN 'Order for later'
-    WHEN k.outcome = 'transferred' THEN 'Put through to staff'
-    WHEN k.outcome = 'message_taken' THEN 'Message taken'
-    WHEN k.outcome = 'no_order' THEN 'No order'
-    WHEN k.outcome = 'hung_up' THEN 'Caller hung up'
-    WHEN k.outcome = 'erased' THEN 'Erased at their request'
-    ELSE 'Not recorded' END"""
-_REASON_WORDS = """CASE k.transfer_reason
-    WHEN 'asked_for_person' THEN 'Asked for a person'
-    WHEN 'complaint' THEN 'A complaint'
-    WHEN 'cannot_help' THEN 'The agent could not help'
-    WHEN 'misunderstanding' THEN 'Kept misunderstanding'
-    ELSE 'Other' END"""
+_OUTCOME_WORDS = "CASE WHEN k.ended_at IS NULL THEN 'Still on the line' ELSE {} END".format(
+    words_sql("k.outcome", OUTCOME_WORDS, "Not recorded")
+)
+_REASON_WORDS = words_sql("k.transfer_reason", TRANSFER_REASON_WORDS, "Other")
 # A call that ended without an order while we were closed, or after a transfer that failed.
 _MISSED = (
     "k.ended_at IS NOT NULL AND k.outcome NOT IN ('order_placed', 'order_for_later', 'erased')"
@@ -304,8 +295,14 @@ CHARTS.update(
         "outcomes": {
             "title": "How calls ended",
             "library": "vega-lite",
-            "query": f"SELECT {_OUTCOME_WORDS} AS outcome, count(*) AS calls\n"
-            f"FROM calls AS k WHERE {_CALLS_IN_RANGE}\nGROUP BY outcome ORDER BY calls DESC",
+            # A call that ended in an erasure went with it: its audit row (nothing personal) still counts it.
+            "query": f"SELECT outcome, sum(n) AS calls FROM (\n"
+            f"  SELECT {_OUTCOME_WORDS} AS outcome, count(*) AS n FROM calls AS k WHERE {_CALLS_IN_RANGE}\n"
+            "  GROUP BY outcome\n  UNION ALL\n"
+            f"  SELECT '{OUTCOME_WORDS['erased']}', count(*) FROM erasures AS e\n"
+            "  WHERE e.erased_at >= day_start_utc(:since) AND e.erased_at < day_end_utc(:until)\n"
+            f"    AND json_extract(e.counts, '$.{ASKED_ON_CALL}') = 1)\n"
+            "GROUP BY outcome HAVING sum(n) > 0 ORDER BY calls DESC",
             "display": _bars(
                 {"field": "calls", "type": "quantitative", "title": "Calls", "axis": {"tickMinStep": 1}},
                 {"field": "outcome", "type": "nominal", "sort": "-x", "title": None},
@@ -347,6 +344,24 @@ CHARTS.update(
     }
 )
 
+# The kitchen board's changes, newest first: ticket moves and dishes sold out, with who and when. Both
+# tables are walked newest first by their key (the order they were written in), stopping at the 20th.
+CHARTS["kitchen_log"] = {
+    "title": "The kitchen board: ticket moves and dishes sold out (newest first)",
+    "library": "table",
+    "query": 'SELECT local_time(at) AS "when", what, by FROM (\n'
+    "  SELECT * FROM (SELECT t.changed_at AS at, 'ticket #' || t.order_id || ' ' || t.status AS what,\n"
+    f"                 {_html('t.changed_by')} AS by FROM ticket_changes AS t\n"
+    "    WHERE t.changed_at >= day_start_utc(:since) AND t.changed_at < day_end_utc(:until)\n"
+    "    ORDER BY t.id DESC LIMIT 20)\n"
+    "  UNION ALL\n"
+    "  SELECT * FROM (SELECT s.marked_at, 'sold out: ' || s.menu_item, "
+    f"{_html('s.marked_by')} FROM sold_out AS s\n"
+    "    WHERE s.day >= coalesce(nullif(:since, ''), '0000') AND s.day <= coalesce(nullif(:until, ''), '9999')\n"
+    "    ORDER BY s.id DESC LIMIT 20))\n"
+    "ORDER BY at DESC LIMIT 20",
+}
+
 # Charts drawn as SVG (vega-embed reads this from the spec): sharp at any size, and their axes are text.
 for _chart in CHARTS.values():
     if _chart["library"] == "vega-lite":
@@ -363,15 +378,18 @@ LAYOUT = [
     _TILL_ROW,
     ["outcomes", "outcomes", "missed_revenue", "missed_revenue"],
     ["transfers", "transfers", "staff_messages", "staff_messages"],
+    ["kitchen_log", "kitchen_log", "kitchen_log", "kitchen_log"],
 ]
 
 
-def dashboard_config(database: str, *, today: date, days: int = DEFAULT_DAYS) -> dict[str, Any]:
+def dashboard_config(
+    database: str, *, today: date, days: int = DEFAULT_DAYS, restaurant: str = "Bella Vista"
+) -> dict[str, Any]:
     """The ``datasette-dashboards`` plugin configuration for the database served as ``database``."""
     since = today - timedelta(days=days - 1)
     return {
         SLUG: {
-            "title": "Bella Vista: how the restaurant is doing",
+            "title": f"{restaurant}: how the restaurant is doing",
             "description": "Placed orders, callers and ratings between two dates, in the restaurant's time zone."
             " Money is in dollars.",
             "layout": LAYOUT,

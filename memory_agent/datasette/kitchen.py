@@ -80,13 +80,9 @@ def _who(request: Any, body: dict[str, Any]) -> str:
 
 
 async def _write(datasette: Any, change: Any, *args: object) -> None:
-    """``change(conn, *args)`` on Datasette's one write connection, in a transaction of its own."""
-
-    def write(conn: Any) -> None:
-        with conn:  # Datasette leaves committing a function's writes to the function
-            change(conn, *args)
-
-    await datasette.get_database().execute_write_fn(write, block=True)
+    """``change(conn, *args)`` (a ``db.kitchen`` write, which commits its own transaction) on Datasette's
+    one write connection."""
+    await datasette.get_database().execute_write_fn(lambda conn: change(conn, *args), block=True)
 
 
 async def move_ticket(datasette: Any, request: Any) -> Response:

@@ -17,16 +17,20 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from datasette import hookimpl  # type: ignore[import-untyped]
 from datasette.utils.asgi import Response  # type: ignore[import-untyped]
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup, escape
 
 from memory_agent.datasette import kitchen, localtime
 from memory_agent.datasette.dashboard import SLUG, chart_queries
-from memory_agent.datasette.sqlfunctions import caller_key, end_reason_words, search_terms, status_words
+from memory_agent.datasette.sqlfunctions import caller_key, end_reason_words, in_words, search_terms
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 NAME = "memory-agent"
 
@@ -60,6 +64,14 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
 
 
 @hookimpl
+def prepare_jinja2_environment(env: Environment, datasette: Any) -> None:
+    """Facet lists in words (``templates/_facet_results.html``), as the cells are."""
+    env.filters["in_words"] = lambda label, column: in_words(column, label) if _config(datasette) else label
+    if _config(datasette) is not None and env.loader is not None:
+        env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), env.loader])
+
+
+@hookimpl
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     """The kitchen board's page and endpoints (``kitchen.py``)."""
     return kitchen.routes() if _config(datasette) is not None else []
@@ -80,13 +92,12 @@ def render_cell(value: Any, column: str, datasette: Any) -> Markup | None:
     config = _config(datasette)
     if config is None or not isinstance(column, str):
         return None
-    if column.endswith("_at") and isinstance(value, str):
+    if (column.endswith("_at") or column == "at") and isinstance(value, str):
         local = localtime.local_readable(value, str(config.get("timezone") or "UTC"))
         return None if local is None else Markup(f'<span title="{escape(value)}">{escape(local)}</span>')
-    if column == "end_reason":
-        return Markup(escape(end_reason_words(value)))
-    if column in ("status", "order_status") and value in ("in_progress", "placed", "abandoned"):
-        return Markup(escape(status_words(value)))
+    if column in ("end_reason", "outcome", "transfer_reason", "reason", "transfer_status", "status", "order_status"):
+        shown = in_words(column, value)
+        return None if shown is value else Markup(escape(shown))
     if not column.endswith("_cents"):
         return None
     if isinstance(value, int) and not isinstance(value, bool):

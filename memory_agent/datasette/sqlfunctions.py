@@ -61,3 +61,54 @@ _STATUSES = {"in_progress": "in progress", "placed": "placed", "abandoned": "aba
 def status_words(status: object) -> object:
     """An order's status in words (``in_progress`` is "in progress")."""
     return _STATUSES.get(status, status) if isinstance(status, str) else status
+
+
+OUTCOME_WORDS = {
+    "order_placed": "Order placed",
+    "order_for_later": "Order for later",
+    "transferred": "Put through to staff",
+    "message_taken": "Message taken",
+    "no_order": "No order",
+    "hung_up": "Caller hung up",
+    "erased": "Erased at their request",
+}
+TRANSFER_REASON_WORDS = {
+    "asked_for_person": "Asked for a person",
+    "complaint": "A complaint",
+    "cannot_help": "The agent could not help",
+    "misunderstanding": "Kept misunderstanding",
+    "other": "Other",
+}
+TRANSFER_STATUS_WORDS = {
+    "transferred": "put through",
+    "failed": "transfer failed",
+    "unavailable": "nobody to take it",
+}
+
+
+def outcome_words(outcome: object) -> str:
+    """How a call ended for the restaurant, in words."""
+    return OUTCOME_WORDS.get(outcome, "Not recorded") if isinstance(outcome, str) else "Not recorded"
+
+
+def words_sql(column: str, words: dict[str, str], otherwise: str) -> str:
+    """``words`` as a SQL ``CASE`` over ``column``: the same words as in Python, at SQL's speed."""
+    branches = " ".join(f"WHEN '{code}' THEN '{text}'" for code, text in words.items())
+    return f"CASE {column} {branches} ELSE '{otherwise}' END"
+
+
+def in_words(column: object, value: object) -> object:
+    """A cell or a facet's value in words when its column holds one of our codes, else the value itself."""
+    if column == "end_reason":
+        return end_reason_words(value)
+    if not isinstance(value, str):
+        return value
+    if column == "outcome":  # a call's, or a name tried on a number (identity_attempts)
+        return OUTCOME_WORDS.get(value) or value.replace("_", " ")
+    if column in ("transfer_reason", "reason"):
+        return TRANSFER_REASON_WORDS.get(str(value), value)
+    if column == "transfer_status":
+        return TRANSFER_STATUS_WORDS.get(str(value), value)
+    if column in ("status", "order_status"):
+        return status_words(value)
+    return value
