@@ -183,14 +183,16 @@ class Settings(BaseSettings):
                 problems.append(f"{variable} (still the placeholder from .env.example)")
         return problems
 
-    def repository(self, *, retention: bool = True) -> AbstractAsyncContextManager[Repository]:
+    def repository(self, *, retention: bool = True, attach: bool = False) -> AbstractAsyncContextManager[Repository]:
         """The database as these settings describe it: its spool folder and (unless told not to,
-        for commands that choose their own) the retention of transcripts applied when it opens."""
+        for commands that choose their own) the retention of transcripts applied when it opens.
+        ``attach``: connections only, to a database the worker's process prepared (a call's process)."""
         from db import open_repository
 
         keep = timedelta(days=self.keep_transcripts_days) if retention else None
         return open_repository(
             self.db,
+            attach=attach,
             spool_dir=self.spool_dir,
             keep_transcripts=keep,
             host_id=self.host_id,
