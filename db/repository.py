@@ -312,10 +312,11 @@ async def open_repository(
     ``attach``: only the connections, to a database another process prepared and looks after (migrated,
     its spool replayed and drained, stale calls closed, retention applied): what a call's process needs.
 
-    ``host_id``, ``lease``, ``erasure_key_file`` and ``sweep`` are PostgreSQL's: this process's host
-    (default: the hostname), how long a host's heartbeat stands for its open calls (default 30 s), the
-    key of the erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the
-    file), and how often a running host closes the calls of hosts whose lease ran out (default: the lease).
+    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default: the
+    hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key of the
+    erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the file).
+    ``sweep``: how often the open database is searched for calls whose owner is gone (on PostgreSQL,
+    whose lease ran out; default: the lease there, ``recovery.SWEEP`` on SQLite).
     """
     if is_postgres_url(url_or_path):
         from db.pg.repository import open_postgres
@@ -338,6 +339,7 @@ async def open_repository(
         spool_dir=spool_dir,
         keep_transcripts=keep_transcripts,
         attach=attach,
+        sweep=sweep,
     ) as lite:
         yield lite
 
@@ -350,12 +352,14 @@ async def open_sqlite_repository(
     spool_dir: str | Path | None = None,
     keep_transcripts: timedelta | None = None,
     attach: bool = False,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[Repository]:
     """Open the SQLite database and yield the repository.
 
     Creates and migrates it; then, in the background (``repo.recovery``), replays the snapshots
     spooled while it refused writes, closes the calls left open by processes that died, and (with
-    ``keep_transcripts``) removes transcripts and comments older than that. A
+    ``keep_transcripts``) removes transcripts and comments older than that; while open, it drains the
+    spool and closes calls left by dead processes every ``sweep``. A
     database that still refuses writes does not stop the product from starting. (Reports open
     it read-only with ``db.reports.open_read_only``.)
 
@@ -375,9 +379,12 @@ async def open_sqlite_repository(
         # In the background: a database that is slow to take writes must not delay the first call.
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
+        every_s = (sweep or recovery.SWEEP).total_seconds()
+        sweeping = asyncio.create_task(recovery.sweep(repo, every_s), name="stale-sweep")
         try:
             yield repo
         finally:
+            await recovery.stop(sweeping)
             await recovery.stop(draining)
             await repo.recovery
     finally:

@@ -8,15 +8,17 @@ import inspect
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
 from livekit.agents import JobExecutorType, JobProcess
 from livekit.agents.testing import fake_job_context
+from test_crashes import kill_mid_call
 from test_staff_transfer import SilentTTS
 
 from conftest import open_all_hours, rows
-from db import CallSnapshot, migrations, prepare_database, spool
+from db import CallSnapshot, migrations, open_repository, prepare_database, spool
 from db.clock import utcnow_iso
 from db.pg.repository import postgres_spool_path
 from db.spool import spool_path
@@ -183,3 +185,18 @@ async def test_on_postgresql_a_process_keeps_one_pool_across_its_calls(tmp_path,
     assert spool.call_ids(postgres_spool_path(pg_url, tmp_path)) == {"left-in-the-spool"}
     await database.aclose()
     assert pg_backends(pg_url) == set()
+
+
+async def test_the_worker_closes_the_call_of_a_call_process_killed_while_it_runs(tmp_path):
+    db = tmp_path / "memory.db"
+    async with open_repository(db, sweep=timedelta(seconds=0.2)) as worker:  # the worker's process
+        await worker.recovered()
+        kill_mid_call(db, "killed-call")  # a call's process, SIGKILLed (out of memory, say) mid-call
+        # Nobody starts and the caller does not call again: the worker's sweep closes it.
+        ended: list[tuple] = []
+        for _ in range(1200):  # poll for the outcome, within a bound
+            if ended := rows(db, "SELECT end_reason FROM calls WHERE ended_at IS NOT NULL"):
+                break
+            await asyncio.sleep(0.05)
+    [(reason,)] = ended
+    assert reason.startswith("abandoned:")

@@ -504,17 +504,6 @@ async def _execute(conn: Conn, sql: str, params: Sequence[object]) -> None:
     await conn.execute(sql, params)
 
 
-async def _sweep(repo: PostgresRepository, every_s: float) -> None:
-    """Close the calls of hosts whose lease ran out, every ``every_s``, for as long as this host runs."""
-    await asyncio.shield(repo.recovered())  # which closes them once at open
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await repo.close_stale_calls()
-        except RepositoryError as exc:
-            log.warning("sweep for abandoned calls postponed: %s", exc)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -636,7 +625,7 @@ async def open_postgres(
             return
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
-        sweeping = asyncio.create_task(_sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
+        sweeping = asyncio.create_task(recovery.sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
         try:
             yield repo
         finally:
