@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     host_id: str | None = Field(default=None, max_length=200, validation_alias="MEMORY_AGENT_HOST_ID")
     lease_s: float = Field(default=30.0, ge=1, le=3600, validation_alias="MEMORY_AGENT_LEASE_S")
     erasure_key_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_ERASURE_KEY_FILE")
-    # PostgreSQL only: how often a running host closes the calls of hosts whose lease ran out.
+    # How often the running worker closes the calls of processes that died (PostgreSQL: of hosts whose lease ran out).
     sweep_s: float = Field(default=30.0, ge=0.1, le=3600, validation_alias="MEMORY_AGENT_SWEEP_S")
     # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
     spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
