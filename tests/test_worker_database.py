@@ -4,9 +4,11 @@ process attaches to it once, when LiveKit prewarms the process, and a job only u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -200,3 +202,24 @@ async def test_the_worker_closes_the_call_of_a_call_process_killed_while_it_runs
             await asyncio.sleep(0.05)
     [(reason,)] = ended
     assert reason.startswith("abandoned:")
+
+
+async def test_a_replay_stopped_while_it_takes_the_spools_claim_lets_the_claim_go(tmp_path):
+    db = tmp_path / "memory.db"
+    await prepare_database(db)
+    async with open_repository(db, attach=True) as repo:  # no drainer: only this test replays
+        spool_a_call(spool_path(db), "left-in-the-spool")
+        # The spool's threads busy, so the claim is taken only after the replay was stopped (the drainer
+        # stopped as the database closes).
+        busy = threading.Event()
+        blocked = [asyncio.ensure_future(spool.in_spool_thread(busy.wait)) for _ in range(2)]
+        replay = asyncio.ensure_future(spool.replay(spool_path(db), repo.save_call))
+        await asyncio.sleep(0)  # the replay asks for its claim
+        replay.cancel()
+        busy.set()
+        await asyncio.gather(*blocked)
+        with contextlib.suppress(asyncio.CancelledError):
+            await replay
+        result = await repo.replay_spool()
+    assert result.written == 1
+    assert rows(db, "SELECT id FROM calls") == [("left-in-the-spool",)]
