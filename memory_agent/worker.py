@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -22,6 +23,7 @@ from memory_agent.logs import protect_logs
 from memory_agent.outbox import deliver_in_background
 from memory_agent.process_database import ProcessDatabase, process_database
 from memory_agent.providers import ProviderFactory, live_providers, text_providers
+from memory_agent.restaurant import RestaurantError
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
@@ -41,9 +43,13 @@ DATABASE = "database"
 
 def prewarm(proc: JobProcess, *, settings: Settings | None = None) -> None:
     """Ready a call's process before its call arrives: load the VAD (the model ships inside the silero
-    wheel) and begin attaching to the database, which the call then finds open."""
+    wheel), read the restaurant and its menu, and begin attaching to the database, which the call then
+    finds open."""
+    settings = settings or Settings()
     proc.userdata["vad"] = silero.VAD.load()
-    proc.userdata[DATABASE] = process_database(settings or Settings())
+    with contextlib.suppress(RestaurantError):  # checked as the worker started; a call would say why
+        settings.restaurant()  # read once per process, kept for its call
+    proc.userdata[DATABASE] = process_database(settings)
 
 
 class Worker(AgentServer):

@@ -26,6 +26,7 @@ from db.pg.repository import postgres_spool_path
 from db.spool import spool_path
 from memory_agent.process_database import process_database
 from memory_agent.providers import Providers
+from memory_agent.restaurant import load_restaurant
 from memory_agent.scripted_llm import Say, ScriptedLLM
 from memory_agent.settings import Settings
 from memory_agent.worker import DATABASE, Worker, entrypoint, prewarm
@@ -99,6 +100,7 @@ async def test_two_jobs_of_a_prewarmed_process_use_its_one_repository_and_recove
     database = proc.userdata[DATABASE]
     await database.repository()  # open while the process waits for its call
     assert files_open(db) == 2  # the reader and the writer
+    menus_read = load_restaurant.cache_info().misses
 
     first = await run_job(proc.userdata, settings)
     assert files_open(db) == 2
@@ -106,6 +108,7 @@ async def test_two_jobs_of_a_prewarmed_process_use_its_one_repository_and_recove
 
     assert files_open(db) == 2  # nothing opened again for the second call
     assert database.opened == 1
+    assert load_restaurant.cache_info().misses == menus_read  # the menu was read at prewarm, by no call
     assert rows(db, "SELECT id, ended_at IS NOT NULL FROM calls ORDER BY started_at") == [(first, 1), (second, 1)]
     # No replay on a call's path: the spool is the worker's process's to replay and drain.
     assert spool.call_ids(spool_path(db)) == {"left-in-the-spool"}
