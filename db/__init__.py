@@ -23,7 +23,7 @@ from db.models import (
     OrderLine,
 )
 from db.repository import Repository as SqliteRepository
-from db.repository import is_postgres_url, open_repository, open_sqlite_repository
+from db.repository import is_postgres_url, open_repository, open_sqlite_repository, prepare_database
 
 __all__ = [
     "CallSnapshot",
@@ -45,4 +45,5 @@ __all__ = [
     "is_postgres_url",
     "open_repository",
     "open_sqlite_repository",
+    "prepare_database",
 ]

@@ -42,6 +42,8 @@ async def recover(repo: AnyRepository, keep_transcripts: timedelta | None = None
 # or this one's while it backed off); a refused replay is tried again after a growing pause.
 DRAIN_IDLE_S = 2.0
 DRAIN_BACKOFF_S = (0.25, 4.0)
+# How often an open SQLite database is searched for calls left by dead processes.
+SWEEP = timedelta(seconds=30)
 
 
 async def drain(repo: AnyRepository, wake: asyncio.Event, *, idle_s: float = DRAIN_IDLE_S) -> None:
@@ -69,6 +71,18 @@ async def drain(repo: AnyRepository, wake: asyncio.Event, *, idle_s: float = DRA
         pause = first
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), idle_s)
+
+
+async def sweep(repo: AnyRepository, every_s: float) -> None:
+    """Close the calls whose owner is gone, every ``every_s``, for as long as the database is open: a call
+    process that died (killed, out of memory) leaves no open call behind until the worker restarts."""
+    await asyncio.shield(repo.recovered())  # which closes them once at open
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await repo.close_stale_calls()
+        except RepositoryError as exc:
+            log.warning("sweep for abandoned calls postponed: %s", exc)
 
 
 async def stop(task: asyncio.Task[None]) -> None:

@@ -22,12 +22,12 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from db import attempts, calls, privacy, recovery, spool, stale
+from db import attempts, calls, migrations, privacy, recovery, spool, stale
 from db.attempts import Outcome
 from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
-from db.errors import DatabaseUnavailable, NotFound
+from db.errors import DatabaseUnavailable, NotADatabase, NotFound
 from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
@@ -260,12 +260,41 @@ def _read_only(path: str, read: Callable[..., _T], *args: object) -> _T:
         conn.close()
 
 
+def _check_prepared(path: str, busy_timeout_ms: int) -> None:
+    """The file exists, is ours and is migrated: a process that attaches never creates or migrates it."""
+    if not Path(path).is_file():
+        raise NotADatabase(f"database {path} does not exist yet: the worker's process creates it when it starts")
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        version = migrations.schema_version(conn)
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabase(f"{path} is not a usable database ({exc})") from None
+    except NotADatabase as exc:
+        raise NotADatabase(f"{path}: {exc}") from None
+    finally:
+        conn.close()
+    if version != migrations.LATEST_VERSION:
+        raise NotADatabase(f"{path} is at schema version {version}, not {migrations.LATEST_VERSION}: not migrated yet")
+
+
 def _owned(snap: CallSnapshot) -> CallSnapshot:
     """The snapshot marked with the process running the call, unless it already is (a replay)."""
     if snap.owner_pid is not None:
         return snap
     owner = current_owner()
     return snap.model_copy(update={"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started})
+
+
+async def prepare_database(url_or_path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    """Create and migrate the database ``url_or_path`` names, and open nothing: ``NotADatabase``,
+    ``SchemaTooNew`` or ``DatabaseUnavailable`` in one line if it cannot be used."""
+    if is_postgres_url(url_or_path):
+        from db.pg.repository import prepare_postgres
+
+        await prepare_postgres(str(url_or_path))
+        return
+    await asyncio.to_thread(prepare, database_path(url_or_path), busy_timeout_ms)
 
 
 @asynccontextmanager
@@ -279,14 +308,19 @@ async def open_repository(
     lease: timedelta | None = None,
     erasure_key_file: str | Path | None = None,
     sweep: timedelta | None = None,
+    attach: bool = False,
 ) -> AsyncIterator[Store]:
     """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
     ``postgres://``) URL opens PostgreSQL (``db.pg``), anything else a SQLite file.
 
-    ``host_id``, ``lease``, ``erasure_key_file`` and ``sweep`` are PostgreSQL's: this process's host
-    (default: the hostname), how long a host's heartbeat stands for its open calls (default 30 s), the
-    key of the erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the
-    file), and how often a running host closes the calls of hosts whose lease ran out (default: the lease).
+    ``attach``: only the connections, to a database another process prepared and looks after (migrated,
+    its spool replayed and drained, stale calls closed, retention applied): what a call's process needs.
+
+    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default: the
+    hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key of the
+    erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the file).
+    ``sweep``: how often the open database is searched for calls whose owner is gone (on PostgreSQL,
+    whose lease ran out; default: the lease there, ``recovery.SWEEP`` on SQLite).
     """
     if is_postgres_url(url_or_path):
         from db.pg.repository import open_postgres
@@ -299,11 +333,17 @@ async def open_repository(
             lease=lease,
             erasure_key_file=erasure_key_file,
             sweep=sweep,
+            attach=attach,
         ) as pg:
             yield pg
         return
     async with open_sqlite_repository(
-        url_or_path, busy_timeout_ms=busy_timeout_ms, spool_dir=spool_dir, keep_transcripts=keep_transcripts
+        url_or_path,
+        busy_timeout_ms=busy_timeout_ms,
+        spool_dir=spool_dir,
+        keep_transcripts=keep_transcripts,
+        attach=attach,
+        sweep=sweep,
     ) as lite:
         yield lite
 
@@ -315,28 +355,40 @@ async def open_sqlite_repository(
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     spool_dir: str | Path | None = None,
     keep_transcripts: timedelta | None = None,
+    attach: bool = False,
+    sweep: timedelta | None = None,
 ) -> AsyncIterator[Repository]:
     """Open the SQLite database and yield the repository.
 
     Creates and migrates it; then, in the background (``repo.recovery``), replays the snapshots
     spooled while it refused writes, closes the calls left open by processes that died, and (with
-    ``keep_transcripts``) removes transcripts and comments older than that. A
+    ``keep_transcripts``) removes transcripts and comments older than that; while open, it drains the
+    spool and closes calls left by dead processes every ``sweep``. A
     database that still refuses writes does not stop the product from starting. (Reports open
     it read-only with ``db.reports.open_read_only``.)
+
+    ``attach``: the connections only, to a file another process prepared (see ``open_repository``);
+    ``NotADatabase`` if it is missing or not migrated.
     """
     path = database_path(url_or_path)
-    await asyncio.to_thread(prepare, path, busy_timeout_ms)
+    await asyncio.to_thread(_check_prepared if attach else prepare, path, busy_timeout_ms)
     writer = Writer(path, busy_timeout_ms=busy_timeout_ms)
     reader = await connect_reader(path, busy_timeout_ms)
     try:
         await writer.start()
         repo = Repository(path, reader, writer, spool_path(path, spool_dir))
+        if attach:
+            yield repo
+            return
         # In the background: a database that is slow to take writes must not delay the first call.
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
+        every_s = (sweep or recovery.SWEEP).total_seconds()
+        sweeping = asyncio.create_task(recovery.sweep(repo, every_s), name="stale-sweep")
         try:
             yield repo
         finally:
+            await recovery.stop(sweeping)
             await recovery.stop(draining)
             await repo.recovery
     finally:

@@ -19,6 +19,7 @@ have filled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import logging
@@ -147,7 +148,16 @@ async def replay(
     Once the database refuses one for being unavailable, the rest wait for the next replay.
     """
     result = ReplayResult()
-    claim = await in_spool_thread(_claim, path)
+    claiming = asyncio.ensure_future(in_spool_thread(_claim, path))
+    try:
+        claim = await asyncio.shield(claiming)
+    except asyncio.CancelledError:
+        # Stopped while the claim was being taken (the drainer at close): the thread still takes it, so
+        # let it go once taken (a moment: it never waits), or no replay would run again while this process lives.
+        claiming.add_done_callback(_let_go)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(claiming)
+        raise
     if claim is None:
         return result  # another process is replaying: it covers these lines
     try:
@@ -230,6 +240,11 @@ def _claim(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _let_go(claiming: asyncio.Future[int | None]) -> None:
+    if not claiming.cancelled() and claiming.exception() is None and (fd := claiming.result()) is not None:
+        os.close(fd)
 
 
 def _read_locked(path: Path) -> list[bytes] | None:

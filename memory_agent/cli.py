@@ -450,6 +450,7 @@ def _run_worker(mode: str, extra: list[str]) -> None:
     # LiveKit's own CLI reads only the process environment, not .env.local.
     os.environ.update({name: os.environ.get(name) or settings.value(name) or "" for name in livekit})
     _check_livekit(settings)
+    _prepare_database(settings)
     from livekit.agents import cli
 
     from memory_agent.worker import build_server
@@ -470,6 +471,14 @@ def _run_worker(mode: str, extra: list[str]) -> None:
             f"the worker stopped: {failure.reason} ({settings.livekit_url}); check LIVEKIT_URL and the server,"
             " or raise MEMORY_AGENT_LIVEKIT_RETRIES"
         )
+
+
+def _prepare_database(settings: Settings) -> None:
+    """The database created and migrated before the worker starts, or why not in one line; the worker's
+    process does it again as it starts (a no-op then), before any call's process attaches to it."""
+    from db import prepare_database
+
+    asyncio.run(prepare_database(settings.db))
 
 
 def _check_livekit(settings: Settings) -> None:
@@ -551,6 +560,7 @@ def console(ctx: typer.Context) -> None:
 
     from memory_agent.worker import build_server
 
+    _prepare_database(settings)
     sys.argv = ["memory-agent", "console", *ctx.args]
     cli.run_app(build_server(settings))
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     host_id: str | None = Field(default=None, max_length=200, validation_alias="MEMORY_AGENT_HOST_ID")
     lease_s: float = Field(default=30.0, ge=1, le=3600, validation_alias="MEMORY_AGENT_LEASE_S")
     erasure_key_file: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_ERASURE_KEY_FILE")
-    # PostgreSQL only: how often a running host closes the calls of hosts whose lease ran out.
+    # How often the running worker closes the calls of processes that died (PostgreSQL: of hosts whose lease ran out).
     sweep_s: float = Field(default=30.0, ge=0.1, le=3600, validation_alias="MEMORY_AGENT_SWEEP_S")
     # Where refused writes wait to be replayed; another filesystem keeps them when the database's is full.
     spool_dir: Path | None = Field(default=None, validation_alias="MEMORY_AGENT_SPOOL_DIR")
@@ -184,14 +184,16 @@ class Settings(BaseSettings):
                 problems.append(f"{variable} (still the placeholder from .env.example)")
         return problems
 
-    def repository(self, *, retention: bool = True) -> AbstractAsyncContextManager[Repository]:
+    def repository(self, *, retention: bool = True, attach: bool = False) -> AbstractAsyncContextManager[Repository]:
         """The database as these settings describe it: its spool folder and (unless told not to,
-        for commands that choose their own) the retention of transcripts applied when it opens."""
+        for commands that choose their own) the retention of transcripts applied when it opens.
+        ``attach``: connections only, to a database the worker's process prepared (a call's process)."""
         from db import open_repository
 
         keep = timedelta(days=self.keep_transcripts_days) if retention else None
         return open_repository(
             self.db,
+            attach=attach,
             spool_dir=self.spool_dir,
             keep_transcripts=keep,
             host_id=self.host_id,

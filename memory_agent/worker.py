@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import Protocol
+from typing import Any, Protocol
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
 from livekit.agents.worker import ServerEnvOption
 from livekit.plugins import silero
 
+from db import Repository
 from memory_agent.call import Call, start_call
 from memory_agent.identity import caller_key, is_attested, redact
 from memory_agent.journal import in_background
 from memory_agent.logs import protect_logs
 from memory_agent.outbox import deliver_in_background
+from memory_agent.process_database import ProcessDatabase, process_database
 from memory_agent.providers import ProviderFactory, live_providers, text_providers
+from memory_agent.restaurant import RestaurantError
 from memory_agent.settings import Settings
 
 log = logging.getLogger("memory_agent")
@@ -34,15 +38,48 @@ GOODBYE = "I can't hear you, so I'll hang up now. Please call us again. Goodbye!
 LIVEKIT_PORT = ServerEnvOption(dev_default=0, prod_default=8081)
 
 
-def prewarm(proc: JobProcess) -> None:
-    """Load the VAD once per worker process (the model ships inside the silero wheel)."""
+DATABASE = "database"
+
+
+def prewarm(proc: JobProcess, *, settings: Settings | None = None) -> None:
+    """Ready a call's process before its call arrives: load the VAD (the model ships inside the silero
+    wheel), read the restaurant and its menu, and begin attaching to the database, which the call then
+    finds open."""
+    settings = settings or Settings()
     proc.userdata["vad"] = silero.VAD.load()
+    with contextlib.suppress(RestaurantError):  # checked as the worker started; a call would say why
+        settings.restaurant()  # read once per process, kept for its call
+    proc.userdata[DATABASE] = process_database(settings)
+
+
+class Worker(AgentServer):
+    """LiveKit's server, holding the database open for as long as it runs.
+
+    LiveKit runs each call in a process of its own that ends with the call; only this process outlives
+    calls, so it does the database's work that is once per worker rather than once per call: it migrates
+    the database before any call's process is started, replays the spool and closes calls left open by
+    dead processes, applies the retention, and drains the host's spool (on PostgreSQL it also sweeps for
+    other hosts' abandoned calls). A call's process only attaches (``memory_agent.process_database``).
+    """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        self.settings = settings
+        self.repository: Repository | None = None  # while it runs
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        async with self.settings.repository() as self.repository:
+            try:
+                await super().run(devmode=devmode, unregistered=unregistered)
+            finally:
+                self.repository = None
 
 
 def build_server(settings: Settings) -> AgentServer:
     """The worker from Settings: connection retries, drain timeout, health endpoint's address and, for
     explicit dispatch, its agent name."""
-    server = AgentServer(
+    server = Worker(
+        settings,
         setup_fnc=prewarm,
         max_retry=settings.livekit_retries,
         drain_timeout=settings.drain_timeout_s,
@@ -64,7 +101,8 @@ async def entrypoint(
     sip_attributes_wait_s: float = SIP_ATTRIBUTES_WAIT_S,
     sip_service: Callable[[JobContext], SipTransfers] | None = None,
 ) -> None:
-    """One call: open the database, wait for the caller, start the call; finish it however the job ends."""
+    """One call: take the database its process opened, wait for the caller, start the call; finish it
+    however the job ends."""
     settings = settings or Settings()
     resources = AsyncExitStack()
     call: Call | None = None
@@ -79,7 +117,7 @@ async def entrypoint(
     # Registered first, so the database is closed however the job ends.
     ctx.add_shutdown_callback(finish_and_close)
     protect_logs()  # the job process's handlers are LiveKit's: keep personal data out of them too
-    repo = await resources.enter_async_context(settings.repository())
+    repo = await job_repository(ctx, settings, resources)
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
@@ -118,6 +156,17 @@ async def entrypoint(
         hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
     log.info("serving %s in job %s", redact(key), ctx.job.id)
+
+
+async def job_repository(ctx: JobContext, settings: Settings, resources: AsyncExitStack) -> Repository:
+    """The repository the job's process attached to at prewarm; a job whose process was not prewarmed
+    (a test's fake job) opens the database itself, as `memory-agent chat` does."""
+    database = ctx.proc.userdata.get(DATABASE)
+    if not isinstance(database, ProcessDatabase):
+        return await resources.enter_async_context(settings.repository())
+    if ctx.proc.executor_type == JobExecutorType.PROCESS:
+        resources.push_async_callback(database.aclose)  # the process ends with its one job
+    return await database.repository()
 
 
 def in_text_console() -> bool:

@@ -7,6 +7,8 @@ they said their name, seconds from "placed" to the order's row being readable by
 ``bench_fsync.py --paced-calls``. Prints one JSON object.
 
     .venv/bin/python scripts/bench_load.py --processes 4 --calls 50 --step-s 0.8 --busy
+
+``--job-start N`` times only what a job's start costs before its greeting (see ``job_start``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
 from multiprocessing.queues import Queue
@@ -135,13 +138,92 @@ def watch(path: Path, call_ids_seen: dict[str, float], depth: list[tuple[float, 
     depth.append((round(time.time() - t0, 1), lines))
 
 
+class NullRepository:
+    """A repository that keeps nothing and knows no one: the reference for what the database adds."""
+
+    spool_file = Path(os.devnull)
+
+    async def household(self, caller: str) -> tuple[()]:
+        return ()
+
+    async def read(self, sql: str, params: Any) -> list[Any]:
+        return []
+
+    async def close_stale_calls(self, **kwargs: Any) -> list[str]:
+        return []
+
+    async def identity_attempts(self, caller: str, *, since: str) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        async def nothing(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return nothing
+
+
+async def job_start(db: str, jobs: int, spool_dir: str) -> dict[str, Any]:
+    """Seconds from a job's start to its greeting, per call, as the worker's entrypoint gets its repository:
+    opened by the job itself (every call migrating, recovering, purging and draining, as before), or
+    attached once by its prewarmed process; against a null repository, in the same run, as the reference."""
+    from contextlib import AsyncExitStack
+
+    from livekit.agents import JobExecutorType, JobProcess
+    from livekit.agents.testing import fake_job_context
+
+    from memory_agent.process_database import ProcessDatabase
+    from memory_agent.settings import Settings
+    from memory_agent.worker import DATABASE, job_repository
+
+    settings = Settings.model_validate({"MEMORY_AGENT_DB": db, "MEMORY_AGENT_SPOOL_DIR": spool_dir})
+    async with settings.repository() as repo:  # the worker's process, with a year of calls on file
+        await repo.recovered()
+        for n in range(jobs * 20):
+            await repo.save_call(CallSnapshot(call_id=f"past-{n}", identity=f"past-{n % 50}", started_at=utcnow_iso()))
+    process = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
+    process.userdata[DATABASE] = database = ProcessDatabase(settings)
+    await database.repository()  # opened while the process waited in LiveKit's pool
+    times: dict[str, list[float]] = {"null": [], "per_job": [], "prewarmed": []}
+    for n in range(jobs):
+        for variant, times_of in times.items():
+            with fake_job_context() as ctx:
+                if variant == "prewarmed":
+                    ctx.proc.userdata.update(process.userdata)
+                resources = AsyncExitStack()
+                began = time.monotonic()
+                repo = NullRepository() if variant == "null" else await job_repository(ctx, settings, resources)
+                name = f"Guest {n}"
+                call = await start_call(identity=f"job-{n}", repo=repo, llm=PacedLLM(steps(name), step_s=0))
+                assert call.greeting is not None
+                await call.greeting
+                times_of.append(time.monotonic() - began)
+                await call.finish("caller_hung_up")
+                await resources.aclose()
+    await database.aclose()
+    p50 = {variant: statistics.median(values) for variant, values in times.items()}
+    return {
+        "jobs": jobs,
+        "greeting_ms_p50": {variant: round(value * 1000, 1) for variant, value in p50.items()},
+        "greeting_ms_p90": {variant: round(percentile(values, 0.9) * 1000, 1) for variant, values in times.items()},
+        "greeting_ms_max": {variant: round(max(values) * 1000, 1) for variant, values in times.items()},
+        "per_job_over_null": round(p50["per_job"] / p50["null"], 2),
+        "prewarmed_over_null": round(p50["prewarmed"] / p50["null"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--calls", type=int, default=50, help="concurrent calls per process")
     parser.add_argument("--step-s", type=float, default=0.8, help="seconds per LLM answer")
     parser.add_argument("--busy", action="store_true", help="a busy loop on every core")
+    parser.add_argument("--job-start", type=int, metavar="N", help="only time N jobs' start to their greeting")
+    parser.add_argument("--db", help="for --job-start: a PostgreSQL URL instead of a SQLite file")
     args = parser.parse_args()
+    if args.job_start:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(asyncio.run(job_start(args.db or str(Path(tmp) / "memory.db"), args.job_start, tmp))))
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "memory.db"

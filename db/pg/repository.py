@@ -519,17 +519,6 @@ async def _execute(conn: Conn, sql: str, params: Sequence[object]) -> None:
     await conn.execute(sql, params)
 
 
-async def _sweep(repo: PostgresRepository, every_s: float) -> None:
-    """Close the calls of hosts whose lease ran out, every ``every_s``, for as long as this host runs."""
-    await asyncio.shield(repo.recovered())  # which closes them once at open
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await repo.close_stale_calls()
-        except RepositoryError as exc:
-            log.warning("sweep for abandoned calls postponed: %s", exc)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -577,6 +566,12 @@ async def _migrate(url: str, where: str) -> None:
         ) from None
 
 
+async def prepare_postgres(url: str) -> None:
+    """Migrate the database at ``url``; see ``db.prepare_database``."""
+    url = postgres_url(url)
+    await _migrate(url, describe_url(url))
+
+
 def _reason(exc: psycopg.OperationalError) -> str:
     """libpq's reason, from its last line (the earlier ones repeat the address)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -595,16 +590,21 @@ async def open_postgres(
     erasure_key_file: str | Path | None = None,
     pool_size: int = POOL_SIZE,
     sweep: timedelta | None = None,
+    attach: bool = False,
 ) -> AsyncIterator[PostgresRepository]:
     """Open the database at ``url`` (migrating it) and yield the repository; see ``db.open_repository``.
 
     Unreachable at open: ``DatabaseUnavailable``, in one line without the URL's password.
     While open, it looks every ``sweep`` (default: the lease) for calls whose owner's lease ran out,
     and closes them as abandoned: a dead host's calls do not wait for a host to start.
+
+    ``attach``: no migration, recovery, drainer or sweep (another process of the host runs them): the
+    pool, the lookup connection and this process's heartbeat, which stands for the calls it runs.
     """
     url = postgres_url(url)
     where = describe_url(url)
-    await _migrate(url, where)
+    if not attach:
+        await _migrate(url, where)
     lease = lease or LEASE
     spool_file = postgres_spool_path(url, spool_dir)
     key_file = Path(erasure_key_file) if erasure_key_file is not None else spool_file.parent / ERASURE_KEY_NAME
@@ -635,9 +635,12 @@ async def open_postgres(
         await repo.lookups.open()
         await repo.heartbeat()
         beating = asyncio.create_task(_keep_alive(repo, min(5.0, lease.total_seconds() / 3)), name="heartbeat")
+        if attach:
+            yield repo
+            return
         repo.recovery = asyncio.create_task(recovery.recover(repo, keep_transcripts), name="recover")
         draining = asyncio.create_task(recovery.drain(repo, repo.spooled), name="spool-drainer")
-        sweeping = asyncio.create_task(_sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
+        sweeping = asyncio.create_task(recovery.sweep(repo, (sweep or lease).total_seconds()), name="stale-sweep")
         try:
             yield repo
         finally:
