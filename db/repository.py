@@ -110,7 +110,9 @@ class Repository:
         snap = _owned(snap)
 
         async def write(careful: bool) -> list[str]:
-            return await self.writer.run(calls.write_call, snap, utcnow_iso(), careful, self.audit_key, forced=forced)
+            return await self.writer.run(
+                calls.write_call, snap, utcnow_iso(), careful, self.audit_key, forced=forced, group=True
+            )
 
         await recovery.save_whole_or_in_parts(snap.call_id, write)
 
