@@ -5,10 +5,11 @@ never holds up the caller lookup). Writes go to one thread that owns a plain ``s
 connection and runs each write as a function inside one ``BEGIN IMMEDIATE`` transaction, in a
 single hop from the event loop (the shape of Datasette's ``execute_write_fn``).
 
-Writes wait in one queue, forced ones ahead of relaxed ones (a placed order does not wait behind
-the turns of other calls). Writes that may share a transaction (``group``: a call's snapshot), queued
-while the thread was busy, share one: each in a savepoint of its own, so one that fails is undone
-alone, and one commit, one turn of the writers' lock and, when forced, one flush for them all.
+Writes wait in one queue: *urgent* ones (a placed order, which the caller waits for) first, then
+forced ones, then relaxed ones, so a placed order does not wait behind the turns of other calls.
+Writes that may share a transaction (``group``: a call's snapshot), queued while the thread was
+busy, share one: each in a savepoint of its own, so one that fails is undone alone, and one
+commit, one turn of the writers' lock and, when forced, one flush for them all.
 
 Durability is chosen per transaction: a *forced* write (``synchronous = FULL``) is on disk when
 it returns, and survives power loss; a *relaxed* one (``NORMAL``, the WAL default) survives the
@@ -105,7 +106,12 @@ class _Write:
     args: tuple[object, ...]
     forced: bool
     group: bool
+    urgent: bool
     done: asyncio.Future[Any]
+
+    @property
+    def rank(self) -> tuple[bool, bool]:
+        return not self.urgent, not self.forced
 
 
 class Writer:
@@ -133,10 +139,13 @@ class Writer:
     async def start(self) -> None:
         await self._hop(self._connect)
 
-    async def run(self, body: Callable[..., _T], *args: object, forced: bool = False, group: bool = False) -> _T:
+    async def run(
+        self, body: Callable[..., _T], *args: object, forced: bool = False, group: bool = False, urgent: bool = False
+    ) -> _T:
         """``body(db, *args)`` in a transaction; ``forced``: on disk when this returns (and ahead of relaxed
-        writes waiting); ``group``: it may share its transaction with other such writes waiting."""
-        write = _Write(body, args, forced, group, asyncio.get_running_loop().create_future())
+        writes waiting); ``urgent``: ahead of every write waiting that is not; ``group``: it may share its
+        transaction with other such writes of its rank waiting."""
+        write = _Write(body, args, forced, group, urgent, asyncio.get_running_loop().create_future())
         self._queue.append(write)
         if self._serving is None or self._serving.done():
             self._serving = asyncio.create_task(self._serve(), name="db-writer")
@@ -169,15 +178,15 @@ class Writer:
                     write.done.set_exception(value)
 
     def _next(self) -> list[_Write]:
-        """The next transaction's writes: the first forced one waiting (else the first), with every write of
-        its kind waiting that may share it, when it may."""
+        """The next transaction's writes: the first of the highest rank waiting, with every write of its rank
+        waiting that may share it, when it may."""
         self._queue = [write for write in self._queue if not write.done.cancelled()]
         if not self._queue:
             return []
-        first = next((write for write in self._queue if write.forced), self._queue[0])
+        first = min(self._queue, key=lambda write: write.rank)  # the first of them, on a tie
         batch = [first]
         if first.group:
-            same = (w for w in self._queue if w is not first and w.group and w.forced == first.forced)
+            same = (w for w in self._queue if w is not first and w.group and w.rank == first.rank)
             batch += [write for write, _ in zip(same, range(GROUP_LIMIT - 1), strict=False)]
         taken = set(map(id, batch))
         self._queue = [write for write in self._queue if id(write) not in taken]

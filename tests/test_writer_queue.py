@@ -60,16 +60,22 @@ async def queued(repo: Repository, count: int) -> None:
     assert repo.writer.waiting == count
 
 
-async def test_a_placed_order_is_committed_before_the_turns_queued_ahead_of_it(repo, db_path):
+def ended_call(call_id: str) -> CallSnapshot:
+    return turn(call_id).model_copy(update={"ended_at": utcnow_iso(), "end_reason": "caller_hung_up"})
+
+
+async def test_a_placed_order_is_committed_before_the_writes_queued_ahead_of_it(repo, db_path):
     async with writer_busy(repo) as ended:
         turns = [tracked(ended, f"turn {n}", repo.save_call(turn(f"t{n}"))) for n in range(TURNS)]
+        closing = tracked(ended, "ended", repo.save_call(ended_call("e"), forced=True))
         placing = tracked(ended, "placed", repo.save_call(placed("p"), forced=True))
-        await queued(repo, TURNS + 1)
-    await asyncio.gather(*turns, placing)
+        await queued(repo, TURNS + 2)
+    await asyncio.gather(*turns, closing, placing)
 
-    assert ended == ["held", "placed", *(f"turn {n}" for n in range(TURNS))]
+    # the placement first, then the other forced write (a call's final record), then the turns
+    assert ended == ["held", "placed", "ended", *(f"turn {n}" for n in range(TURNS))]
     assert rows(db_path, "SELECT call_id, status FROM orders") == [("p", "placed")]
-    assert rows(db_path, "SELECT count(*) FROM messages") == [(TURNS + 1,)]
+    assert rows(db_path, "SELECT count(*) FROM messages") == [(TURNS + 2,)]
 
 
 async def test_snapshots_waiting_together_share_one_commit_and_all_are_written(repo, db_path):
