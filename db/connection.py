@@ -6,7 +6,9 @@ connection and runs each write as a function inside one ``BEGIN IMMEDIATE`` tran
 single hop from the event loop (the shape of Datasette's ``execute_write_fn``).
 
 Writes wait in one queue: *urgent* ones (a placed order, which the caller waits for) first, then
-forced ones, then relaxed ones, so a placed order does not wait behind the turns of other calls.
+relaxed ones (a call's turns, spooled if not written within their budget), then the other forced
+ones (a call's final record, the spool's replay), so a placed order waits behind no other call's
+writes, and a turn's write behind no replay.
 Writes that may share a transaction (``group``: a call's snapshot), queued while the thread was
 busy, share one: each in a savepoint of its own, so one that fails is undone alone, and one
 commit, one turn of the writers' lock and, when forced, one flush for them all.
@@ -111,7 +113,7 @@ class _Write:
 
     @property
     def rank(self) -> tuple[bool, bool]:
-        return not self.urgent, not self.forced
+        return not self.urgent, self.forced
 
 
 class Writer:
@@ -142,7 +144,7 @@ class Writer:
     async def run(
         self, body: Callable[..., _T], *args: object, forced: bool = False, group: bool = False, urgent: bool = False
     ) -> _T:
-        """``body(db, *args)`` in a transaction; ``forced``: on disk when this returns (and ahead of relaxed
+        """``body(db, *args)`` in a transaction; ``forced``: on disk when this returns (and after the relaxed
         writes waiting); ``urgent``: ahead of every write waiting that is not; ``group``: it may share its
         transaction with other such writes of its rank waiting."""
         write = _Write(body, args, forced, group, urgent, asyncio.get_running_loop().create_future())
