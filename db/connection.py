@@ -112,8 +112,9 @@ class _Write:
     done: asyncio.Future[Any]
 
     @property
-    def rank(self) -> tuple[bool, bool]:
-        return not self.urgent, self.forced
+    def rank(self) -> int:
+        """0: urgent, 1: relaxed, 2: forced; the lowest waiting goes first."""
+        return 0 if self.urgent else 2 if self.forced else 1
 
 
 class Writer:
