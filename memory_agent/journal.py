@@ -66,12 +66,13 @@ class Journal:
         # a checkpoint spools only what changed since it.
         self._kept: tuple[int, CallSnapshot] | None = None
         self._made = 0  # snapshots numbered in the order they were made
+        self._asked = 0  # the newest snapshot a write was asked for
         self._pending: tuple[int, CallSnapshot] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._attempts: list[asyncio.Future[None]] = []  # names tried, being recorded: the close waits for them
         self._lock = asyncio.Lock()
         self._lookup: asyncio.Future[tuple[CustomerMemory, ...]] | None = None
-        self._last_write: asyncio.Future[None] | None = None  # writes queue on the lock: the last ends last
+        self._last_write: asyncio.Future[bool] | None = None  # writes queue on the lock: the last ends last
 
     def look_up(self) -> None:
         """Start looking the caller up now, in the background; ``household`` waits for this lookup."""
@@ -295,8 +296,9 @@ class Journal:
             writing = self._last_write = asyncio.ensure_future(self._write(made, snap, forced=False))
             in_background(writing, None)  # its failure is handled below
             try:
-                await asyncio.wait_for(asyncio.shield(writing), timeout=self.budget_s)
-                continue
+                if await asyncio.wait_for(asyncio.shield(writing), timeout=self.budget_s):
+                    continue
+                reason = "left to a newer write"  # which may not be durable yet: the spool keeps it meanwhile
             except CallerErased:
                 self._erased_while_running()
                 continue
@@ -320,11 +322,17 @@ class Journal:
             self.erased = True
             log.info("call %s: its caller was erased while it ran; nothing more of it is written", self.call_id)
 
-    async def _write(self, made: int, snap: CallSnapshot, *, forced: bool) -> None:
+    async def _write(self, made: int, snap: CallSnapshot, *, forced: bool) -> bool:
+        """Write ``snap`` (the ``made``-th); False when a relaxed one is left to a newer write asked for since,
+        which carries all of it (under contention, a call's turns then cost one write, not one each)."""
+        self._asked = max(self._asked, made)
         async with self._lock:
+            if not forced and made < self._asked:
+                return False
             await self._repo.save_call(changes(snap, since=self._written), forced=forced)
             self._written = snap
             self._keep(made, snap)
+            return True
 
     def _number(self) -> int:
         self._made += 1
