@@ -4,11 +4,13 @@ and the spool's replay joins a call's lines up into the whole call, on either ba
 from __future__ import annotations
 
 from test_failing_database import FAST_GIVE_UP_MS, write_lock_held
+from test_writer_queue import writer_busy
 
 from conftest import rows
 from db import CallSnapshot, Message, Order, OrderLine, open_repository
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.journal import Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM
 
 NUMBER = "+15550003000"
@@ -101,3 +103,23 @@ async def test_the_lines_of_a_call_whose_caller_was_erased_since_are_all_dropped
     assert [tuple(r) for r in await any_repo.read("SELECT count(*) FROM messages", ())] == [(0,)]
     assert [tuple(r) for r in await any_repo.read("SELECT count(*) FROM calls", ())] == [(0,)]
     assert not any_repo.spool_file.exists() or any_repo.spool_file.read_text() == ""
+
+
+async def test_turns_queued_behind_a_busy_writer_cost_two_writes_not_one_each(repo, db_path):
+    lines: list[str] = []
+    journal = Journal(repo, call_id="c1", caller=None, budget_s=0.05)
+    journal.attach(lambda end_reason: part(1, *lines))
+    before = repo.write_counts["relaxed"]
+    async with writer_busy(repo):
+        for n in range(1, 6):
+            lines.append(f"line {n}")
+            journal.checkpoint()
+            await journal.saved()  # not written within the budget: in the spool
+        assert len(spool_path(db_path).read_bytes().splitlines()) == 5
+    await journal.flush()
+
+    # the held write, the first turn's (already under way), then the last, carrying the three between
+    assert repo.write_counts["relaxed"] - before == 3
+    assert rows(db_path, "SELECT content FROM messages WHERE call_id = 'c1' ORDER BY seq") == [
+        (f"line {n}",) for n in range(1, 6)
+    ]
