@@ -5,6 +5,14 @@ never holds up the caller lookup). Writes go to one thread that owns a plain ``s
 connection and runs each write as a function inside one ``BEGIN IMMEDIATE`` transaction, in a
 single hop from the event loop (the shape of Datasette's ``execute_write_fn``).
 
+Writes wait in one queue: *urgent* ones (a placed order, which the caller waits for) first, then
+relaxed ones (a call's turns, spooled if not written within their budget), then the other forced
+ones (a call's final record, the spool's replay), so a placed order waits behind no other call's
+writes, and a turn's write behind no replay.
+Writes that may share a transaction (``group``: a call's snapshot), queued while the thread was
+busy, share one: each in a savepoint of its own, so one that fails is undone alone, and one
+commit, one turn of the writers' lock and, when forced, one flush for them all.
+
 Durability is chosen per transaction: a *forced* write (``synchronous = FULL``) is on disk when
 it returns, and survives power loss; a *relaxed* one (``NORMAL``, the WAL default) survives the
 process being killed, since the operating system already holds it, but may be lost with the
@@ -21,8 +29,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -41,6 +50,8 @@ WRITE_ATTEMPTS = 3
 CHECKPOINT_IDLE_S = 2.0
 # After a checkpoint the WAL file is cut back to this size instead of staying at its largest.
 WAL_SIZE_LIMIT = 1 << 20
+# Writes that share one transaction at most (a transaction holds SQLite's lock for all of them).
+GROUP_LIMIT = 32
 
 
 def database_path(url_or_path: str | Path) -> str:
@@ -91,19 +102,37 @@ class Busy(Exception):
     """BEGIN IMMEDIATE found the write lock taken past the busy timeout: worth retrying."""
 
 
+@dataclass(eq=False)
+class _Write:
+    body: Callable[..., Any]
+    args: tuple[object, ...]
+    forced: bool
+    group: bool
+    urgent: bool
+    done: asyncio.Future[Any]
+
+    @property
+    def rank(self) -> int:
+        """0: urgent, 1: relaxed, 2: forced; the lowest waiting goes first."""
+        return 0 if self.urgent else 2 if self.forced else 1
+
+
 class Writer:
     """The one thread that writes: ``await writer.run(body, *args)`` runs ``body(db, *args)`` in a transaction.
 
     Nothing is awaited while SQLite's write lock is held, so a transaction is as short as SQLite
     allows; a busy database is retried within a bound (``WRITE_ATTEMPTS`` tries, each waiting up to
-    the busy timeout). ``counts`` tallies committed transactions as ``forced`` or ``relaxed``.
+    the busy timeout). ``counts`` tallies committed transactions as ``forced`` or ``relaxed``, and
+    as ``grouped`` the writes that shared a transaction with another (a commit saved each).
     """
 
     def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = path
         self.counts: Counter[str] = Counter()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one transaction (or checkpoint) at a time, retries included
+        self._queue: list[_Write] = []
+        self._serving: asyncio.Task[None] | None = None
         self._writers = WriterLock(path, timeout_s=busy_timeout_ms / 1000)
         self._busy_timeout_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
@@ -113,13 +142,66 @@ class Writer:
     async def start(self) -> None:
         await self._hop(self._connect)
 
-    async def run(self, body: Callable[..., _T], *args: object, forced: bool = False) -> _T:
+    async def run(
+        self, body: Callable[..., _T], *args: object, forced: bool = False, group: bool = False, urgent: bool = False
+    ) -> _T:
+        """``body(db, *args)`` in a transaction; ``forced``: on disk when this returns (and after the relaxed
+        writes waiting); ``urgent``: ahead of every write waiting that is not; ``group``: it may share its
+        transaction with other such writes of its rank waiting."""
+        write = _Write(body, args, forced, group, urgent, asyncio.get_running_loop().create_future())
+        self._queue.append(write)
+        if self._serving is None or self._serving.done():
+            self._serving = asyncio.create_task(self._serve(), name="db-writer")
+        result: _T = await write.done
+        return result
+
+    @property
+    def waiting(self) -> int:
+        """Writes asked for and not yet taken up by the thread."""
+        return sum(not write.done.cancelled() for write in self._queue)
+
+    async def _serve(self) -> None:
+        while batch := self._next():
+            try:
+                outcomes = await self._commit(batch)
+            except BaseException as exc:  # every write of the batch hears why (a cancellation too)
+                for write in batch:
+                    if not write.done.done():
+                        stopped = DatabaseUnavailable("the database writer was stopped")
+                        write.done.set_exception(exc if isinstance(exc, Exception) else stopped)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for write, (ok, value) in zip(batch, outcomes, strict=True):
+                if write.done.done():
+                    continue
+                if ok:
+                    write.done.set_result(value)
+                else:
+                    write.done.set_exception(value)
+
+    def _next(self) -> list[_Write]:
+        """The next transaction's writes: the first of the highest rank waiting, with every write of its rank
+        waiting that may share it, when it may."""
+        self._queue = [write for write in self._queue if not write.done.cancelled()]
+        if not self._queue:
+            return []
+        first = min(self._queue, key=lambda write: write.rank)  # the first of them, on a tie
+        batch = [first]
+        if first.group:
+            same = (w for w in self._queue if w is not first and w.group and w.rank == first.rank)
+            batch += [write for write, _ in zip(same, range(GROUP_LIMIT - 1), strict=False)]
+        taken = set(map(id, batch))
+        self._queue = [write for write in self._queue if id(write) not in taken]
+        return batch
+
+    async def _commit(self, batch: list[_Write]) -> list[tuple[bool, Any]]:
         async with self._lock:
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    result = await self._hop(self._transaction, forced, body, *args)
+                    outcomes = await self._hop(self._transaction, batch)
                     self._checkpoint_when_idle()
-                    return result
+                    return outcomes
                 except Busy as exc:
                     if attempt == WRITE_ATTEMPTS:
                         raise DatabaseUnavailable(f"database write refused: {exc}") from None
@@ -150,6 +232,8 @@ class Writer:
         self._thread.submit(self._checkpoint_quietly)  # after any transaction queued on the thread
 
     async def close(self) -> None:
+        while self._serving is not None and not self._serving.done():  # the writes asked for before closing
+            await asyncio.wait([self._serving])
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
@@ -180,16 +264,19 @@ class Writer:
             self._db.close()
             self._db = None
 
-    def _transaction(self, forced: bool, body: Callable[..., _T], *args: object) -> _T:
+    def _transaction(self, batch: list[_Write]) -> list[tuple[bool, Any]]:
+        """Run the writes of ``batch`` in one transaction, each undone alone if it fails (its outcome is
+        ``(False, exception)``). The database refusing (``OperationalError``) undoes them all, and raises."""
         db = self._db
         assert db is not None, "the writer is closed"
+        forced = any(write.forced for write in batch)
         if forced:
             db.execute("PRAGMA synchronous = FULL")
         try:
             self._begin(db)
             try:
-                result = body(db, *args)
-                db.execute("COMMIT")
+                outcomes = [self._one(db, write) for write in batch]
+                db.execute("COMMIT" if any(ok for ok, _ in outcomes) else "ROLLBACK")
             except BaseException:
                 try:
                     if db.in_transaction:
@@ -201,8 +288,26 @@ class Writer:
         finally:
             if forced:
                 db.execute("PRAGMA synchronous = NORMAL")
-        self.counts["forced" if forced else "relaxed"] += 1
-        return result
+        if written := sum(ok for ok, _ in outcomes):
+            self.counts["forced" if forced else "relaxed"] += 1
+            self.counts["grouped"] += written - 1
+        return outcomes
+
+    @staticmethod
+    def _one(db: sqlite3.Connection, write: _Write) -> tuple[bool, Any]:
+        db.execute("SAVEPOINT write")
+        try:
+            result = write.body(db, *write.args)
+        except sqlite3.OperationalError:
+            raise  # the database itself is refusing: no write would fare better
+        except Exception as exc:  # noqa: BLE001  (this write is undone, the others are kept)
+            db.execute("ROLLBACK TO write")
+            db.execute("RELEASE write")
+            if isinstance(exc, sqlite3.Error):
+                return False, RepositoryError(f"database refused the write: {exc}")
+            return False, exc
+        db.execute("RELEASE write")
+        return True, result
 
     def _begin(self, db: sqlite3.Connection) -> None:
         """Queue behind other writers, then take SQLite's write lock; Busy if either is held too long."""

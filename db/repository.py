@@ -108,9 +108,20 @@ class Repository:
         began, and nothing was written.
         """
         snap = _owned(snap)
+        # A placement (or its replay from the spool) goes ahead of the other writes waiting.
+        placing = snap.order is not None and snap.order.status == "placed" and not snap.final
 
         async def write(careful: bool) -> list[str]:
-            return await self.writer.run(calls.write_call, snap, utcnow_iso(), careful, self.audit_key, forced=forced)
+            return await self.writer.run(
+                calls.write_call,
+                snap,
+                utcnow_iso(),
+                careful,
+                self.audit_key,
+                forced=forced,
+                group=True,
+                urgent=placing,
+            )
 
         await recovery.save_whole_or_in_parts(snap.call_id, write)
 

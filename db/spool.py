@@ -144,7 +144,9 @@ async def replay(
 
     The lock is held to read the spool, then again to forget what the database now holds, never
     while a record is written: appenders go on meanwhile, and their lines stay for the next replay.
-    A call's later snapshot holds everything of its earlier ones, so only its last is written.
+    A call's lines may each hold only what changed since the one before (or since what the database
+    held): they are joined up in their order and written at the call's last line, as few snapshots as
+    their transcripts allow (one, unless a line's transcript starts past the end of the one before).
     Once the database refuses one for being unavailable, the rest wait for the next replay.
     """
     result = ReplayResult()
@@ -189,12 +191,16 @@ async def _replay_claimed(
             # A line torn by a crash mid-append, or edited by hand: never replayable.
             rejected.append(raw)
     last = {record.call_id: n for n, (_, record) in enumerate(parsed) if isinstance(record, CallSnapshot)}
+    chains: dict[str, list[CallSnapshot]] = {}  # each call's lines so far, joined up
+    raws: dict[str, list[bytes]] = {}
     done: list[bytes] = []  # lines the database no longer needs
     unavailable = False
     for n, (raw, record) in enumerate(parsed):
-        if isinstance(record, CallSnapshot) and last[record.call_id] != n:
-            done.append(raw)
-            continue
+        if isinstance(record, CallSnapshot):
+            _join(chains.setdefault(record.call_id, []), record)
+            raws.setdefault(record.call_id, []).append(raw)
+            if last[record.call_id] != n:
+                continue
         if unavailable or (isinstance(record, ErasureRequest) and erase is None):
             result.kept += 1
             continue
@@ -205,11 +211,13 @@ async def _replay_claimed(
                 result.erasures += 1
                 done.append(raw)
                 continue
-            if erased is not None and await erased(record):
+            snaps = chains.pop(record.call_id)
+            if erased is not None and await erased(snaps[-1]):
                 result.erased += 1
-                done.append(raw)
+                done += raws[record.call_id]
                 continue
-            await finalize(record)
+            for snap in snaps:  # in order; a failure keeps every line for the next replay (written again: harmless)
+                await finalize(snap)
         except Exception as exc:  # noqa: BLE001  (kept for the next replay, whatever the cause)
             what = "erasure" if isinstance(record, ErasureRequest) else record.call_id
             result.errors.append(f"{what}: {exc}")
@@ -217,10 +225,36 @@ async def _replay_claimed(
             unavailable = isinstance(exc, DatabaseUnavailable)
             continue
         result.written += 1
-        done.append(raw)
+        done += raws[record.call_id]
     result.rejected = len(rejected)
     if done or rejected:
         await in_spool_thread(_forget_lines, path, done, rejected)
+
+
+def _join(snaps: list[CallSnapshot], later: CallSnapshot) -> None:
+    """Add a call's next line to its lines so far, joined into the last one when their transcripts meet."""
+    if snaps and (merged := joined(snaps[-1], later)) is not None:
+        snaps[-1] = merged
+    else:
+        snaps.append(later)
+
+
+def joined(earlier: CallSnapshot, later: CallSnapshot) -> CallSnapshot | None:
+    """One snapshot holding ``earlier`` then ``later`` (each part as ``later`` has it, unless it left the part
+    out); None when ``later``'s transcript starts past the end of ``earlier``'s (the lines between are stored)."""
+    if later.first_seq > earlier.first_seq + len(earlier.messages):
+        return None
+    if later.first_seq <= earlier.first_seq:
+        first_seq, messages = later.first_seq, later.messages
+    else:
+        kept = earlier.messages[: later.first_seq - earlier.first_seq]
+        first_seq, messages = earlier.first_seq, kept + later.messages
+    parts = {
+        name: value
+        for name in CallSnapshot.model_fields
+        if name not in ("messages", "first_seq") and (value := getattr(later, name)) not in (None, [])
+    }
+    return earlier.model_copy(update={**parts, "first_seq": first_seq, "messages": messages})
 
 
 def _erasure(raw: bytes) -> ErasureRequest | None:

@@ -152,7 +152,8 @@ async def start_call(
         session_close_transcript_timeout=close_transcript_timeout_s,
     )
     call = Call(session=session, userdata=ud)
-    ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason))
+    rows = Transcript()
+    ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason, rows))
     session.on("close", call._on_close)
     # The agent's every reply completes a turn: the turn is journaled then (tools journal their
     # own changes as they make them, and with them the caller's words that led to them).
@@ -170,8 +171,13 @@ async def start_call(
     return call
 
 
-def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None = None) -> CallSnapshot:
-    """The call as it stands, from its state and the session's canonical history; final with an end reason."""
+def call_snapshot(
+    ud: Userdata, history: llm.ChatContext, end_reason: str | None = None, rows: Transcript | None = None
+) -> CallSnapshot:
+    """The call as it stands, from its state and the session's canonical history; final with an end reason.
+
+    ``rows``: the call's transcript rows so far, so that only new lines of the history are converted.
+    """
     return CallSnapshot(
         call_id=ud.call_id,
         identity=ud.profile_key,
@@ -181,7 +187,7 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
         email=ud.order.email,
         order=ud.order.order(final=end_reason is not None),
         feedback=ud.order.feedback(),
-        messages=transcript(history),
+        messages=(rows or Transcript())(history),
         facts=list(ud.stated.values()),
         ended_at=None if end_reason is None else utcnow_iso(),
         end_reason=end_reason,
@@ -195,32 +201,47 @@ def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None
 
 def transcript(history: llm.ChatContext) -> list[Message]:
     """The canonical history as rows: messages, tool calls and outputs, and handoffs."""
-    rows: list[Message] = []
-    agent = None  # until the first handoff names the Greeter
-    for item in history.items:
-        when = from_epoch(item.created_at)
-        if item.type == "message":
-            if item.role in ("system", "developer"):
+    return Transcript()(history)
+
+
+class Transcript:
+    """The canonical history as rows, each built once per line of the history and kept while the line is
+    unchanged: a checkpoint late in a long call converts only what is new."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[tuple[str, str | None, str, float], Message]] = {}
+
+    def __call__(self, history: llm.ChatContext) -> list[Message]:
+        rows: list[Message] = []
+        agent = None  # until the first handoff names the Greeter
+        for item in history.items:
+            if item.type == "agent_handoff":
+                agent = item.new_agent_id
+            fields = _row_fields(item, agent)
+            if fields is None:
                 continue
-            rows.append(Message(role=item.role, agent=agent, content=item.text_content or "", created_at=when))
-        elif item.type == "function_call":
-            rows.append(
-                Message(role="tool_call", agent=agent, content=f"{item.name}({item.arguments})", created_at=when)
-            )
-        elif item.type == "function_call_output":
-            content = ("error: " if item.is_error else "") + item.output
-            rows.append(Message(role="tool_output", agent=agent, content=content, created_at=when))
-        elif item.type == "agent_handoff":
-            agent = item.new_agent_id
-            rows.append(
-                Message(
-                    role="handoff",
-                    agent=agent,
-                    content=f"{item.old_agent_id or 'start'} -> {item.new_agent_id}",
-                    created_at=when,
-                )
-            )
-    return rows
+            kept = self._rows.get(item.id)
+            if kept is None or kept[0] != fields:
+                role, by, content, created = fields
+                kept = fields, Message(role=role, agent=by, content=content, created_at=from_epoch(created))
+                self._rows[item.id] = kept
+            rows.append(kept[1])
+        return rows
+
+
+def _row_fields(item: llm.ChatItem, agent: str | None) -> tuple[str, str | None, str, float] | None:
+    """A history item's row as (role, agent, content, created_at); None for what the transcript leaves out."""
+    if item.type == "message":
+        if item.role in ("system", "developer"):
+            return None
+        return item.role, agent, item.text_content or "", item.created_at
+    if item.type == "function_call":
+        return "tool_call", agent, f"{item.name}({item.arguments})", item.created_at
+    if item.type == "function_call_output":
+        return "tool_output", agent, ("error: " if item.is_error else "") + item.output, item.created_at
+    if item.type == "agent_handoff":
+        return "handoff", agent, f"{item.old_agent_id or 'start'} -> {item.new_agent_id}", item.created_at
+    return None
 
 
 def _on_item(ud: Userdata, item: llm.ChatItem) -> None:

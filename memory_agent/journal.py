@@ -5,12 +5,14 @@
 - *open*: the call's start is written in the background: neither it nor the lookup waits for the other.
 - *checkpoint*: after each change, a non-blocking write of the call as it now stands. At most
   one write is in flight; a newer snapshot replaces a pending one; nothing is written when
-  nothing changed, and the transcript is sent from its first new line. These writes are
-  *relaxed*: a killed process keeps them, a power cut may not. One the database does not take
-  within the budget (locked by another connection, or failing) goes to the fsynced spool
-  instead, so a killed process loses at most the turn in progress; the write itself goes on.
+  nothing changed, and only what changed is sent (the transcript from its first new line), so a
+  checkpoint costs the same late in a long call as early. These writes are *relaxed*: a killed
+  process keeps them, a power cut may not. One the database does not take within the budget
+  (locked by another connection, or failing) goes to the fsynced spool instead, as what changed
+  since the last checkpoint a killed process keeps (the spool's replay joins them up), so a
+  killed process loses at most the turn in progress; the write itself goes on.
 - *commit*: placing an order is durable before it is announced: a *forced* write within the
-  budget, or else a line in the fsynced spool.
+  budget, or else the whole call as a line in the fsynced spool.
 - *close*: the final record, forced, within ``FINALIZE_WITHIN_S`` (a job being shut down has
   only seconds to live), or else spooled, whatever the failure.
 """
@@ -60,12 +62,17 @@ class Journal:
         self._source: SnapshotSource | None = None
         self._latest: CallSnapshot | None = None  # the newest snapshot handed to the database
         self._written: CallSnapshot | None = None  # the newest snapshot the database holds
-        self._pending: CallSnapshot | None = None
+        # The newest snapshot a killed process keeps (in the database or the spool), by its number:
+        # a checkpoint spools only what changed since it.
+        self._kept: tuple[int, CallSnapshot] | None = None
+        self._made = 0  # snapshots numbered in the order they were made
+        self._asked = 0  # the newest snapshot a write was asked for
+        self._pending: tuple[int, CallSnapshot] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._attempts: list[asyncio.Future[None]] = []  # names tried, being recorded: the close waits for them
         self._lock = asyncio.Lock()
         self._lookup: asyncio.Future[tuple[CustomerMemory, ...]] | None = None
-        self._last_write: asyncio.Future[None] | None = None  # writes queue on the lock: the last ends last
+        self._last_write: asyncio.Future[bool] | None = None  # writes queue on the lock: the last ends last
 
     def look_up(self) -> None:
         """Start looking the caller up now, in the background; ``household`` waits for this lookup."""
@@ -206,7 +213,8 @@ class Journal:
         snap = self._source(None)
         if snap == self._latest:
             return
-        self._latest = self._pending = snap
+        self._latest = snap
+        self._pending = (self._number(), snap)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name=f"journal-{self.call_id}")
 
@@ -219,7 +227,7 @@ class Journal:
         snap = self._latest = self._source(None)
         self._pending = None
         try:
-            return await self._durably(snap, within_s=self.budget_s, what="order")
+            return await self._durably(self._number(), snap, within_s=self.budget_s, what="order")
         except CallerErased:
             raise DatabaseUnavailable(f"call {self.call_id}: its caller was erased; nothing of it is kept") from None
 
@@ -242,7 +250,7 @@ class Journal:
             base = self._latest or CallSnapshot(call_id=self.call_id)
             snap = base.model_copy(update={"ended_at": utcnow_iso(), "end_reason": end_reason})
         try:
-            return await self._durably(snap, within_s=within_s, what="call")
+            return await self._durably(self._number(), snap, within_s=within_s, what="call")
         except CallerErased:
             return True  # nothing to keep, by design
 
@@ -257,8 +265,8 @@ class Journal:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
-    async def _durably(self, snap: CallSnapshot, *, within_s: float, what: str) -> bool:
-        writing = asyncio.ensure_future(self._write(snap, forced=True))
+    async def _durably(self, made: int, snap: CallSnapshot, *, within_s: float, what: str) -> bool:
+        writing = asyncio.ensure_future(self._write(made, snap, forced=True))
         in_background(writing, None)  # its failure is handled below
         try:
             await asyncio.wait_for(asyncio.shield(writing), timeout=within_s)
@@ -271,22 +279,26 @@ class Journal:
         except Exception as exc:  # noqa: BLE001  (whatever went wrong, the spool keeps it)
             reason = str(exc) or type(exc).__name__
         # A write given up on may still land; the replay is idempotent, so nothing is written twice.
+        # The whole call, not only what changed: a power cut may lose the relaxed writes before it.
         try:
             path = await self._repo.spool(snap)
         except Exception as exc:  # noqa: BLE001
             log.critical("call %s: the %s could not be written (%s) nor spooled (%s)", self.call_id, what, reason, exc)
             raise DatabaseUnavailable(f"call {self.call_id} neither written nor spooled: {exc}") from None
+        self._keep(made, snap)
         log.warning("call %s: the %s was spooled to %s: %s", self.call_id, what, path, reason)
         return False
 
     async def _drain(self) -> None:
-        while (snap := self._pending) is not None:
+        while (pending := self._pending) is not None:
             self._pending = None
-            writing = self._last_write = asyncio.ensure_future(self._write(snap, forced=False))
+            made, snap = pending
+            writing = self._last_write = asyncio.ensure_future(self._write(made, snap, forced=False))
             in_background(writing, None)  # its failure is handled below
             try:
-                await asyncio.wait_for(asyncio.shield(writing), timeout=self.budget_s)
-                continue
+                if await asyncio.wait_for(asyncio.shield(writing), timeout=self.budget_s):
+                    continue
+                reason = "left to a newer write"  # which may not be durable yet: the spool keeps it meanwhile
             except CallerErased:
                 self._erased_while_running()
                 continue
@@ -294,13 +306,15 @@ class Journal:
                 reason = f"not written within {self.budget_s:g} s"
             except Exception as exc:  # noqa: BLE001  (whatever went wrong, the spool keeps the turns)
                 reason = str(exc) or type(exc).__name__
-            # The completed turns must survive the process: the spool keeps them until the database
-            # takes them (the write given up on may still land; the replay is idempotent).
+            # The completed turns must survive the process: the spool keeps what changed since the
+            # last snapshot a killed process keeps, until the database takes it (the write given up
+            # on may still land; the replay is idempotent).
             try:
-                await self._repo.spool(snap)
+                await self._repo.spool(changes(snap, since=None if self._kept is None else self._kept[1]))
             except Exception as exc:  # noqa: BLE001  (the next checkpoint or the close covers it)
                 log.warning("checkpoint of call %s neither written (%s) nor spooled: %s", self.call_id, reason, exc)
             else:
+                self._keep(made, snap)
                 log.warning("checkpoint of call %s spooled: %s", self.call_id, reason)
 
     def _erased_while_running(self) -> None:
@@ -308,29 +322,44 @@ class Journal:
             self.erased = True
             log.info("call %s: its caller was erased while it ran; nothing more of it is written", self.call_id)
 
-    async def _write(self, snap: CallSnapshot, *, forced: bool) -> None:
+    async def _write(self, made: int, snap: CallSnapshot, *, forced: bool) -> bool:
+        """Write ``snap`` (the ``made``-th); False when a relaxed one is left to a newer write asked for since,
+        which carries all of it (under contention, a call's turns then cost one write, not one each)."""
+        self._asked = max(self._asked, made)
         async with self._lock:
-            await self._repo.save_call(self._new_in(snap), forced=forced)
+            if not forced and made < self._asked:
+                return False
+            await self._repo.save_call(changes(snap, since=self._written), forced=forced)
             self._written = snap
+            self._keep(made, snap)
+            return True
 
-    def _new_in(self, snap: CallSnapshot) -> CallSnapshot:
-        """``snap`` with only the transcript lines the database does not have yet (a final one whole)."""
-        written = self._written
-        if snap.final or written is None:
-            return snap
-        same = 0
-        for old, new in zip(written.messages, snap.messages, strict=False):
-            if old != new:
-                break
-            same += 1
-        # Parts the database already has are left out (None: not touched), so a checkpoint that
-        # only adds a line of the conversation writes only that line.
-        unchanged: dict[str, Any] = {
-            part: [] if part in ("facts", "staff_messages") else None
-            for part in ("caller_name", "email", "order", "feedback", "facts", "staff_messages")
-            if getattr(written, part) == getattr(snap, part) and written.identity == snap.identity
-        }
-        return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})
+    def _number(self) -> int:
+        self._made += 1
+        return self._made
+
+    def _keep(self, made: int, snap: CallSnapshot) -> None:
+        """``snap`` (the ``made``-th) is in the database or the spool: later checkpoints spool only what follows."""
+        if self._kept is None or made > self._kept[0]:
+            self._kept = (made, snap)
+
+
+def changes(snap: CallSnapshot, *, since: CallSnapshot | None) -> CallSnapshot:
+    """``snap`` with only what changed since ``since`` (a final one whole): the transcript from its first
+    new line, and None (or no items) for each part unchanged, which a write leaves untouched."""
+    if snap.final or since is None:
+        return snap
+    same = 0
+    for old, new in zip(since.messages, snap.messages, strict=False):
+        if old is not new and old != new:  # rows are built once per line of the history: mostly the same object
+            break
+        same += 1
+    unchanged: dict[str, Any] = {
+        part: [] if part in ("facts", "staff_messages") else None
+        for part in ("caller_name", "email", "order", "feedback", "facts", "staff_messages")
+        if getattr(since, part) == getattr(snap, part) and since.identity == snap.identity
+    }
+    return snap.model_copy(update={"messages": snap.messages[same:], "first_seq": same + 1, **unchanged})
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()

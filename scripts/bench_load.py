@@ -2,9 +2,10 @@
 
 Each call greets, hears the caller's name, takes an order and places it, at a scripted LLM's pace;
 optionally with a busy loop on every core. Measured: how many callers were recognized by the time
-they said their name, seconds from "placed" to the order's row being readable by another connection
-(p50/p99), the spool's depth over time, the time to the greeting, and disk flushes are left to
-``bench_fsync.py --paced-calls``. Prints one JSON object.
+they said their name, seconds from "placed" (the order tool has returned: the call tells the caller
+so next) to the order's row being readable by another connection (p50/p99), the spool's depth over
+time, the time to the greeting, and disk flushes are left to ``bench_fsync.py --paced-calls``.
+Prints one JSON object.
 
     .venv/bin/python scripts/bench_load.py --processes 4 --calls 50 --step-s 0.8 --busy
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_calls import PacedLLM
+from livekit.agents import FunctionToolsExecutedEvent
 
 from db import CallSnapshot, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
@@ -83,6 +85,13 @@ def worker_process(path: str, worker: int, calls: int, step_s: float, start: Bar
         key, name = caller(worker, n)
         began = time.monotonic()
         call = await start_call(identity=key, repo=repo, llm=PacedLLM(steps(name), step_s=step_s), call_id=f"{key}-now")
+        placed: list[float] = []
+
+        def on_tools(event: FunctionToolsExecutedEvent) -> None:
+            if any(c.name == "confirm_order" for c in event.function_calls):
+                placed.append(time.time())
+
+        call.session.on("function_tools_executed", on_tools)
         assert call.greeting is not None
         await call.greeting
         greeted_s = time.monotonic() - began
@@ -90,7 +99,7 @@ def worker_process(path: str, worker: int, calls: int, step_s: float, start: Bar
         recognized = call.userdata.memory is not None and call.userdata.memory.name == name
         for line in LINES[1:]:
             await call.session.run(user_input=line)
-        placed_at = time.time()
+        placed_at = placed[0] if placed else time.time()
         await call.finish("caller_hung_up")
         return {"call_id": call.call_id, "recognized": recognized, "greeted_s": greeted_s, "placed_at": placed_at}
 
@@ -107,6 +116,7 @@ def worker_process(path: str, worker: int, calls: int, step_s: float, start: Bar
                     ids,
                 )
                 if found[0][0] == len(ids):
+                    done[0]["write_counts"] = dict(repo.write_counts)
                     return done
                 await asyncio.sleep(0.1)
 
@@ -266,6 +276,9 @@ def main() -> None:
             "p99": percentile([d["greeted_s"] for d in done], 0.99),
         },
         "spool_depth_max": max((n for _, n in depth), default=0),
+        "transactions": {
+            kind: sum(d.get("write_counts", {}).get(kind, 0) for d in done) for kind in ("forced", "relaxed", "grouped")
+        },
         "spool_depth_over_time": depth[:: max(1, len(depth) // 20)],
     }
     print(json.dumps(report))
