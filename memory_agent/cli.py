@@ -140,7 +140,12 @@ def inspect(
         database_path(settings.db)  # another URL is refused here, without its password
     raise typer.Exit(
         inspect_database(
-            settings.db, port=port, timezone=settings.timezone, allow_sql=allow_sql, open_browser=open_browser
+            settings.db,
+            port=port,
+            timezone=settings.timezone,
+            allow_sql=allow_sql,
+            open_browser=open_browser,
+            prices=settings.prices,
         )
     )
 

@@ -32,7 +32,9 @@ from typing import Any, TextIO
 from db import RepositoryError
 from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
+from memory_agent.costs import prices_config
 from memory_agent.datasette import dashboard, localtime
+from memory_agent.settings import Prices
 
 INSTALL_COMMAND = "pip install 'memory-agent[inspect]'"
 METADATA_RESOURCE = "datasette/metadata.yml"
@@ -56,6 +58,7 @@ def load_metadata(
     hosts: tuple[str, ...] = (),
     allow_sql: bool = False,
     today: datetime | None = None,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """The packaged Datasette metadata for a database served under ``database_name``.
 
@@ -83,6 +86,7 @@ def load_metadata(
             "hosts": list(hosts),
             "allow_sql": allow_sql,
             "menu": _menu_for_the_kitchen(),
+            "prices": prices_config(prices or Prices()),
         },
         "datasette-dashboards": dashboard.dashboard_config(database_name, today=local_today),
     }
@@ -122,6 +126,7 @@ def inspect_database(
     open_browser: bool = False,
     host: str = "127.0.0.1",
     err: TextIO | None = None,
+    prices: Prices | None = None,
 ) -> int:
     """Serve ``db`` until SIGTERM or SIGINT; returns the exit status.
 
@@ -149,7 +154,9 @@ def inspect_database(
     if problem := _port_problem(host, port):
         print(f"memory-agent inspect: {problem}", file=err)
         return 1
-    metadata = load_metadata(Path(db).stem, timezone=timezone, hosts=served_hosts(host, port), allow_sql=allow_sql)
+    metadata = load_metadata(
+        Path(db).stem, timezone=timezone, hosts=served_hosts(host, port), allow_sql=allow_sql, prices=prices
+    )
     with tempfile.TemporaryDirectory(prefix="memory-agent-inspect-") as folder:
         metadata_file = Path(folder) / "metadata.json"
         metadata_file.write_text(json.dumps(metadata), encoding="utf-8")
