@@ -33,11 +33,11 @@ _OPEN = (
     r"|<start_of_turn>\s*(?:user|model)?\s*"
     r"|<\|(?:system|user|assistant)\|>\s*"
 )
-_OTHER = r"<\|[a-z_0-9]{1,30}\|>|<bos>|<s>|\[/?INST\]"
+_OTHER = r"<\|[a-z_0-9]{1,30}\|>|<bos>|<s>|\[/?INST\]|<</?SYS>>"
 _CONTROL = re.compile(f"(?P<end>{_END})|(?P<open>{_OPEN})|{_OTHER}")
 _ROLE_SO_FAR = re.compile(r"[a-z]{0,9}")
 # A tail that may be the start of a control token split across chunks: held back until it is told apart.
-_PARTIAL = re.compile(r"(<[|/a-z_]{0,30}\|?[a-z_]{0,20}|\[/?I?N?S?T?)$")
+_PARTIAL = re.compile(r"(<[<|/a-zA-Z_]{0,30}\|?[a-z_]{0,20}|\[/?I?N?S?T?)$")
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ async def test_chat_template_tokens_never_reach_the_transcript(repo, db_path):
         ("<|im_start|>assistant\nWelcome!<end_of_turn>", "Welcome!"),
         ("<|start_header_id|>assistant<|end_header_id|>\n\nHi there<|eot_id|>", "Hi there"),
         ("[INST]Hi[/INST] there</s>more", "Hi there"),
+        ("<<SYS>>\nWelcome<</SYS>>", "Welcome"),
         ("a < b, and 3 <4 too", "a < b, and 3 <4 too"),
         ("one <|reserved_special_token_3|>two", "one two"),
     ],
@@ -110,6 +111,8 @@ def test_a_control_token_split_across_pieces_is_still_removed():
     pieces = ["<|im_st", "art|>assis", "tant\nWel", "come! <", "|im_", "end|> and more"]
     assert "".join(tokens.feed(piece) for piece in pieces) + tokens.flush() == "Welcome! "
     assert tokens.ended
+    tokens = ControlTokenFilter()
+    assert [tokens.feed(piece) for piece in ["<", "<SY", "S>>\nHi <", "</SYS>> there"]] == ["", "", "Hi ", " there"]
 
 
 async def test_a_stream_of_plain_text_is_bounded_by_its_length():
