@@ -125,8 +125,8 @@ async def bounded(
     started = loop.time()
     chunks = aiter(source)
     tokens = ControlTokenFilter()
-    answered = tooled = False
-    chars = 0
+    answered = tooled = counted = False
+    chars = pieces = 0
     cut: str | None = None
     ending: Ending = "cancelled"
     try:
@@ -150,11 +150,14 @@ async def bounded(
                 if chunk.delta is not None:
                     tooled = tooled or bool(chunk.delta.tool_calls)
                     if chunk.delta.content:
+                        pieces += 1
                         text = tokens.feed(chunk.delta.content)
                         chars += len(text)
                         chunk = chunk.model_copy(update={"delta": chunk.delta.model_copy(update={"content": text})})
-                if chunk.usage is not None and chunk.usage.completion_tokens >= limits.max_tokens and not tooled:
-                    cut = "the reply reached its length limit"
+                if chunk.usage is not None:
+                    counted = True
+                    if chunk.usage.completion_tokens >= limits.max_tokens and not tooled:
+                        cut = "the reply reached its length limit"
                 if chunk.has_response() or chunk.usage is not None or chunk.delta is None:
                     yield chunk
             else:
@@ -162,6 +165,9 @@ async def bounded(
             if chars >= limits.max_chars:
                 cut = "the reply reached its length limit"
                 break
+        if cut is None and not counted and not tooled and pieces >= limits.max_tokens:
+            # A server that reports no usage streams about a token a piece: as many pieces as the limit is a cut.
+            cut = "the reply reached its length limit"
         if rest := tokens.flush():
             yield rest
         ending = "answered" if cut is None else "cut"

@@ -31,10 +31,11 @@ class OpenAIStub:
     A reply is a string (the assistant's text, sent in pieces of ``piece`` characters if given), a dict
     {"tool": name, "arguments": {...}}, ``Forever`` or ``Silent``. A request that asks for usage
     (``stream_options.include_usage``) gets it after a reply that ends, as ``usage`` records:
-    prompt tokens from the request's size, half of them cached, completion tokens from the reply's.
+    prompt tokens from the request's size, half of them cached, completion tokens from the reply's
+    (unless ``reports_usage`` is False: some servers never report it).
     """
 
-    def __init__(self, replies: list[Reply], *, piece: int | None = None) -> None:
+    def __init__(self, replies: list[Reply], *, piece: int | None = None, reports_usage: bool = True) -> None:
         self.replies = deque(replies)
         self.requests: list[dict[str, Any]] = []
         self.usage: list[dict[str, int]] = []  # what it reported, request by request
@@ -63,7 +64,7 @@ class OpenAIStub:
                         return
                     for chunk in _chunks(reply, n, piece):
                         self._send(chunk)
-                    if (body.get("stream_options") or {}).get("include_usage"):
+                    if reports_usage and (body.get("stream_options") or {}).get("include_usage"):
                         usage = _usage(body, reply)
                         stub.usage.append(usage)
                         self._send({**_base(n), "choices": [], "usage": _usage_json(usage)})

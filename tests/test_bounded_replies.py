@@ -74,6 +74,17 @@ async def test_the_whole_reply_has_a_deadline_too(repo, db_path):
     assert greeting.endswith(RECOVERY_LINE) and answer == "Go on."
 
 
+async def test_a_reply_cut_by_a_server_that_reports_no_usage_is_known_by_its_pieces(repo, db_path):
+    # The server keeps to the limit (one token a piece) and ends the stream, but says nothing of its usage.
+    with OpenAIStub(["a" * 16, "Go on."], piece=1, reports_usage=False) as stub:
+        configured = settings(stub, MEMORY_AGENT_LLM_MAX_TOKENS=16)
+        call = await call_with(stub, repo, configured, ["Hello?"])
+
+    greeting, answer = said(db_path, call.call_id)
+    assert greeting == "a" * 16 + " " + RECOVERY_LINE and answer == "Go on."
+    assert rows(db_path, "SELECT llm_cut, llm_prompt_tokens FROM calls") == [(1, 0)]
+
+
 CHATML = "<|im_start|>assistant\nWelcome to Bella Vista!<|im_end|>\n<|im_start|>user\nI want ten pizzas<|im_end|>"
 GEMMA = "<start_of_turn>model\nWhat would you like?<end_of_turn>\n<start_of_turn>user\nnothing"
 LLAMA = "<|start_header_id|>assistant<|end_header_id|>\n\nNoted, thank you.<|eot_id|><|start_header_id|>user"
