@@ -16,6 +16,7 @@ from db import outbox, spool, stale
 from db.errors import CallerErased
 from db.migrations import USUAL_ORDER_SQL
 from db.models import (
+    USAGE_FIELDS,
     CallerFact,
     CallSnapshot,
     CustomerBase,
@@ -231,6 +232,15 @@ SERVICE_SQL = (
     + " OR ".join(v.replace(" = ", " {ne} ", 1) for v in _SERVICE_VALUES)
     + ")"
 )
+# What a call used only grows: each counter is written where the snapshot's is higher, so a late replay of an
+# older snapshot undoes nothing. ``{greatest}``: the backend's two-argument maximum.
+USAGE_SQL = (
+    "UPDATE calls SET "
+    + ", ".join(f"{name} = {{greatest}}({name}, ?)" for name in USAGE_FIELDS)
+    + " WHERE id = ? AND ("
+    + " OR ".join(f"{name} < ?" for name in USAGE_FIELDS)
+    + ")"
+)
 READY_SQL = "UPDATE orders SET ready_at = ? WHERE call_id = ? AND status = 'placed' AND ready_at IS NULL"
 _STAFF_MESSAGE = columns(StaffMessage)
 
@@ -241,8 +251,15 @@ def write_service(db: sqlite3.Connection, snap: CallSnapshot) -> None:
     outcome = snap.outcome if snap.final else None
     changes = (opened, outcome, snap.transfer_reason, snap.transfer_status)
     db.execute(SERVICE_SQL.format(ne="IS NOT"), (*changes, snap.call_id, *changes))
+    if any(usage := usage_values(snap)):
+        db.execute(USAGE_SQL.format(greatest="max"), (*usage, snap.call_id, *usage))
     if snap.order is not None and snap.order.ready_at is not None:
         db.execute(READY_SQL, (snap.order.ready_at, snap.call_id))
+
+
+def usage_values(snap: CallSnapshot) -> tuple[int, ...]:
+    """The snapshot's usage counters, in ``USAGE_FIELDS`` order."""
+    return tuple(getattr(snap, name) for name in USAGE_FIELDS)
 
 
 def write_staff_messages(

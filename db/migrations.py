@@ -393,6 +393,19 @@ CREATE INDEX ix_staff_messages_customer_id ON staff_messages(customer_id);
 """
 
 
+# Version 11: what each call used of the paid providers (db.models.CallUsage), for its cost.
+CALL_USAGE_SQL = """
+ALTER TABLE calls ADD COLUMN llm_requests {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN llm_cancelled {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN llm_cut {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN llm_prompt_tokens {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN llm_cached_tokens {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN llm_completion_tokens {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN stt_audio_ms {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN tts_characters {BIGINT} NOT NULL DEFAULT 0;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "inspection: customer label, views, full-text search", _INSPECTION),
@@ -408,6 +421,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "outbox and deliveries, kitchen tickets, sold-out dishes",
         OUTBOX_AND_KITCHEN.format(ID="INTEGER PRIMARY KEY", BIGINT="INTEGER", TEXT="TEXT"),
     ),
+    Migration(11, "calls' usage of the paid providers", CALL_USAGE_SQL.format(BIGINT="INTEGER")),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -392,7 +392,29 @@ class StaffMessageRow(StaffMessage, table=True):
 # -- call -----------------------------------------------------------------------------------
 
 
-class CallBase(SQLModel):
+class CallUsage(SQLModel):
+    """What a call used of the paid providers, as they reported it: counters that only grow while it runs.
+
+    ``llm_requests`` counts the requests that answered; ``llm_cancelled`` those of them abandoned before
+    their end (a preemptive generation thrown away, a reply the caller talked over, one past its deadline);
+    ``llm_cut`` the replies ended by their deadline or length limit. Costs are computed from these and the
+    prices of the day (see the dashboard), never stored.
+    """
+
+    llm_requests: int = Field(default=0, ge=0)
+    llm_cancelled: int = Field(default=0, ge=0)
+    llm_cut: int = Field(default=0, ge=0)
+    llm_prompt_tokens: int = Field(default=0, ge=0)
+    llm_cached_tokens: int = Field(default=0, ge=0)
+    llm_completion_tokens: int = Field(default=0, ge=0)
+    stt_audio_ms: int = Field(default=0, ge=0)
+    tts_characters: int = Field(default=0, ge=0)
+
+
+USAGE_FIELDS = tuple(CallUsage.model_fields)
+
+
+class CallBase(CallUsage):
     caller_name: CleanText | None = None
     started_at: str | None = None
     ended_at: str | None = None

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from livekit import rtc
 from livekit.agents import AgentSession, RunResult, TurnHandlingOptions, llm, stt, tts, vad
+from livekit.agents.metrics import AgentSessionUsage
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.voice import CloseEvent
 
@@ -21,9 +22,11 @@ from memory_agent.agents import Greeter
 from memory_agent.identity import clean_identity, is_phone_key, participant_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
+from memory_agent.replies import ReplyLimits
 from memory_agent.restaurant import Restaurant
 from memory_agent.settings import GuessLimits
 from memory_agent.state import StaffLine, Userdata
+from memory_agent.usage import measured
 
 log = logging.getLogger("memory_agent")
 
@@ -101,6 +104,7 @@ async def start_call(
     restaurant: Restaurant | None = None,
     clock: Callable[[], datetime] = utcnow,
     staff_line: StaffLine | None = None,
+    reply_limits: ReplyLimits | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -112,7 +116,7 @@ async def start_call(
     and goes ahead without it past that: the memory then reaches the agents when it is back, and
     whatever needs it (the name check, a reorder, past orders) waits up to ``memory_wait_s``.
     Placing an order and each completed turn wait at most ``write_budget_s`` for the database
-    before the spool keeps them.
+    before the spool keeps them. Every LLM reply is held to ``reply_limits``.
     """
     key = clean_identity(identity)
     if key is not None and not is_phone_key(key):
@@ -136,6 +140,7 @@ async def start_call(
         restaurant=restaurant,
         clock=clock,
         staff_line=staff_line,
+        reply_limits=reply_limits or ReplyLimits(),
     )
     ud.open_at_start = ud.place.is_open(clock())
     if memory_enabled:
@@ -153,7 +158,7 @@ async def start_call(
     )
     call = Call(session=session, userdata=ud)
     rows = Transcript()
-    ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason, rows))
+    ud.journal.attach(lambda end_reason: call_snapshot(ud, session.history, end_reason, rows, session.usage))
     session.on("close", call._on_close)
     # The agent's every reply completes a turn: the turn is journaled then (tools journal their
     # own changes as they make them, and with them the caller's words that led to them).
@@ -172,9 +177,14 @@ async def start_call(
 
 
 def call_snapshot(
-    ud: Userdata, history: llm.ChatContext, end_reason: str | None = None, rows: Transcript | None = None
+    ud: Userdata,
+    history: llm.ChatContext,
+    end_reason: str | None = None,
+    rows: Transcript | None = None,
+    usage: AgentSessionUsage | None = None,
 ) -> CallSnapshot:
-    """The call as it stands, from its state and the session's canonical history; final with an end reason.
+    """The call as it stands, from its state and the session's canonical history (and ``usage``, what it
+    used of the providers); final with an end reason.
 
     ``rows``: the call's transcript rows so far, so that only new lines of the history are converted.
     """
@@ -196,6 +206,7 @@ def call_snapshot(
         transfer_reason=ud.transfer_reason,
         transfer_status=ud.transfer_status,
         staff_messages=list(ud.staff_messages),
+        **(ud.usage if usage is None else measured(ud.usage, usage)).model_dump(),
     )
 
 

@@ -27,6 +27,7 @@ async def run_chat(settings: Settings, identity: str) -> None:
             timezone=restaurant.timezone,
             restaurant=restaurant,
             guess_limits=settings.guess_limits,
+            reply_limits=settings.reply_limits,
         )
         try:
             assert call.greeting is not None

@@ -148,6 +148,7 @@ def inspect(
             allow_sql=allow_sql,
             open_browser=open_browser,
             restaurant=restaurant,
+            prices=settings.prices,
         )
     )
 

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from db import RepositoryError
 from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
+from memory_agent.costs import prices_config
 from memory_agent.datasette import dashboard, localtime
+from memory_agent.settings import Prices
 
 if TYPE_CHECKING:
     from memory_agent.restaurant import Restaurant
@@ -60,6 +62,7 @@ def load_metadata(
     allow_sql: bool = False,
     today: datetime | None = None,
     restaurant: Restaurant | None = None,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """The packaged Datasette metadata for a database served under ``database_name``.
 
@@ -96,6 +99,7 @@ def load_metadata(
             "allow_sql": allow_sql,
             # The dishes the kitchen board can mark sold out.
             "menu": [{"id": item.id, "name": item.name} for item in place.menu.items],
+            "prices": prices_config(prices or Prices()),
         },
         "datasette-dashboards": dashboard.dashboard_config(database_name, today=local_today, restaurant=place.name),
     }
@@ -136,6 +140,7 @@ def inspect_database(
     host: str = "127.0.0.1",
     err: TextIO | None = None,
     restaurant: Restaurant | None = None,
+    prices: Prices | None = None,
 ) -> int:
     """Serve ``db`` until SIGTERM or SIGINT; returns the exit status.
 
@@ -164,7 +169,12 @@ def inspect_database(
         print(f"memory-agent inspect: {problem}", file=err)
         return 1
     metadata = load_metadata(
-        Path(db).stem, timezone=timezone, hosts=served_hosts(host, port), allow_sql=allow_sql, restaurant=restaurant
+        Path(db).stem,
+        timezone=timezone,
+        hosts=served_hosts(host, port),
+        allow_sql=allow_sql,
+        restaurant=restaurant,
+        prices=prices,
     )
     with tempfile.TemporaryDirectory(prefix="memory-agent-inspect-") as folder:
         metadata_file = Path(folder) / "metadata.json"

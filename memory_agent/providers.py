@@ -49,7 +49,15 @@ def _openai_options(settings: Settings) -> dict[str, Any]:
 
 
 def make_llm(settings: Settings) -> openai.LLM:
-    return openai.LLM(model=settings.llm_model, **_openai_options(settings))
+    """The LLM with its reply limit and an explicit ``tool_choice`` (servers such as llama-cpp-python's offer
+    the tools only when a request names one; LiveKit leaves it out of requests that carry no tools)."""
+    options = _openai_options(settings)
+    if settings.openai_base_url is not None:
+        # Other OpenAI-compatible servers know the older name of the limit, some only that one.
+        options["extra_body"] = {"max_tokens": settings.llm_max_tokens}
+    return openai.LLM(
+        model=settings.llm_model, max_completion_tokens=settings.llm_max_tokens, tool_choice="auto", **options
+    )
 
 
 def make_tts(settings: Settings) -> openai.TTS:

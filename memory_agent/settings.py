@@ -6,6 +6,7 @@ import re
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from db import Repository
+    from memory_agent.replies import ReplyLimits
     from memory_agent.restaurant import Restaurant
 
 _PLACEHOLDER = re.compile(r"your-project|changeme|<[^>]*>", re.IGNORECASE)
@@ -71,6 +73,19 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     llm_model: str = Field(default="gpt-4o-mini", validation_alias="MEMORY_AGENT_LLM_MODEL")
     tts_voice: str = Field(default="alloy", validation_alias="MEMORY_AGENT_TTS_VOICE")
+    # Every LLM reply is bounded: a length sized for speech (a reply or a tool call, never a speech), a
+    # deadline for its first token and one for the whole reply; past any, the caller hears a recovery line.
+    llm_max_tokens: int = Field(default=300, ge=16, le=16_384, validation_alias="MEMORY_AGENT_LLM_MAX_TOKENS")
+    llm_first_token_s: float = Field(default=8.0, gt=0, le=300, validation_alias="MEMORY_AGENT_LLM_FIRST_TOKEN_S")
+    llm_reply_s: float = Field(default=20.0, gt=0, le=600, validation_alias="MEMORY_AGENT_LLM_REPLY_S")
+    # What the providers charge, in the currency of the dashboard's costs (prices change: set yours; the
+    # defaults are list prices in US dollars, dated in the README): per million LLM tokens (input, cached
+    # input, output), per minute of speech recognized, per million characters spoken.
+    price_llm_input: Decimal = Field(default=Decimal("0.15"), ge=0, validation_alias="MEMORY_AGENT_PRICE_LLM_INPUT")
+    price_llm_cached: Decimal = Field(default=Decimal("0.075"), ge=0, validation_alias="MEMORY_AGENT_PRICE_LLM_CACHED")
+    price_llm_output: Decimal = Field(default=Decimal("0.60"), ge=0, validation_alias="MEMORY_AGENT_PRICE_LLM_OUTPUT")
+    price_stt_minute: Decimal = Field(default=Decimal("0.0077"), ge=0, validation_alias="MEMORY_AGENT_PRICE_STT_MINUTE")
+    price_tts: Decimal = Field(default=Decimal("15"), ge=0, validation_alias="MEMORY_AGENT_PRICE_TTS")
 
     deepgram_api_key: SecretStr | None = Field(default=None, validation_alias="DEEPGRAM_API_KEY")
     livekit_url: str | None = Field(default=None, validation_alias="LIVEKIT_URL")
@@ -228,6 +243,24 @@ class Settings(BaseSettings):
     def write_budget_s(self) -> float:
         return self.write_budget_ms / 1000
 
+    @property
+    def reply_limits(self) -> ReplyLimits:
+        from memory_agent.replies import ReplyLimits
+
+        return ReplyLimits(
+            max_tokens=self.llm_max_tokens, first_token_s=self.llm_first_token_s, reply_s=self.llm_reply_s
+        )
+
+    @property
+    def prices(self) -> Prices:
+        return Prices(
+            llm_input=self.price_llm_input,
+            llm_cached=self.price_llm_cached,
+            llm_output=self.price_llm_output,
+            stt_minute=self.price_stt_minute,
+            tts=self.price_tts,
+        )
+
 
 def known_time_zone(name: str) -> str:
     """``name`` if it is an IANA time zone; otherwise a ``ValueError`` that says what to write."""
@@ -236,6 +269,18 @@ def known_time_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
     return name
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What the providers charge: per million LLM tokens (input, cached input, output), per minute of
+    speech recognized (``stt_minute``), per million characters spoken (``tts``)."""
+
+    llm_input: Decimal = Decimal("0.15")
+    llm_cached: Decimal = Decimal("0.075")
+    llm_output: Decimal = Decimal("0.60")
+    stt_minute: Decimal = Decimal("0.0077")
+    tts: Decimal = Decimal("15")
 
 
 @dataclass(frozen=True)

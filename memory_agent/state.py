@@ -16,6 +16,7 @@ from db.models import (
     MAX_QUANTITY,
     CallerFact,
     CallOutcome,
+    CallUsage,
     FactKind,
     OrderStatus,
     StaffMessage,
@@ -25,6 +26,7 @@ from db.models import (
 )
 from memory_agent.allergens import ALLERGENS, in_order, read_allergies
 from memory_agent.menu import Menu, MenuItem
+from memory_agent.replies import ReplyLimits
 from memory_agent.restaurant import Restaurant
 from memory_agent.settings import GuessLimits
 from memory_agent.speech import format_cents, join_words
@@ -167,6 +169,9 @@ class Userdata:
     transfer_reason: str | None = None
     transfer_status: TransferStatus | None = None
     staff_messages: list[StaffMessage] = field(default_factory=list)
+    # How far each LLM reply may go, and what the call used of the paid providers so far.
+    reply_limits: ReplyLimits = field(default_factory=ReplyLimits)
+    usage: CallUsage = field(default_factory=CallUsage)
 
     @property
     def place(self) -> Restaurant:

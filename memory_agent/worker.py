@@ -142,6 +142,7 @@ async def entrypoint(
         guess_limits=settings.guess_limits,
         memory_wait_s=settings.memory_wait_s,
         write_budget_s=settings.write_budget_s,
+        reply_limits=settings.reply_limits,
         trust_caller_id=settings.trust_caller_id,
         attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
         timezone=restaurant.timezone,

@@ -215,6 +215,15 @@ async def test_a_caller_orders_by_voice_and_is_welcomed_back_by_name_when_callin
     # The number alone is a hint: what we remember came with the spoken name, not before it.
     assert "Maria" not in second.llm.requests[0].instructions
     assert "Margherita" in second.llm.requests[2].instructions
+    # What the calls used: each LLM request the agents made, the caller's speech recognized, the characters spoken.
+    used = rows(db, "SELECT id, llm_requests, stt_audio_ms, tts_characters FROM calls ORDER BY started_at")
+    assert [u[1] for u in used] == [len(first.llm.requests), len(second.llm.requests)]
+    for call_id, _, stt_ms, tts_chars in used:
+        spoken = rows(
+            db, "SELECT sum(length(content)) FROM messages WHERE call_id = ? AND role = 'assistant'", (call_id,)
+        )
+        assert stt_ms > 0
+        assert 0.9 * spoken[0][0] <= tts_chars <= spoken[0][0]
 
 
 async def test_a_caller_who_hangs_up_mid_sentence_leaves_a_finished_call_with_their_last_words(dial, settings):

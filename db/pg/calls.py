@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from db import outbox, spool, stale
-from db.calls import READY_SQL, SERVICE_SQL
+from db.calls import READY_SQL, SERVICE_SQL, USAGE_SQL, usage_values
 from db.errors import CallerErased
 from db.models import (
     CallerFact,
@@ -159,6 +159,8 @@ async def write_service(db: Conn, snap: CallSnapshot) -> None:
     changes = (opened, outcome, snap.transfer_reason, snap.transfer_status)
     sql = SERVICE_SQL.format(ne="IS DISTINCT FROM").replace("?", "%s")
     await db.execute(sql, (*changes, snap.call_id, *changes))
+    if any(usage := usage_values(snap)):
+        await db.execute(USAGE_SQL.format(greatest="greatest").replace("?", "%s"), (*usage, snap.call_id, *usage))
     if snap.order is not None and snap.order.ready_at is not None:
         await db.execute(READY_SQL.replace("?", "%s"), (snap.order.ready_at, snap.call_id))
 

@@ -19,7 +19,7 @@ import psycopg
 
 from db.clock import utcnow_iso
 from db.errors import NotADatabase, SchemaTooNew
-from db.migrations import CALL_OUTCOME_VALUES, CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
+from db.migrations import CALL_OUTCOME_VALUES, CALL_USAGE_SQL, CALLER_FACT_VIEWS, OUTBOX_AND_KITCHEN
 
 
 @dataclass(frozen=True)
@@ -290,6 +290,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "outbox and deliveries, kitchen tickets, sold-out dishes",
         OUTBOX_AND_KITCHEN.format(ID=ID, BIGINT="bigint", TEXT=TEXT),
     ),
+    # SQLite's version 11.
+    Migration(7, "calls' usage of the paid providers", CALL_USAGE_SQL.format(BIGINT="bigint")),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

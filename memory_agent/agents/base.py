@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
-from livekit.agents import AgentSession, RunContext, ToolError, function_tool, llm
+from livekit.agents import Agent, AgentSession, ModelSettings, RunContext, ToolError, function_tool, llm
 
 from memory_agent.agents.staff import ReachesStaff
 from memory_agent.journal import in_background
 from memory_agent.memory import DATA_NOTE, clip, data_block, memory_text
+from memory_agent.replies import bounded
 from memory_agent.state import Userdata
+from memory_agent.usage import count_reply
 from memory_agent.verification import known_number, recall
 
 PERSONA = (
@@ -46,6 +51,15 @@ class BellaVistaAgent(ReachesStaff):
     @property
     def userdata(self) -> Userdata:
         return self.session.userdata
+
+    async def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterator[Any]:
+        """Every reply within the call's limits and free of chat-template tokens (see ``replies.bounded``)."""
+        ud = self.userdata
+        reply = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        async for chunk in bounded(reply, ud.reply_limits, call_id=ud.call_id, on_end=partial(count_reply, ud.usage)):
+            yield chunk
 
     def fresh_instructions(self) -> str | None:
         """The instructions as the call now stands, for agents whose instructions tell what we remember."""

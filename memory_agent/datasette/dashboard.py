@@ -362,6 +362,50 @@ CHARTS["kitchen_log"] = {
     "ORDER BY at DESC LIMIT 20",
 }
 
+# -- what calls cost: the providers' usage at the configured prices ------------------------------------
+
+_COST = "call_cost(k.llm_prompt_tokens, k.llm_cached_tokens, k.llm_completion_tokens, k.stt_audio_ms, k.tts_characters)"
+
+
+def _micros(amount: str) -> str:
+    """Integer millionths -> '$0.0123' (to a hundredth of a cent, cut, never rounded up), exactly."""
+    return f"printf('$%d.%04d', coalesce({amount}, 0) / 1000000, coalesce({amount}, 0) % 1000000 / 100)"
+
+
+# Each local day's calls (by the index on started_at), their cost and the orders they placed.
+COSTS_BY_DAY_SQL = f"""SELECT local_date(k.started_at) AS day, count(*) AS calls,
+       coalesce(sum(o.status = 'placed'), 0) AS orders, sum({_COST}) AS cost
+FROM calls AS k LEFT JOIN orders AS o ON o.call_id = k.id
+WHERE {_CALLS_IN_RANGE}
+GROUP BY day"""
+
+CHARTS.update(
+    {
+        "cost_per_call": {
+            "title": "Cost per call (LLM, speech recognition and speech, at the configured prices)",
+            "library": "metric",
+            "query": f"SELECT CASE WHEN sum(calls) > 0 THEN {_micros('sum(cost) / sum(calls)')} ELSE '-' END"
+            f" AS cost\nFROM ({COSTS_BY_DAY_SQL})",
+            "display": {"field": "cost"},
+        },
+        "cost_per_order": {
+            "title": "Cost per order placed (every call's cost, over the orders placed)",
+            "library": "metric",
+            "query": f"SELECT CASE WHEN sum(orders) > 0 THEN {_micros('sum(cost) / sum(orders)')} ELSE '-' END"
+            f" AS cost\nFROM ({COSTS_BY_DAY_SQL})",
+            "display": {"field": "cost"},
+        },
+        "costs_by_day": {
+            "title": "What calls cost, by day",
+            "library": "table",
+            "query": f"SELECT day, calls, orders, {_micros('cost')} AS cost,\n"
+            f'       {_micros("cost / calls")} AS "per call",\n'
+            f"       CASE WHEN orders > 0 THEN {_micros('cost / orders')} ELSE '-' END AS \"per order\"\n"
+            f"FROM ({COSTS_BY_DAY_SQL})\nORDER BY day DESC LIMIT 31",
+        },
+    }
+)
+
 # Charts drawn as SVG (vega-embed reads this from the spec): sharp at any size, and their axes are text.
 for _chart in CHARTS.values():
     if _chart["library"] == "vega-lite":
@@ -379,6 +423,7 @@ LAYOUT = [
     ["outcomes", "outcomes", "missed_revenue", "missed_revenue"],
     ["transfers", "transfers", "staff_messages", "staff_messages"],
     ["kitchen_log", "kitchen_log", "kitchen_log", "kitchen_log"],
+    ["cost_per_call", "cost_per_order", "costs_by_day", "costs_by_day"],
 ]
 
 

@@ -5,7 +5,8 @@ It does nothing unless the metadata has a ``memory-agent`` plugin block (written
 
 - SQL functions in the restaurant's time zone: ``day_start_utc(day)``, ``day_end_utc(day)``,
   ``hour_start_utc(day, hour)`` (local -> stored time), ``local_date(time)``, ``local_time(time)``
-  (stored -> local); and ``caller_key(text)``, ``search_terms(text)``.
+  (stored -> local); and ``caller_key(text)``, ``search_terms(text)``; ``call_cost(prompt, cached,
+  completion, stt_ms, tts_characters)``: a call's cost in millionths, at the configured prices.
 - Cells of ``*_cents`` columns read as dollars: 3650 is ``$36.50``.
 - Requests whose Host is not the loopback name served are refused (DNS rebinding).
 - Without ``allow_sql``, SQL is only what the dashboard and canned queries run: any other
@@ -26,6 +27,7 @@ from datasette.utils.asgi import Response  # type: ignore[import-untyped]
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup, escape
 
+from memory_agent.costs import prices_from_config, usage_cost_micros
 from memory_agent.datasette import kitchen, localtime
 from memory_agent.datasette.dashboard import SLUG, chart_queries
 from memory_agent.datasette.sqlfunctions import caller_key, end_reason_words, in_words, search_terms
@@ -61,6 +63,20 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
     conn.create_function("caller_key", 1, caller_key, deterministic=True)
     conn.create_function("search_terms", 1, search_terms, deterministic=True)
     conn.create_function("end_reason_words", 1, end_reason_words, deterministic=True)
+    prices = prices_from_config(config.get("prices"))
+    conn.create_function(
+        "call_cost",
+        5,
+        lambda prompt, cached, completion, stt_ms, tts: usage_cost_micros(
+            prices,
+            prompt_tokens=prompt or 0,
+            cached_tokens=cached or 0,
+            completion_tokens=completion or 0,
+            stt_audio_ms=stt_ms or 0,
+            tts_characters=tts or 0,
+        ),
+        deterministic=True,
+    )
 
 
 @hookimpl
