@@ -1,4 +1,4 @@
-"""memory-agent: Bella Vista's phone ordering agent that remembers every caller.
+"""memory-agent: a restaurant's phone ordering agent that remembers every caller.
 
 ``start_call`` and ``Call`` load LiveKit on first use, so the settings, menu and identity modules
 stay light for the owners' scripts.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="Bella Vista's phone ordering agent that remembers every caller.",
+    help="A restaurant's phone ordering agent that remembers every caller.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -297,7 +297,11 @@ def load_restaurant(path: Path | None = None, *, timezone: str | None = None) ->
 
 def _lines(where: str, exc: ValidationError) -> str:
     lines = []
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] == "too_short" and any(e["loc"][: len(loc)] == loc and e["loc"] != loc for e in errors):
+            continue  # a list whose only item failed is too short as well; the item's own error says it all
         at = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "tagged-")))
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {at}: {message}" if at else f"{where}: {message}")

@@ -153,6 +153,20 @@ def test_a_restaurant_file_with_its_menu_inline(tmp_path):
     assert place.timezone == "America/Denver" and place.hours is None and place.menu.items[0].name == "Taco"
 
 
+def test_a_menu_whose_only_dish_has_a_mistake_is_one_line(tmp_path):
+    path = tmp_path / "restaurant.toml"
+    path.write_text(
+        'name = "Taco Stand"\ntimezone = "America/Denver"\n[[menu.items]]\nid = "taco"\nname = "Taco"\n'
+        'category = "Tacos"\nprice_cents = 350\nallergens = ["nuts"]\n'
+    )
+    with pytest.raises(RestaurantError) as error:
+        load_restaurant(path)
+    assert str(error.value).splitlines() == [
+        f"{path}: menu.items.0.allergens: menu item taco lists unknown allergen 'nuts': did you mean 'tree nuts' or 'peanuts'? "
+        "use one of milk, egg, fish, crustacean shellfish, tree nuts, peanuts, wheat, soybeans, sesame"
+    ]
+
+
 def test_a_time_zone_is_said_once_the_variable_only_stands_in_for_a_file_without_one(tmp_path):
     path = tmp_path / "restaurant.toml"
     path.write_text(f'name = "Harbor Noodles"\ntimezone = "America/Los_Angeles"\nmenu = "{MENU}"\n')
