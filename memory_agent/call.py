@@ -22,7 +22,7 @@ from memory_agent.identity import clean_identity, is_phone_key, participant_key,
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
 from memory_agent.restaurant import Restaurant
-from memory_agent.settings import GuessLimits
+from memory_agent.settings import GuessLimits, VoiceTurn
 from memory_agent.state import StaffLine, Userdata
 
 log = logging.getLogger("memory_agent")
@@ -101,6 +101,7 @@ async def start_call(
     restaurant: Restaurant | None = None,
     clock: Callable[[], datetime] = utcnow,
     staff_line: StaffLine | None = None,
+    turn: VoiceTurn | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -141,7 +142,7 @@ async def start_call(
     if memory_enabled:
         ud.journal.look_up()
     # Without a VAD there is no audio to detect turns in (text chat, tests).
-    turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
+    turns = TurnHandlingOptions(turn_detection=None) if vad is None else turn_handling(turn or VoiceTurn())
     session: AgentSession[Userdata] = AgentSession(
         userdata=ud,
         llm=llm,
@@ -168,6 +169,15 @@ async def start_call(
         await call.finish("start_failed")
         raise
     return call
+
+
+def turn_handling(turn: VoiceTurn) -> TurnHandlingOptions:
+    """LiveKit's turn handling as chosen in the settings (the VAD's own silence is set where it is loaded)."""
+    return TurnHandlingOptions(
+        turn_detection=turn.turn_detection,
+        endpointing={"min_delay": turn.min_endpointing_delay_s, "max_delay": turn.max_endpointing_delay_s},
+        preemptive_generation={"enabled": turn.preemptive_generation},
+    )
 
 
 def call_snapshot(ud: Userdata, history: llm.ChatContext, end_reason: str | None = None) -> CallSnapshot:

@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     close_transcript_timeout_s: float = Field(
         default=5.0, ge=0, le=60, validation_alias="MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S"
     )
+    # The voice turn: how long the caller's silence lasts before the agent answers. Shorter answers sooner
+    # but cuts off a caller who pauses mid-sentence (BENCHMARKS.md, "Voice turn latency", has the figures).
+    vad_min_silence_s: float = Field(default=0.3, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
+    min_endpointing_delay_s: float = Field(
+        default=0.3, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"
+    )
+    max_endpointing_delay_s: float = Field(
+        default=3.0, ge=0.1, le=30, validation_alias="MEMORY_AGENT_MAX_ENDPOINTING_DELAY_S"
+    )
+    turn_detection: Literal["vad", "stt"] = Field(default="vad", validation_alias="MEMORY_AGENT_TURN_DETECTION")
+    # The LLM starts on the caller's words before their turn is over (and starts again if they go on).
+    preemptive_generation: bool = Field(default=True, validation_alias="MEMORY_AGENT_PREEMPTIVE_GENERATION")
     # LiveKit Cloud's session recording (audio, transcripts): off unless opted in, since recordings kept
     # by LiveKit are out of reach of `forget` and of the transcripts' retention.
     record: bool = Field(default=False, validation_alias="MEMORY_AGENT_RECORD")
@@ -225,6 +237,16 @@ class Settings(BaseSettings):
     def write_budget_s(self) -> float:
         return self.write_budget_ms / 1000
 
+    @property
+    def voice_turn(self) -> VoiceTurn:
+        return VoiceTurn(
+            vad_min_silence_s=self.vad_min_silence_s,
+            min_endpointing_delay_s=self.min_endpointing_delay_s,
+            max_endpointing_delay_s=self.max_endpointing_delay_s,
+            turn_detection=self.turn_detection,
+            preemptive_generation=self.preemptive_generation,
+        )
+
 
 def known_time_zone(name: str) -> str:
     """``name`` if it is an IANA time zone; otherwise a ``ValueError`` that says what to write."""
@@ -233,6 +255,21 @@ def known_time_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
     return name
+
+
+@dataclass(frozen=True)
+class VoiceTurn:
+    """When the caller's turn is over: Silero VAD's silence, LiveKit's endpointing delays, its turn detection
+    mode and preemptive generation (LiveKit's own defaults: 0.55 s, 0.5 s, 3.0 s, "vad" with a VAD, on)."""
+
+    vad_min_silence_s: float = 0.3
+    min_endpointing_delay_s: float = 0.3
+    max_endpointing_delay_s: float = 3.0
+    turn_detection: Literal["vad", "stt"] = "vad"
+    preemptive_generation: bool = True
+
+
+LIVEKIT_DEFAULT_TURN = VoiceTurn(vad_min_silence_s=0.55, min_endpointing_delay_s=0.5)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents.vad import VAD
 from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
 from livekit.agents.worker import ServerEnvOption
 from livekit.plugins import silero
@@ -37,6 +38,13 @@ LIVEKIT_PORT = ServerEnvOption(dev_default=0, prod_default=8081)
 def prewarm(proc: JobProcess) -> None:
     """Load the VAD once per worker process (the model ships inside the silero wheel)."""
     proc.userdata["vad"] = silero.VAD.load()
+
+
+def tuned_vad(vad: VAD, settings: Settings) -> VAD:
+    """Silero's silence before the end of speech as the settings choose (the job's process has its own VAD)."""
+    if isinstance(vad, silero.VAD):
+        vad.update_options(min_silence_duration=settings.vad_min_silence_s)
+    return vad
 
 
 def build_server(settings: Settings) -> AgentServer:
@@ -98,7 +106,7 @@ async def entrypoint(
         llm=made.llm,
         stt=made.stt,
         tts=made.tts,
-        vad=None if text else made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
+        vad=None if text else tuned_vad(made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(), settings),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
         guess_limits=settings.guess_limits,
@@ -111,6 +119,7 @@ async def entrypoint(
         staff_line=staff_line,
         close_transcript_timeout_s=settings.close_transcript_timeout_s,
         record=settings.record,
+        turn=settings.voice_turn,
     )
     if text:
         show_greeting(call)

@@ -10,9 +10,9 @@ agents, a real SQLite file in a temporary directory and the real ``livekit.plugi
 pointed at a loopback OpenAI-compatible server that answers from the script and keeps every body.
 
 A second caller plays the same two calls under another name on another number. A request's static
-prefix is the longest prefix it shares with the corresponding request (the same agent, its same
-turn) of that other caller's call, with the request read as a prompt cache reads it: the tool
-schemas, then the messages in order. That much a provider could serve from its cache to any caller.
+prefix is the longest prefix it shares with any request of that other caller's two calls, with the
+request read as a prompt cache reads it: the tool schemas, then the messages in order. That much a
+provider that served the other caller could serve from its cache to this one.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from bench_calls import NEW_CALLER, RETURNING_CALLER, Script
-from livekit.agents import Agent, llm
+from livekit.agents import llm
 from livekit.plugins import openai
 
-import memory_agent.agents
 from db import open_repository
 from memory_agent import start_call
+from memory_agent.agents import feedback, greeter, order_taker
 from memory_agent.menu import load_menu
 from memory_agent.scripted_llm import Fail, Say, Step, ToolCall
 
@@ -251,25 +251,16 @@ class Request:
         return sum(len(_json(message)) for message in self.messages[skip:])
 
 
-def agent_tools() -> dict[str, frozenset[str]]:
-    """Each agent class of the product, by name, with the names of the tools it is built with."""
-    found = {}
-    for name, value in vars(memory_agent.agents).items():
-        if isinstance(value, type) and issubclass(value, Agent):
-            found[name] = frozenset(tool.id for tool in llm.find_function_tools(value))
-    return found
+def agent_tools() -> dict[str, str]:
+    """Each agent class of the product, by name, with the opening of its task in its instructions (the
+    tools offered change with the step of the call, so they no longer tell the agents apart)."""
+    tasks = {"Greeter": greeter.INSTRUCTIONS, "OrderTaker": order_taker.INSTRUCTIONS, "Feedback": feedback.INSTRUCTIONS}
+    return {name: task.split(".")[0] for name, task in tasks.items()}
 
 
-def agent_of(request: Request, agents: dict[str, frozenset[str]]) -> str:
-    """The agent whose tools these are; the closest one (marked ~) if the tools were changed."""
-    names = request.tool_names
-    for agent, tools in agents.items():
-        if tools == names:
-            return agent
-    if not agents or not names:
-        return "?"
-    best = max(agents, key=lambda agent: len(agents[agent] & names) / len(agents[agent] | names))
-    return f"~{best}"
+def agent_of(request: Request, agents: dict[str, str]) -> str:
+    """The agent whose task the request's instructions carry."""
+    return next((agent for agent, task in agents.items() if task in request.instructions), "?")
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -281,7 +272,7 @@ def common_prefix(a: str, b: str) -> int:
     return n
 
 
-def turns(requests: list[Request], agents: dict[str, frozenset[str]]) -> list[tuple[str, int]]:
+def turns(requests: list[Request], agents: dict[str, str]) -> list[tuple[str, int]]:
     """Each request's agent and its ordinal among that agent's requests in the call."""
     seen: Counter[str] = Counter()
     out = []
@@ -292,28 +283,20 @@ def turns(requests: list[Request], agents: dict[str, frozenset[str]]) -> list[tu
     return out
 
 
-def static_prefix(request: Request, agent: str, turn: int, theirs: list[dict[tuple[str, int], Request]]) -> int:
-    """The prefix shared with the other caller's corresponding request in each of their calls that
-    has this agent (its same turn, else that agent's last): the same for a stranger and a known caller."""
-    shared = []
-    for call in theirs:
-        turns_of_agent = [t for a, t in call if a == agent]
-        if turns_of_agent:
-            other = call.get((agent, turn)) or call[(agent, max(turns_of_agent))]
-            shared.append(common_prefix(request.prompt, other.prompt))
-    return min(shared, default=0)
+def static_prefix(request: Request, theirs: list[Request]) -> int:
+    """The longest prefix this request shares with any request of the other caller's calls: what a
+    provider's prompt cache, having served that caller, holds for this one (tools offered per step of
+    the call make the same agent's requests differ with the step, not with the caller)."""
+    return max((common_prefix(request.prompt, other.prompt) for other in theirs), default=0)
 
 
-def measure_call(mine: Played, theirs: list[Played], agents: dict[str, frozenset[str]], menu: str) -> dict[str, Any]:
+def measure_call(mine: Played, theirs: list[Played], agents: dict[str, str], menu: str) -> dict[str, Any]:
     requests = [Request.parse(body) for body in mine.bodies]
-    other_calls = []
-    for call in theirs:
-        parsed = [Request.parse(body) for body in call.bodies]
-        other_calls.append(dict(zip(turns(parsed, agents), parsed, strict=True)))
+    other_requests = [Request.parse(body) for call in theirs for body in call.bodies]
     rows: list[dict[str, Any]] = []
-    for n, (request, (agent, turn)) in enumerate(zip(requests, turns(requests, agents), strict=True), start=1):
+    for n, (request, (agent, _)) in enumerate(zip(requests, turns(requests, agents), strict=True), start=1):
         prompt = request.prompt
-        prefix = static_prefix(request, agent, turn, other_calls)
+        prefix = static_prefix(request, other_requests)
         static_instructions = max(0, min(len(request.instructions), prefix - request.tools_chars - 2))
         rows.append(
             {
@@ -349,7 +332,7 @@ def measure_call(mine: Played, theirs: list[Played], agents: dict[str, frozenset
     }
 
 
-def agent_breakdown(played: list[Played], agents: dict[str, frozenset[str]], menu: str) -> dict[str, Any]:
+def agent_breakdown(played: list[Played], agents: dict[str, str], menu: str) -> dict[str, Any]:
     """Per agent: requests across the calls, and what each of its requests carries every time."""
     out: dict[str, Any] = {}
     for call in played:

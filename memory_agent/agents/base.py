@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Set
+from typing import Any
 
-from livekit.agents import AgentSession, RunContext, ToolError, function_tool, llm
+from livekit.agents import AgentSession, ModelSettings, RunContext, ToolError, function_tool, llm
 
 from memory_agent.agents.staff import ReachesStaff
 from memory_agent.journal import in_background
@@ -50,6 +52,23 @@ class BellaVistaAgent(ReachesStaff):
     def fresh_instructions(self) -> str | None:
         """The instructions as the call now stands, for agents whose instructions tell what we remember."""
         return None
+
+    # The tools that come and go with the step of the call.
+    step_tools: frozenset[str] = frozenset({"take_message"})
+
+    def not_now(self) -> Set[str]:
+        """The names of this agent's tools that make no sense at this point of the call (never offered then)."""
+        return set() if self.userdata.transfer_status in ("unavailable", "failed") else {"take_message"}
+
+    def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings) -> Any:
+        # Each request offers only the tools of this step of the call, read from the call's state when the
+        # request is made (a reply after a tool's output included); a tool left out cannot be called either.
+        # Editing the list, not the agent's tools, keeps the history the model sees whole.
+        hidden = self.not_now()
+        tools[:] = [tool for tool in tools if getattr(tool, "id", None) not in hidden]
+        # The tools of every step first, so the prefix a provider's prompt cache matches is as long as it can be.
+        tools.sort(key=lambda tool: getattr(tool, "id", "") in self.step_tools)
+        return super().llm_node(chat_ctx, tools, model_settings)
 
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:

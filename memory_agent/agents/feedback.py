@@ -34,6 +34,15 @@ class Feedback(BellaVistaAgent):
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
 
+    step_tools = frozenset({"take_message", "save_email"})
+
+    def not_now(self) -> set[str]:
+        ud = self.userdata
+        hidden = set(super().not_now())
+        if ud.order.email or (ud.memory is not None and ud.memory.email):
+            hidden.add("save_email")  # on file: nothing to ask
+        return hidden
+
     @function_tool
     async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:
         """Save the caller's rating and comment.
