@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # but cuts off a caller who pauses mid-sentence (BENCHMARKS.md, "Voice turn latency", has the figures).
     vad_min_silence_s: float = Field(default=0.3, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
     min_endpointing_delay_s: float = Field(
-        default=0.3, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"
+        default=0.5, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"
     )
     max_endpointing_delay_s: float = Field(
         default=3.0, ge=0.1, le=30, validation_alias="MEMORY_AGENT_MAX_ENDPOINTING_DELAY_S"
@@ -263,13 +263,13 @@ class VoiceTurn:
     mode and preemptive generation (LiveKit's own defaults: 0.55 s, 0.5 s, 3.0 s, "vad" with a VAD, on)."""
 
     vad_min_silence_s: float = 0.3
-    min_endpointing_delay_s: float = 0.3
+    min_endpointing_delay_s: float = 0.5
     max_endpointing_delay_s: float = 3.0
     turn_detection: Literal["vad", "stt"] = "vad"
     preemptive_generation: bool = True
 
 
-LIVEKIT_DEFAULT_TURN = VoiceTurn(vad_min_silence_s=0.55, min_endpointing_delay_s=0.5)
+LIVEKIT_DEFAULT_TURN = VoiceTurn(vad_min_silence_s=0.55)
 
 
 @dataclass(frozen=True)

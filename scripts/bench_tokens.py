@@ -47,9 +47,14 @@ SCRIPTS: tuple[Script, ...] = (NEW_CALLER, RETURNING_CALLER)
 OTHER_CALLER = {"Maria": "Tom"}
 IDENTITIES = ("+14155550101", "+14155550202")  # the first caller's number, the second's
 
-GOAL_CALL_CHARS = 36_000  # per call, instructions + history + tool schemas
+GOAL_CALL_CHARS = 30_000  # per call, instructions + history + tool schemas
 GOAL_PREFIX_SHARE = 0.70  # of every request
 MODEL = "gpt-4o-mini"
+CHARS_PER_TOKEN = 4  # English text and JSON with OpenAI's tokenizers, roughly
+# OpenAI's list prices in US dollars per million input tokens (uncached, cached), as published for
+# gpt-4o-mini (July 2024) and gpt-4.1-mini (April 2025); check the provider's page for today's.
+PRICES = {"gpt-4o-mini (2024-07)": (0.15, 0.075), "gpt-4.1-mini (2025-04)": (0.40, 0.10)}
+CACHE_MIN_TOKENS, CACHE_STEP_TOKENS = 1024, 128  # OpenAI caches prompts of 1,024 tokens or more, by 128
 
 
 # -- the OpenAI-compatible server --------------------------------------------------------------
@@ -317,6 +322,8 @@ def measure_call(mine: Played, theirs: list[Played], agents: dict[str, str], men
         )
     shares = [row["prefix_share"] for row in rows]
     chars = sum(row["chars"] for row in rows)
+    tokens = sum(row["body_chars"] for row in rows) / CHARS_PER_TOKEN
+    cached = sum(cached_tokens(row["body_chars"], row["prefix_chars"]) for row in rows)
     return {
         "requests": len(rows),
         "body_chars": sum(row["body_chars"] for row in rows),
@@ -326,10 +333,24 @@ def measure_call(mine: Played, theirs: list[Played], agents: dict[str, str], men
             "mean": sum(shares) / len(shares) if shares else 0.0,
             "weighted": sum(row["prefix_chars"] for row in rows) / chars if chars else 0.0,
         },
+        "prompt_tokens": round(tokens),
+        "cached_tokens": round(cached),
+        "input_cost_usd": {
+            name: {"uncached": tokens * full / 1e6, "cached": ((tokens - cached) * full + cached * hit) / 1e6}
+            for name, (full, hit) in PRICES.items()
+        },
         "off_script": mine.off_script,
         "tool_errors": mine.tool_errors,
         "per_request": rows,
     }
+
+
+def cached_tokens(body_chars: int, prefix_chars: int) -> int:
+    """What a provider's prompt cache could serve of one request: its static prefix, in whole steps, if the
+    prompt is long enough to be cached at all."""
+    if body_chars / CHARS_PER_TOKEN < CACHE_MIN_TOKENS:
+        return 0
+    return int(prefix_chars / CHARS_PER_TOKEN) // CACHE_STEP_TOKENS * CACHE_STEP_TOKENS
 
 
 def agent_breakdown(played: list[Played], agents: dict[str, str], menu: str) -> dict[str, Any]:
@@ -384,6 +405,17 @@ def render(figures: dict[str, Any]) -> str:
             f"| {kind} | {call['requests']} | {call['body_chars']:,} | {call['chars']:,} | {pct(share['min'])}"
             f" | {pct(share['mean'])} | {pct(share['weighted'])} |"
         )
+    lines += ["", "| call | prompt tokens (chars / 4) | cacheable | " + " | ".join(PRICES) + " |", "|---|---:|---:|"]
+    lines[-1] += "---:|" * len(PRICES)
+    for kind, call in figures["calls"].items():
+        costs = " | ".join(
+            f"${cost['uncached'] * 1000:.2f} (cached ${cost['cached'] * 1000:.2f})"
+            for cost in call["input_cost_usd"].values()
+        )
+        lines.append(f"| {kind} | {call['prompt_tokens']:,} | {call['cached_tokens']:,} | {costs} |")
+    lines.append(
+        "\nInput cost per 1,000 calls, US dollars, at the list prices named (without and with prompt caching)."
+    )
     goal = figures["goal"]
     lines.append(
         f"\nGoal: each call at most {goal['max_call_chars']:,} characters, every request's static prefix at least "

@@ -63,7 +63,9 @@ CHARS_PER_TOKEN = 4
 TURN_SETTINGS = {
     "chosen": VoiceTurn(),
     "livekit_defaults": LIVEKIT_DEFAULT_TURN,
+    "fastest": VoiceTurn(vad_min_silence_s=0.3, min_endpointing_delay_s=0.3),
     "stt_turns": VoiceTurn(turn_detection="stt"),
+    "chosen_no_preemptive": VoiceTurn(preemptive_generation=False),
 }
 # (caller, memory, turn settings)
 ARMS = [
@@ -72,7 +74,9 @@ ARMS = [
     ("new", True, "chosen"),
     ("new", False, "chosen"),
     ("returning", True, "livekit_defaults"),
+    ("returning", True, "fastest"),
     ("returning", True, "stt_turns"),
+    ("returning", True, "chosen_no_preemptive"),
 ]
 
 
@@ -258,7 +262,9 @@ class Turns:
     requests: int
     prompt_tokens: list[int]
     cut_off: int
+    split: int
     paused_lines: int
+    paused_requests: int
 
 
 async def one_call(
@@ -302,16 +308,23 @@ async def one_call(
         requests = len(model.requests) - greeting_requests
         tokens = model.prompt_tokens[greeting_requests:]
         cut = 0
+        said, asked = _user_lines(call.session.history), len(model.requests)
         for _ in range(PAUSED_LINES):
             replies = len(speaker.first_frames)
             microphone.speak(paused)
             await _until(lambda: len(speaker.first_frames) > replies)  # noqa: B023 - awaited within the loop
             cut += speaker.first_frames[replies] < microphone.ended_at
             await asyncio.sleep(3.5)  # any second reply (to the line's second half) comes and goes
+        split = _user_lines(call.session.history) - said - PAUSED_LINES
+        paused_requests = len(model.requests) - asked
         await call.finish()
         if memory and identity == "bench-caller":
             assert "Maria" in model.requests[0].instructions, "the memory arm did not recall the caller"
-        return Turns(latencies, requests, tokens, cut, PAUSED_LINES)
+        return Turns(latencies, requests, tokens, cut, split, PAUSED_LINES, paused_requests)
+
+
+def _user_lines(history: llm.ChatContext) -> int:
+    return sum(1 for item in history.items if item.type == "message" and item.role == "user")
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -353,7 +366,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         was.requests + got.requests,
                         was.prompt_tokens + got.prompt_tokens,
                         was.cut_off + got.cut_off,
+                        was.split + got.split,
                         was.paused_lines + got.paused_lines,
+                        was.paused_requests + got.paused_requests,
                     )
                 results[arm] = got
     out: dict[str, Any] = {
@@ -375,6 +390,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "requests_per_turn": got.requests / len(values),
             "prompt_tokens_mean": statistics.fmean(got.prompt_tokens) if got.prompt_tokens else 0,
             "cut_off": f"{got.cut_off}/{got.paused_lines}",
+            "split_in_two": f"{got.split}/{got.paused_lines}",
+            "requests_per_paused_line": got.paused_requests / got.paused_lines,
             "samples_ms": [round(v * 1000, 2) for v in values],
         }
     return out
@@ -391,12 +408,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     result = asyncio.run(bench(args))
-    print("| arm | n | p50 ms | p99 ms | mean ms | prompt tokens | requests a turn | cut off |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| arm | n | p50 ms | p99 ms | mean ms | prompt tokens | requests a turn | answered mid-line | split"
+        " | requests a paused line |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for arm, r in result["arms"].items():
         print(
             f"| {arm} | {r['n']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_ms']:.1f}"
-            f" | {r['prompt_tokens_mean']:.0f} | {r['requests_per_turn']:.2f} | {r['cut_off']} |"
+            f" | {r['prompt_tokens_mean']:.0f} | {r['requests_per_turn']:.2f} | {r['cut_off']} | {r['split_in_two']}"
+            f" | {r['requests_per_paused_line']:.2f} |"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
