@@ -128,7 +128,6 @@ HOSTILE_ORDER_CALLS = [
     ("add_to_order", {"item": "tiramisu", "modifications": ["a" * 5000]}, "short notes"),
     ("add_to_order", {"item": "tiramisu", "modifications": "extra cocoa"}, "modifications"),
     ("add_to_order", {"item": 42}, "item"),
-    ("reorder_last_order", {}, "no such order"),
 ]
 
 
@@ -169,9 +168,18 @@ async def test_hostile_input_while_confirming_gets_a_tool_error(repo, db_path, t
 
 @pytest.mark.parametrize(
     ("tool", "arguments"),
-    [("confirm_order", {}), ("remove_from_order", {"item": "tiramisu"}), ("set_payment_method", {"method": "card"})],
+    [
+        ("confirm_order", {}),
+        ("remove_from_order", {"item": "tiramisu"}),
+        ("set_payment_method", {"method": "card"}),
+        ("reorder_last_order", {}),
+        ("reorder_usual", {}),
+        ("recall_past_orders", {}),
+    ],
 )
-async def test_an_empty_order_offers_no_confirming_tools_and_calling_one_fails(repo, db_path, tool, arguments):
+async def test_a_new_callers_empty_order_offers_no_confirming_or_past_tools_and_calling_one_fails(
+    repo, db_path, tool, arguments
+):
     steps = [*TO_ORDER_TAKER, ToolCall(tool, arguments), Say("What would you like?")]
     call, llm = await scripted_call(repo, "mallory", steps, ["hi", "place it"])
 

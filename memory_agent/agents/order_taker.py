@@ -77,11 +77,14 @@ class OrderTaker(KeepsFacts):
             if ud.place.is_open(ud.clock()):
                 hidden.add("set_pickup_time")  # a later pickup is chosen with the order in hand
         memory = ud.memory
-        for which, tool in (("last", "reorder_last_order"), ("usual", "reorder_usual")):
-            past = (memory.last_order_items if which == "last" else memory.usual_items) if memory else ()
-            # Without memory yet, a verified caller's lookup may still be on its way: the tool waits for it.
-            if (memory is not None and not past) or (memory is None and not ud.verified):
-                hidden.add(tool)
+        # A verified caller whose lookup is not back yet may have a past: the tools wait for it.
+        pending = memory is None and ud.verified and ud.memory_enabled and ud.caller is not None and ud.profiles is None
+        if memory is None and not pending:
+            hidden.add("recall_past_orders")
+        if not (memory.last_order_items if memory else pending):
+            hidden.add("reorder_last_order")
+        if not (memory.usual_items if memory else pending):
+            hidden.add("reorder_usual")
         if not ud.facts("allergy"):
             hidden.add("forget_allergy")
         if not ud.facts("preference"):
