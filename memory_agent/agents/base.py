@@ -38,11 +38,13 @@ CARRIED_ITEMS = 4
 class BellaVistaAgent(ReachesStaff):
     """An agent of the chain; holds nothing but what it was constructed with."""
 
+    carried_items = CARRIED_ITEMS
+
     def __init__(self, *, instructions: str, chat_ctx: llm.ChatContext | None = None) -> None:
         if chat_ctx is not None:
             chat_ctx = chat_ctx.copy(
                 exclude_function_call=True, exclude_instructions=True, exclude_handoff=True, exclude_config_update=True
-            ).truncate(max_items=CARRIED_ITEMS)
+            ).truncate(max_items=self.carried_items)
         super().__init__(instructions=instructions, chat_ctx=chat_ctx)
 
     @property

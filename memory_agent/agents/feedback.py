@@ -22,6 +22,8 @@ PLACED = "Their order was just placed: {summary} First tell them it will be read
 
 
 class Feedback(BellaVistaAgent):
+    carried_items = 2  # the order's exchange is over (its summary is in the instructions): the last words do
+
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         text = instructions(ud, INSTRUCTIONS, memory=False)
         if ud.order.placed:
