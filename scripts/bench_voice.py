@@ -57,6 +57,7 @@ LINE = "Yes, the same as last time please."
 PAUSED = ("Two margheritas", "and a tiramisu please.")
 PAUSED_LINES = 3  # per call, after the timed turns
 REPLY = "Sure."
+SPEECH_LEVEL = 500  # of 32767: louder samples are speech
 TTFT_BASE_MS = 300.0
 TTFT_MS_PER_1K_TOKENS = 40.0
 CHARS_PER_TOKEN = 4
@@ -90,7 +91,11 @@ def speech(text: str) -> np.ndarray:
     resampler = rtc.AudioResampler(voice.config.sample_rate, RATE, num_channels=1)
     frames = resampler.push(rtc.AudioFrame(pcm.tobytes(), voice.config.sample_rate, 1, len(pcm)))
     frames += resampler.flush()
-    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    samples = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    # Without piper's own silence before and after, the line ends where the speech ends, and a pause
+    # put inside a line is as long as asked.
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_LEVEL)
+    return samples[loud[0] : loud[-1] + 1]
 
 
 def prompt_tokens(chat_ctx: llm.ChatContext, tools: list[llm.Tool]) -> int:
