@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     close_transcript_timeout_s: float = Field(
         default=5.0, ge=0, le=60, validation_alias="MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S"
     )
-    # The voice turn: how long the caller's silence lasts before the agent answers. Shorter answers sooner
-    # but cuts off a caller who pauses mid-sentence (BENCHMARKS.md, "Voice turn latency", has the figures).
+    # The voice turn (BENCHMARKS.md, "Voice turn latency", has the figures): after the VAD's silence the
+    # transcript, and a preemptive LLM request, start; after the endpointing delay from the caller's last
+    # speech the turn is over. Shorter answers sooner, but cuts off a caller who pauses mid-sentence.
     vad_min_silence_s: float = Field(default=0.3, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
     min_endpointing_delay_s: float = Field(
         default=0.5, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"

@@ -23,6 +23,7 @@ PLACED = "Their order was just placed: {summary} First tell them it will be read
 
 class Feedback(BellaVistaAgent):
     carried_items = 2  # the order's exchange is over (its summary is in the instructions): the last words do
+    step_tools = frozenset({"take_message", "save_email"})
 
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         text = instructions(ud, INSTRUCTIONS, memory=False)
@@ -35,8 +36,6 @@ class Feedback(BellaVistaAgent):
 
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
-
-    step_tools = frozenset({"take_message", "save_email"})
 
     def not_now(self) -> set[str]:
         ud = self.userdata
