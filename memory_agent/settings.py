@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # The voice turn (BENCHMARKS.md, "Voice turn latency", has the figures): after the VAD's silence the
     # transcript, and a preemptive LLM request, start; after the endpointing delay from the caller's last
     # speech the turn is over. Shorter answers sooner, but cuts off a caller who pauses mid-sentence.
-    vad_min_silence_s: float = Field(default=0.3, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
+    vad_min_silence_s: float = Field(default=0.45, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
     min_endpointing_delay_s: float = Field(
         default=0.5, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"
     )
@@ -263,7 +263,7 @@ class VoiceTurn:
     """When the caller's turn is over: Silero VAD's silence, LiveKit's endpointing delays, its turn detection
     mode and preemptive generation (LiveKit's own defaults: 0.55 s, 0.5 s, 3.0 s, "vad" with a VAD, on)."""
 
-    vad_min_silence_s: float = 0.3
+    vad_min_silence_s: float = 0.45
     min_endpointing_delay_s: float = 0.5
     max_endpointing_delay_s: float = 3.0
     turn_detection: Literal["vad", "stt"] = "vad"

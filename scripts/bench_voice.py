@@ -64,6 +64,7 @@ CHARS_PER_TOKEN = 4
 TURN_SETTINGS = {
     "chosen": VoiceTurn(),
     "livekit_defaults": LIVEKIT_DEFAULT_TURN,
+    "vad_0.3": VoiceTurn(vad_min_silence_s=0.3),
     "fastest": VoiceTurn(vad_min_silence_s=0.3, min_endpointing_delay_s=0.3),
     "stt_turns": VoiceTurn(turn_detection="stt"),
     "chosen_no_preemptive": VoiceTurn(preemptive_generation=False),
@@ -75,6 +76,7 @@ ARMS = [
     ("new", True, "chosen"),
     ("new", False, "chosen"),
     ("returning", True, "livekit_defaults"),
+    ("returning", True, "vad_0.3"),
     ("returning", True, "fastest"),
     ("returning", True, "stt_turns"),
     ("returning", True, "chosen_no_preemptive"),

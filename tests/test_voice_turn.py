@@ -43,7 +43,7 @@ def test_the_settings_read_the_voice_turn_from_the_environment(monkeypatch):
 def test_the_defaults_wait_out_a_pause_but_hear_the_end_sooner_than_livekit():
     turn = Settings().voice_turn
 
-    assert turn.vad_min_silence_s == 0.3  # LiveKit's Silero default: 0.55
+    assert turn.vad_min_silence_s == 0.45  # LiveKit's Silero default: 0.55
     assert (turn.min_endpointing_delay_s, turn.max_endpointing_delay_s) == (0.5, 3.0)
     assert (turn.turn_detection, turn.preemptive_generation) == ("vad", True)
 
