@@ -2,10 +2,11 @@
 
 Arms, interleaved call by call in one run: new and returning callers, with memory and without, on the
 chosen voice-turn settings (``memory_agent.settings.VoiceTurn()``); and the returning caller with memory
-on LiveKit's defaults and with "stt" turn detection. The caller's line is real speech (piper, from the
-`voice-test` extra) heard by the real Silero VAD; speech recognition returns the line at once and the
-TTS is a short tone. The LLM answers from a script, but takes the time a hosted model takes to its
-first token for the prompt it receives:
+on LiveKit's defaults, with the VAD's silence at 0.3 s, on the fastest settings (VAD and endpointing
+0.3 s), with "stt" turn detection and without preemptive generation (``TURN_SETTINGS``). The
+caller's line is real speech (piper, from the `voice-test` extra) heard by the real Silero VAD;
+speech recognition returns the line at once and the TTS is a short tone. The LLM answers from a
+script, but takes the time a hosted model takes to its first token for the prompt it receives:
 
     time to first token = TTFT_BASE_MS + TTFT_MS_PER_1K_TOKENS * prompt tokens / 1000
 
