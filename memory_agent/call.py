@@ -24,7 +24,7 @@ from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
 from memory_agent.replies import ReplyLimits
 from memory_agent.restaurant import Restaurant
-from memory_agent.settings import GuessLimits
+from memory_agent.settings import GuessLimits, VoiceTurn
 from memory_agent.state import StaffLine, Userdata
 from memory_agent.usage import measured
 
@@ -105,6 +105,7 @@ async def start_call(
     clock: Callable[[], datetime] = utcnow,
     staff_line: StaffLine | None = None,
     reply_limits: ReplyLimits | None = None,
+    turn: VoiceTurn | None = None,
 ) -> Call:
     """Open the call's journal, build Userdata and the session, and start the Greeter.
 
@@ -146,7 +147,7 @@ async def start_call(
     if memory_enabled:
         ud.journal.look_up()
     # Without a VAD there is no audio to detect turns in (text chat, tests).
-    turns = TurnHandlingOptions(turn_detection=None) if vad is None else TurnHandlingOptions()
+    turns = TurnHandlingOptions(turn_detection=None) if vad is None else turn_handling(turn or VoiceTurn())
     session: AgentSession[Userdata] = AgentSession(
         userdata=ud,
         llm=llm,
@@ -174,6 +175,15 @@ async def start_call(
         await call.finish("start_failed")
         raise
     return call
+
+
+def turn_handling(turn: VoiceTurn) -> TurnHandlingOptions:
+    """LiveKit's turn handling as chosen in the settings (the VAD's own silence is set where it is loaded)."""
+    return TurnHandlingOptions(
+        turn_detection=turn.turn_detection,
+        endpointing={"min_delay": turn.min_endpointing_delay_s, "max_delay": turn.max_endpointing_delay_s},
+        preemptive_generation={"enabled": turn.preemptive_generation},
+    )
 
 
 def call_snapshot(

@@ -106,6 +106,19 @@ class Settings(BaseSettings):
     close_transcript_timeout_s: float = Field(
         default=5.0, ge=0, le=60, validation_alias="MEMORY_AGENT_CLOSE_TRANSCRIPT_TIMEOUT_S"
     )
+    # The voice turn (BENCHMARKS.md, "Voice turn latency", has the figures): after the VAD's silence the
+    # transcript, and a preemptive LLM request, start; after the endpointing delay from the caller's last
+    # speech the turn is over. Shorter answers sooner, but cuts off a caller who pauses mid-sentence.
+    vad_min_silence_s: float = Field(default=0.45, ge=0.05, le=3, validation_alias="MEMORY_AGENT_VAD_MIN_SILENCE_S")
+    min_endpointing_delay_s: float = Field(
+        default=0.5, ge=0, le=10, validation_alias="MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S"
+    )
+    max_endpointing_delay_s: float = Field(
+        default=3.0, ge=0.1, le=30, validation_alias="MEMORY_AGENT_MAX_ENDPOINTING_DELAY_S"
+    )
+    turn_detection: Literal["vad", "stt"] = Field(default="vad", validation_alias="MEMORY_AGENT_TURN_DETECTION")
+    # The LLM starts on the caller's words before their turn is over (and starts again if they go on).
+    preemptive_generation: bool = Field(default=True, validation_alias="MEMORY_AGENT_PREEMPTIVE_GENERATION")
     # LiveKit Cloud's session recording (audio, transcripts): off unless opted in, since recordings kept
     # by LiveKit are out of reach of `forget` and of the transcripts' retention.
     record: bool = Field(default=False, validation_alias="MEMORY_AGENT_RECORD")
@@ -261,6 +274,16 @@ class Settings(BaseSettings):
             tts=self.price_tts,
         )
 
+    @property
+    def voice_turn(self) -> VoiceTurn:
+        return VoiceTurn(
+            vad_min_silence_s=self.vad_min_silence_s,
+            min_endpointing_delay_s=self.min_endpointing_delay_s,
+            max_endpointing_delay_s=self.max_endpointing_delay_s,
+            turn_detection=self.turn_detection,
+            preemptive_generation=self.preemptive_generation,
+        )
+
 
 def known_time_zone(name: str) -> str:
     """``name`` if it is an IANA time zone; otherwise a ``ValueError`` that says what to write."""
@@ -281,6 +304,21 @@ class Prices:
     llm_output: Decimal = Decimal("0.60")
     stt_minute: Decimal = Decimal("0.0077")
     tts: Decimal = Decimal("15")
+
+
+@dataclass(frozen=True)
+class VoiceTurn:
+    """When the caller's turn is over: Silero VAD's silence, LiveKit's endpointing delays, its turn detection
+    mode and preemptive generation (LiveKit's own defaults: 0.55 s, 0.5 s, 3.0 s, "vad" with a VAD, on)."""
+
+    vad_min_silence_s: float = 0.45
+    min_endpointing_delay_s: float = 0.5
+    max_endpointing_delay_s: float = 3.0
+    turn_detection: Literal["vad", "stt"] = "vad"
+    preemptive_generation: bool = True
+
+
+LIVEKIT_DEFAULT_TURN = VoiceTurn(vad_min_silence_s=0.55)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
+from livekit.agents.vad import VAD
 from livekit.agents.voice import ConversationItemAddedEvent, UserStateChangedEvent
 from livekit.agents.worker import ServerEnvOption
 from livekit.plugins import silero
@@ -75,6 +76,13 @@ class Worker(AgentServer):
                 self.repository = None
 
 
+def tuned_vad(vad: VAD, settings: Settings) -> VAD:
+    """Silero's silence before the end of speech as the settings choose (the job's process has its own VAD)."""
+    if isinstance(vad, silero.VAD):
+        vad.update_options(min_silence_duration=settings.vad_min_silence_s)
+    return vad
+
+
 def build_server(settings: Settings) -> AgentServer:
     """The worker from Settings: connection retries, drain timeout, health endpoint's address and, for
     explicit dispatch, its agent name."""
@@ -136,7 +144,7 @@ async def entrypoint(
         llm=made.llm,
         stt=made.stt,
         tts=made.tts,
-        vad=None if text else made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(),
+        vad=None if text else tuned_vad(made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(), settings),
         room=ctx.room,
         recall_budget_s=settings.recall_budget_s,
         guess_limits=settings.guess_limits,
@@ -150,6 +158,7 @@ async def entrypoint(
         staff_line=staff_line,
         close_transcript_timeout_s=settings.close_transcript_timeout_s,
         record=settings.record,
+        turn=settings.voice_turn,
     )
     if text:
         show_greeting(call)

@@ -10,9 +10,9 @@ agents, a real SQLite file in a temporary directory and the real ``livekit.plugi
 pointed at a loopback OpenAI-compatible server that answers from the script and keeps every body.
 
 A second caller plays the same two calls under another name on another number. A request's static
-prefix is the longest prefix it shares with the corresponding request (the same agent, its same
-turn) of that other caller's call, with the request read as a prompt cache reads it: the tool
-schemas, then the messages in order. That much a provider could serve from its cache to any caller.
+prefix is the longest prefix it shares with any request of that other caller's two calls, with the
+request read as a prompt cache reads it: the tool schemas, then the messages in order. That much a
+provider that served the other caller could serve from its cache to this one.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from bench_calls import NEW_CALLER, RETURNING_CALLER, Script
-from livekit.agents import Agent, llm
+from livekit.agents import llm
 from livekit.plugins import openai
 
-import memory_agent.agents
 from db import open_repository
 from memory_agent import start_call
+from memory_agent.agents import feedback, greeter, order_taker
 from memory_agent.menu import load_menu
 from memory_agent.scripted_llm import Fail, Say, Step, ToolCall
 
@@ -47,9 +47,14 @@ SCRIPTS: tuple[Script, ...] = (NEW_CALLER, RETURNING_CALLER)
 OTHER_CALLER = {"Maria": "Tom"}
 IDENTITIES = ("+14155550101", "+14155550202")  # the first caller's number, the second's
 
-GOAL_CALL_CHARS = 36_000  # per call, instructions + history + tool schemas
+GOAL_CALL_CHARS = 30_000  # per call, instructions + history + tool schemas
 GOAL_PREFIX_SHARE = 0.70  # of every request
 MODEL = "gpt-4o-mini"
+CHARS_PER_TOKEN = 4  # English text and JSON with OpenAI's tokenizers, roughly
+# OpenAI's list prices in US dollars per million input tokens (uncached, cached), as published for
+# gpt-4o-mini (July 2024) and gpt-4.1-mini (April 2025); check the provider's page for today's.
+PRICES = {"gpt-4o-mini (2024-07)": (0.15, 0.075), "gpt-4.1-mini (2025-04)": (0.40, 0.10)}
+CACHE_MIN_TOKENS, CACHE_STEP_TOKENS = 1024, 128  # OpenAI caches prompts of 1,024 tokens or more, by 128
 
 
 # -- the OpenAI-compatible server --------------------------------------------------------------
@@ -251,25 +256,16 @@ class Request:
         return sum(len(_json(message)) for message in self.messages[skip:])
 
 
-def agent_tools() -> dict[str, frozenset[str]]:
-    """Each agent class of the product, by name, with the names of the tools it is built with."""
-    found = {}
-    for name, value in vars(memory_agent.agents).items():
-        if isinstance(value, type) and issubclass(value, Agent):
-            found[name] = frozenset(tool.id for tool in llm.find_function_tools(value))
-    return found
+def agent_tools() -> dict[str, str]:
+    """Each agent class of the product, by name, with the opening of its task in its instructions (the
+    tools offered change with the step of the call, so they no longer tell the agents apart)."""
+    tasks = {"Greeter": greeter.INSTRUCTIONS, "OrderTaker": order_taker.INSTRUCTIONS, "Feedback": feedback.INSTRUCTIONS}
+    return {name: task.split(".")[0] for name, task in tasks.items()}
 
 
-def agent_of(request: Request, agents: dict[str, frozenset[str]]) -> str:
-    """The agent whose tools these are; the closest one (marked ~) if the tools were changed."""
-    names = request.tool_names
-    for agent, tools in agents.items():
-        if tools == names:
-            return agent
-    if not agents or not names:
-        return "?"
-    best = max(agents, key=lambda agent: len(agents[agent] & names) / len(agents[agent] | names))
-    return f"~{best}"
+def agent_of(request: Request, agents: dict[str, str]) -> str:
+    """The agent whose task the request's instructions carry."""
+    return next((agent for agent, task in agents.items() if task in request.instructions), "?")
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -281,7 +277,7 @@ def common_prefix(a: str, b: str) -> int:
     return n
 
 
-def turns(requests: list[Request], agents: dict[str, frozenset[str]]) -> list[tuple[str, int]]:
+def turns(requests: list[Request], agents: dict[str, str]) -> list[tuple[str, int]]:
     """Each request's agent and its ordinal among that agent's requests in the call."""
     seen: Counter[str] = Counter()
     out = []
@@ -292,28 +288,20 @@ def turns(requests: list[Request], agents: dict[str, frozenset[str]]) -> list[tu
     return out
 
 
-def static_prefix(request: Request, agent: str, turn: int, theirs: list[dict[tuple[str, int], Request]]) -> int:
-    """The prefix shared with the other caller's corresponding request in each of their calls that
-    has this agent (its same turn, else that agent's last): the same for a stranger and a known caller."""
-    shared = []
-    for call in theirs:
-        turns_of_agent = [t for a, t in call if a == agent]
-        if turns_of_agent:
-            other = call.get((agent, turn)) or call[(agent, max(turns_of_agent))]
-            shared.append(common_prefix(request.prompt, other.prompt))
-    return min(shared, default=0)
+def static_prefix(request: Request, theirs: list[Request]) -> int:
+    """The longest prefix this request shares with any request of the other caller's calls: what a
+    provider's prompt cache, having served that caller, holds for this one (tools offered per step of
+    the call make the same agent's requests differ with the step, not with the caller)."""
+    return max((common_prefix(request.prompt, other.prompt) for other in theirs), default=0)
 
 
-def measure_call(mine: Played, theirs: list[Played], agents: dict[str, frozenset[str]], menu: str) -> dict[str, Any]:
+def measure_call(mine: Played, theirs: list[Played], agents: dict[str, str], menu: str) -> dict[str, Any]:
     requests = [Request.parse(body) for body in mine.bodies]
-    other_calls = []
-    for call in theirs:
-        parsed = [Request.parse(body) for body in call.bodies]
-        other_calls.append(dict(zip(turns(parsed, agents), parsed, strict=True)))
+    other_requests = [Request.parse(body) for call in theirs for body in call.bodies]
     rows: list[dict[str, Any]] = []
-    for n, (request, (agent, turn)) in enumerate(zip(requests, turns(requests, agents), strict=True), start=1):
+    for n, (request, (agent, _)) in enumerate(zip(requests, turns(requests, agents), strict=True), start=1):
         prompt = request.prompt
-        prefix = static_prefix(request, agent, turn, other_calls)
+        prefix = static_prefix(request, other_requests)
         static_instructions = max(0, min(len(request.instructions), prefix - request.tools_chars - 2))
         rows.append(
             {
@@ -334,6 +322,8 @@ def measure_call(mine: Played, theirs: list[Played], agents: dict[str, frozenset
         )
     shares = [row["prefix_share"] for row in rows]
     chars = sum(row["chars"] for row in rows)
+    tokens = sum(row["body_chars"] for row in rows) / CHARS_PER_TOKEN
+    cached = sum(cached_tokens(row["body_chars"], row["prefix_chars"]) for row in rows)
     return {
         "requests": len(rows),
         "body_chars": sum(row["body_chars"] for row in rows),
@@ -343,13 +333,27 @@ def measure_call(mine: Played, theirs: list[Played], agents: dict[str, frozenset
             "mean": sum(shares) / len(shares) if shares else 0.0,
             "weighted": sum(row["prefix_chars"] for row in rows) / chars if chars else 0.0,
         },
+        "prompt_tokens": round(tokens),
+        "cached_tokens": round(cached),
+        "input_cost_usd": {
+            name: {"uncached": tokens * full / 1e6, "cached": ((tokens - cached) * full + cached * hit) / 1e6}
+            for name, (full, hit) in PRICES.items()
+        },
         "off_script": mine.off_script,
         "tool_errors": mine.tool_errors,
         "per_request": rows,
     }
 
 
-def agent_breakdown(played: list[Played], agents: dict[str, frozenset[str]], menu: str) -> dict[str, Any]:
+def cached_tokens(body_chars: int, prefix_chars: int) -> int:
+    """What a provider's prompt cache could serve of one request: its static prefix, in whole steps, if the
+    prompt is long enough to be cached at all."""
+    if body_chars / CHARS_PER_TOKEN < CACHE_MIN_TOKENS:
+        return 0
+    return int(prefix_chars / CHARS_PER_TOKEN) // CACHE_STEP_TOKENS * CACHE_STEP_TOKENS
+
+
+def agent_breakdown(played: list[Played], agents: dict[str, str], menu: str) -> dict[str, Any]:
     """Per agent: requests across the calls, and what each of its requests carries every time."""
     out: dict[str, Any] = {}
     for call in played:
@@ -401,6 +405,17 @@ def render(figures: dict[str, Any]) -> str:
             f"| {kind} | {call['requests']} | {call['body_chars']:,} | {call['chars']:,} | {pct(share['min'])}"
             f" | {pct(share['mean'])} | {pct(share['weighted'])} |"
         )
+    lines += ["", "| call | prompt tokens (chars / 4) | cacheable | " + " | ".join(PRICES) + " |", "|---|---:|---:|"]
+    lines[-1] += "---:|" * len(PRICES)
+    for kind, call in figures["calls"].items():
+        costs = " | ".join(
+            f"${cost['uncached'] * 1000:.2f} (cached ${cost['cached'] * 1000:.2f})"
+            for cost in call["input_cost_usd"].values()
+        )
+        lines.append(f"| {kind} | {call['prompt_tokens']:,} | {call['cached_tokens']:,} | {costs} |")
+    lines.append(
+        "\nInput cost per 1,000 calls, US dollars, at the list prices named (without and with prompt caching)."
+    )
     goal = figures["goal"]
     lines.append(
         f"\nGoal: each call at most {goal['max_call_chars']:,} characters, every request's static prefix at least "

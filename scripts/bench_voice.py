@@ -1,10 +1,25 @@
 """Voice turn latency: from the end of the caller's speech to the first frame of the agent's audio.
 
-A returning caller with memory against the same call with memory off, interleaved call by call, in
-one run. The caller's line is real speech (piper, from the `voice-test` extra) heard by the real
-Silero VAD; speech recognition returns the line at once, the scripted LLM answers at once and the
-TTS is a short tone, so the figure is LiveKit's turn pipeline (VAD silence, endpointing) plus our
-code. Run: python scripts/bench_voice.py [--calls 6] [--turns 8] [--json FILE]
+Arms, interleaved call by call in one run: new and returning callers, with memory and without, on the
+chosen voice-turn settings (``memory_agent.settings.VoiceTurn()``); and the returning caller with memory
+on LiveKit's defaults, with the VAD's silence at 0.3 s, on the fastest settings (VAD and endpointing
+0.3 s), with "stt" turn detection and without preemptive generation (``TURN_SETTINGS``). The
+caller's line is real speech (piper, from the `voice-test` extra) heard by the real Silero VAD;
+speech recognition returns the line at once and the TTS is a short tone. The LLM answers from a
+script, but takes the time a hosted model takes to its first token for the prompt it receives:
+
+    time to first token = TTFT_BASE_MS + TTFT_MS_PER_1K_TOKENS * prompt tokens / 1000
+
+with prompt tokens counted as the characters of the instructions, the messages and the tool schemas
+(as the openai plugin sends them, strict) divided by CHARS_PER_TOKEN. The defaults (300 ms + 40 ms per
+1,000 tokens, 4 characters a token) are a stated model, not a measurement of a provider: a hosted
+small model's time to first token is a few hundred milliseconds and its prefill thousands of tokens a
+second; change them with --ttft-base-ms and --ttft-per-1k-ms. So what memory and the tool schemas add
+to a prompt reaches the caller's wait.
+
+Each call ends with lines said with a pause in the middle (--pause-ms): a reply that starts before
+such a line is over cut the caller off. Requests per spoken turn count preemptive generations.
+Run: python scripts/bench_voice.py [--calls 2] [--turns 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,13 +34,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import APIConnectOptions, stt, tts, utils
+from livekit.agents import APIConnectOptions, llm, stt, tts, utils
 from livekit.agents.language import LanguageCode
+from livekit.agents.llm.utils import build_strict_openai_schema
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.voice import io
 from livekit.plugins import silero
@@ -33,11 +50,38 @@ from livekit.plugins import silero
 from db import open_repository
 from memory_agent.call import start_call
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
+from memory_agent.settings import LIVEKIT_DEFAULT_TURN, VoiceTurn
 
 RATE = 16000
 FRAME = RATE // 50  # 20 ms
 LINE = "Yes, the same as last time please."
+PAUSED = ("Two margheritas", "and a tiramisu please.")
+PAUSED_LINES = 3  # per call, after the timed turns
 REPLY = "Sure."
+SPEECH_LEVEL = 500  # of 32767: louder samples are speech
+TTFT_BASE_MS = 300.0
+TTFT_MS_PER_1K_TOKENS = 40.0
+CHARS_PER_TOKEN = 4
+TURN_SETTINGS = {
+    "chosen": VoiceTurn(),
+    "livekit_defaults": LIVEKIT_DEFAULT_TURN,
+    "vad_0.3": VoiceTurn(vad_min_silence_s=0.3),
+    "fastest": VoiceTurn(vad_min_silence_s=0.3, min_endpointing_delay_s=0.3),
+    "stt_turns": VoiceTurn(turn_detection="stt"),
+    "chosen_no_preemptive": VoiceTurn(preemptive_generation=False),
+}
+# (caller, memory, turn settings)
+ARMS = [
+    ("returning", True, "chosen"),
+    ("returning", False, "chosen"),
+    ("new", True, "chosen"),
+    ("new", False, "chosen"),
+    ("returning", True, "livekit_defaults"),
+    ("returning", True, "vad_0.3"),
+    ("returning", True, "fastest"),
+    ("returning", True, "stt_turns"),
+    ("returning", True, "chosen_no_preemptive"),
+]
 
 
 def speech(text: str) -> np.ndarray:
@@ -50,7 +94,53 @@ def speech(text: str) -> np.ndarray:
     resampler = rtc.AudioResampler(voice.config.sample_rate, RATE, num_channels=1)
     frames = resampler.push(rtc.AudioFrame(pcm.tobytes(), voice.config.sample_rate, 1, len(pcm)))
     frames += resampler.flush()
-    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    samples = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    # Without piper's own silence before and after, the line ends where the speech ends, and a pause
+    # put inside a line is as long as asked.
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_LEVEL)
+    return samples[loud[0] : loud[-1] + 1]
+
+
+def prompt_tokens(chat_ctx: llm.ChatContext, tools: list[llm.Tool]) -> int:
+    """The prompt's size as the model model reads it: messages' text and strict tool schemas, in tokens."""
+    chars = sum(len(item.text_content or "") for item in chat_ctx.items if item.type == "message")
+    chars += sum(len(json.dumps(item.arguments) + item.name) for item in chat_ctx.items if item.type == "function_call")
+    chars += sum(len(item.output) for item in chat_ctx.items if item.type == "function_call_output")
+    schemas = [build_strict_openai_schema(t) for t in tools if isinstance(t, llm.FunctionTool)]
+    chars += len(json.dumps(schemas, separators=(",", ":"))) if schemas else 0
+    return chars // CHARS_PER_TOKEN
+
+
+class PromptPacedLLM(ScriptedLLM):
+    """A scripted LLM whose first token comes after the model's time for the prompt it was sent."""
+
+    def __init__(self, steps: list[Step], *, exhausted: str, base_ms: float, per_1k_ms: float) -> None:
+        super().__init__(steps, exhausted=exhausted)
+        self.base_ms, self.per_1k_ms = base_ms, per_1k_ms
+        self.prompt_tokens: list[int] = []
+
+    def chat(self, **kwargs: Any) -> Any:
+        tokens = prompt_tokens(kwargs["chat_ctx"], kwargs.get("tools") or [])
+        self.prompt_tokens.append(tokens)
+        answer = super().chat(**kwargs)
+        delay_s = (self.base_ms + self.per_1k_ms * tokens / 1000) / 1000
+        return Delayed(self, answer, delay_s, chat_ctx=kwargs["chat_ctx"], tools=kwargs.get("tools") or [])
+
+
+class Delayed(llm.LLMStream):
+    """Passes on another stream's chunks after a delay (``_run`` and ``_event_ch``: LiveKit's plugin API)."""
+
+    def __init__(self, owner: llm.LLM, answer: llm.LLMStream, delay_s: float, **kwargs: Any) -> None:
+        super().__init__(owner, conn_options=APIConnectOptions(max_retry=0, retry_interval=0, timeout=10), **kwargs)
+        self._answer, self._delay_s = answer, delay_s
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.sleep(self._delay_s)
+            async for chunk in self._answer:
+                self._event_ch.send_nowait(chunk)
+        finally:
+            await self._answer.aclose()
 
 
 class Microphone(io.AudioInput):
@@ -58,15 +148,20 @@ class Microphone(io.AudioInput):
 
     def __init__(self, line: np.ndarray) -> None:
         super().__init__(label="bench-microphone")
-        padded = np.pad(line, (0, -len(line) % FRAME))
-        self._line = [padded[i : i + FRAME].tobytes() for i in range(0, len(padded), FRAME)]
+        self._line = self._frames(line)
         self._queue: list[bytes] = []
         self._silence = bytes(FRAME * 2)
         self._next_at = 0.0
         self.ended_at = 0.0
 
-    def speak(self) -> None:
-        self._queue = list(self._line)
+    @staticmethod
+    def _frames(line: np.ndarray) -> list[bytes]:
+        padded = np.pad(line, (0, -len(line) % FRAME))
+        return [padded[i : i + FRAME].tobytes() for i in range(0, len(padded), FRAME)]
+
+    def speak(self, line: np.ndarray | None = None) -> None:
+        self._queue = list(self._line) if line is None else self._frames(line)
+        self.ended_at = float("inf")
 
     async def __anext__(self) -> rtc.AudioFrame:
         now = time.perf_counter()
@@ -169,13 +264,41 @@ async def seed(db: Path, identity: str) -> None:
         await call.finish()
 
 
-async def one_call(db: Path, identity: str, line: np.ndarray, vad: Any, *, memory: bool, turns: int) -> list[float]:
-    """One call of ``turns`` spoken turns; the latency of each, in seconds."""
-    steps: list[Step] = [Say("Welcome back!"), *[Say(REPLY)] * turns]
-    llm = ScriptedLLM(steps, exhausted=REPLY)
+@dataclass
+class Turns:
+    latencies: list[float]
+    requests: int
+    prompt_tokens: list[int]
+    cut_off: int
+    split: int
+    paused_lines: int
+    paused_requests: int
+
+
+async def one_call(
+    db: Path,
+    identity: str,
+    line: np.ndarray,
+    paused: np.ndarray,
+    vad: Any,
+    args: argparse.Namespace,
+    *,
+    memory: bool,
+    turn: VoiceTurn,
+) -> Turns:
+    """One call of ``turns`` spoken turns, then the paused lines: the latency of each turn, in seconds."""
+    steps: list[Step] = [Say("Welcome back!"), *[Say(REPLY)] * args.turns]
+    model = PromptPacedLLM(steps, exhausted=REPLY, base_ms=args.ttft_base_ms, per_1k_ms=args.ttft_per_1k_ms)
     async with open_repository(db) as repo:
         call = await start_call(
-            identity=identity, repo=repo, llm=llm, stt=InstantSTT(), tts=ToneTTS(), vad=vad, memory_enabled=memory
+            identity=identity,
+            repo=repo,
+            llm=model,
+            stt=InstantSTT(),
+            tts=ToneTTS(),
+            vad=vad,
+            memory_enabled=memory,
+            turn=turn,
         )
         assert call.greeting is not None
         await call.greeting
@@ -183,16 +306,33 @@ async def one_call(db: Path, identity: str, line: np.ndarray, vad: Any, *, memor
         call.session.input.audio = microphone
         call.session.output.audio = speaker
         latencies = []
-        for _ in range(turns):
+        greeting_requests = len(model.requests)
+        for _ in range(args.turns):
             replies = len(speaker.first_frames)
             microphone.speak()
             await _until(lambda: len(speaker.first_frames) > replies)  # noqa: B023 - awaited within the loop
             latencies.append(speaker.first_frames[-1] - microphone.ended_at)
             await asyncio.sleep(0.3)  # the reply "plays" instantly; a breath before the next line
+        requests = len(model.requests) - greeting_requests
+        tokens = model.prompt_tokens[greeting_requests:]
+        cut = 0
+        said, asked = _user_lines(call.session.history), len(model.requests)
+        for _ in range(PAUSED_LINES):
+            replies = len(speaker.first_frames)
+            microphone.speak(paused)
+            await _until(lambda: len(speaker.first_frames) > replies)  # noqa: B023 - awaited within the loop
+            cut += speaker.first_frames[replies] < microphone.ended_at
+            await asyncio.sleep(3.5)  # any second reply (to the line's second half) comes and goes
+        split = _user_lines(call.session.history) - said - PAUSED_LINES
+        paused_requests = len(model.requests) - asked
         await call.finish()
-        if memory:
-            assert "Maria" in llm.requests[0].instructions, "the memory arm did not recall the caller"
-        return latencies
+        if memory and identity == "bench-caller":
+            assert "Maria" in model.requests[0].instructions, "the memory arm did not recall the caller"
+        return Turns(latencies, requests, tokens, cut, split, PAUSED_LINES, paused_requests)
+
+
+def _user_lines(history: llm.ChatContext) -> int:
+    return sum(1 for item in history.items if item.type == "message" and item.role == "user")
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -206,46 +346,87 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def bench(calls: int, turns: int) -> dict[str, Any]:
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
     line = speech(LINE)
-    vad = silero.VAD.load()
+    gap = np.zeros(int(RATE * args.pause_ms / 1000), dtype=np.int16)
+    paused = np.concatenate([speech(PAUSED[0]), gap, speech(PAUSED[1])])
+    vads = {
+        turn.vad_min_silence_s: silero.VAD.load(min_silence_duration=turn.vad_min_silence_s)
+        for turn in TURN_SETTINGS.values()
+    }
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "memory.db"
         await seed(db, "bench-caller")
-        samples: dict[str, list[float]] = {"memory": [], "no_memory": []}
-        for i in range(calls):
-            # Interleaved, and alternating which arm goes first, so drift affects both alike.
-            order = ("memory", "no_memory") if i % 2 == 0 else ("no_memory", "memory")
-            for arm in order:
-                samples[arm] += await one_call(db, "bench-caller", line, vad, memory=arm == "memory", turns=turns)
-    result: dict[str, Any] = {"calls_per_arm": calls, "turns_per_call": turns, "line_seconds": len(line) / RATE}
-    for arm, values in samples.items():
-        result[arm] = {"n": len(values), **{f"p{q}_ms": pct(values, q) * 1000 for q in (50, 90, 99)}}
-        result[arm]["mean_ms"] = statistics.fmean(values) * 1000
-        result[arm]["max_ms"] = max(values) * 1000
-        result[arm]["samples_ms"] = [round(v * 1000, 2) for v in values]
-    for q in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
-        result[f"memory_minus_no_memory_{q}"] = result["memory"][q] - result["no_memory"][q]
-        result[f"memory_over_no_memory_{q[:-3]}"] = result["memory"][q] / result["no_memory"][q]
-    return result
+        results: dict[str, Turns] = {}
+        for i in range(args.calls):
+            # Interleaved, and the order reversed every other round, so drift affects the arms alike.
+            for caller, memory, setting in ARMS if i % 2 == 0 else ARMS[::-1]:
+                arm = f"{caller} caller, {'memory' if memory else 'no memory'}, {setting}"
+                turn = TURN_SETTINGS[setting]
+                identity = "bench-caller" if caller == "returning" else f"bench-new-{uuid.uuid4().hex[:8]}"
+                got = await one_call(
+                    db, identity, line, paused, vads[turn.vad_min_silence_s], args, memory=memory, turn=turn
+                )
+                if arm in results:
+                    was = results[arm]
+                    got = Turns(
+                        was.latencies + got.latencies,
+                        was.requests + got.requests,
+                        was.prompt_tokens + got.prompt_tokens,
+                        was.cut_off + got.cut_off,
+                        was.split + got.split,
+                        was.paused_lines + got.paused_lines,
+                        was.paused_requests + got.paused_requests,
+                    )
+                results[arm] = got
+    out: dict[str, Any] = {
+        "calls_per_arm": args.calls,
+        "turns_per_call": args.turns,
+        "line_seconds": len(line) / RATE,
+        "pause_ms": args.pause_ms,
+        "ttft_model": {"base_ms": args.ttft_base_ms, "per_1k_tokens_ms": args.ttft_per_1k_ms},
+        "settings": {name: asdict(turn) for name, turn in TURN_SETTINGS.items()},
+        "arms": {},
+    }
+    for arm, got in results.items():
+        values = got.latencies
+        out["arms"][arm] = {
+            "n": len(values),
+            **{f"p{q}_ms": pct(values, q) * 1000 for q in (50, 90, 99)},
+            "mean_ms": statistics.fmean(values) * 1000,
+            "max_ms": max(values) * 1000,
+            "requests_per_turn": got.requests / len(values),
+            "prompt_tokens_mean": statistics.fmean(got.prompt_tokens) if got.prompt_tokens else 0,
+            "cut_off": f"{got.cut_off}/{got.paused_lines}",
+            "split_in_two": f"{got.split}/{got.paused_lines}",
+            "requests_per_paused_line": got.paused_requests / got.paused_lines,
+            "samples_ms": [round(v * 1000, 2) for v in values],
+        }
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--calls", type=int, default=6, help="calls per arm (default 6)")
-    parser.add_argument("--turns", type=int, default=8, help="spoken turns per call (default 8)")
+    parser.add_argument("--calls", type=int, default=2, help="calls per arm (default 2)")
+    parser.add_argument("--turns", type=int, default=5, help="timed spoken turns per call (default 5)")
+    parser.add_argument("--pause-ms", type=float, default=400, help="the pause inside the paused lines (400)")
+    parser.add_argument("--ttft-base-ms", type=float, default=TTFT_BASE_MS)
+    parser.add_argument("--ttft-per-1k-ms", type=float, default=TTFT_MS_PER_1K_TOKENS)
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    result = asyncio.run(bench(args.calls, args.turns))
-    print(f"{'arm':<10} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8}")
-    for arm in ("memory", "no_memory"):
-        r = result[arm]
-        figures = " ".join(f"{r[k]:>8.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"))
-        print(f"{arm:<10} {r['n']:>4} {figures}")
-    for q in ("p50", "p90", "p99"):
-        diff, ratio = result[f"memory_minus_no_memory_{q}_ms"], result[f"memory_over_no_memory_{q}"]
-        print(f"memory adds {diff:+.1f} ms at {q} ({ratio:.3f}x)")
+    result = asyncio.run(bench(args))
+    print(
+        "| arm | n | p50 ms | p99 ms | mean ms | prompt tokens | requests a turn | answered mid-line | split"
+        " | requests a paused line |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for arm, r in result["arms"].items():
+        print(
+            f"| {arm} | {r['n']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_ms']:.1f}"
+            f" | {r['prompt_tokens_mean']:.0f} | {r['requests_per_turn']:.2f} | {r['cut_off']} | {r['split_in_two']}"
+            f" | {r['requests_per_paused_line']:.2f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

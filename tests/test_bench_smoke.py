@@ -92,5 +92,10 @@ def test_token_benchmark_measures_both_scripted_calls_as_the_openai_plugin_sends
             assert row["tools_chars"] <= row["prefix_chars"] <= row["chars"]
         share = call["prefix_share"]
         assert 0 < share["min"] <= share["mean"] <= 1
+        # priced from the measured bodies: caching serves at most the static prefixes, and costs less
+        assert 0 < call["cached_tokens"] < call["prompt_tokens"] == round(call["body_chars"] / 4)
+        assert len(call["input_cost_usd"]) == 2
+        for cost in call["input_cost_usd"].values():
+            assert 0 < cost["cached"] < cost["uncached"]
     report = report_path.read_text()
     assert "| new caller | " in report and "| returning caller | " in report

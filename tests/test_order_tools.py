@@ -128,11 +128,6 @@ HOSTILE_ORDER_CALLS = [
     ("add_to_order", {"item": "tiramisu", "modifications": ["a" * 5000]}, "short notes"),
     ("add_to_order", {"item": "tiramisu", "modifications": "extra cocoa"}, "modifications"),
     ("add_to_order", {"item": 42}, "item"),
-    ("remove_from_order", {"item": "tiramisu"}, "not in the order"),
-    ("reorder_last_order", {}, "no such order"),
-    ("confirm_order", {}, "order is empty"),
-    ("set_payment_method", {"method": "bitcoin"}, "method"),
-    ("set_payment_method", {"method": "card", "tip_percent": 90}, "0 to 30"),
 ]
 
 
@@ -147,6 +142,53 @@ async def test_hostile_order_tool_input_gets_a_tool_error(repo, db_path, tool, a
     assert call.userdata.order.items == []
     assert rows(db_path, "SELECT count(*) FROM order_items") == [(0,)]
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
+
+
+# Offered once the order has items (the confirming step): tried with a margherita in the order.
+HOSTILE_CONFIRMING_CALLS = [
+    ("remove_from_order", {"item": "tiramisu"}, "not in the order"),
+    ("set_payment_method", {"method": "bitcoin"}, "method"),
+    ("set_payment_method", {"method": "card", "tip_percent": 90}, "0 to 30"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "message"), HOSTILE_CONFIRMING_CALLS)
+async def test_hostile_input_while_confirming_gets_a_tool_error(repo, db_path, tool, arguments, message):
+    steps = [*TO_ORDER_TAKER, ToolCall("add_to_order", {"item": "margherita"}), ToolCall(tool, arguments), Say("Hm.")]
+    call, llm = await scripted_call(repo, "mallory", steps, ["hi", "a margherita, and do it"])
+
+    last_output = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1]
+    assert last_output.is_error
+    assert message in last_output.output
+    assert [line.menu_item for line in call.userdata.order.items] == ["margherita_pizza"]
+    assert call.userdata.order.payment_method is None
+    assert not call.userdata.order.placed
+    assert rows(db_path, "SELECT count(*) FROM orders WHERE status = 'placed'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("confirm_order", {}),
+        ("remove_from_order", {"item": "tiramisu"}),
+        ("set_payment_method", {"method": "card"}),
+        ("reorder_last_order", {}),
+        ("reorder_usual", {}),
+        ("recall_past_orders", {}),
+    ],
+)
+async def test_a_new_callers_empty_order_offers_no_confirming_or_past_tools_and_calling_one_fails(
+    repo, db_path, tool, arguments
+):
+    steps = [*TO_ORDER_TAKER, ToolCall(tool, arguments), Say("What would you like?")]
+    call, llm = await scripted_call(repo, "mallory", steps, ["hi", "place it"])
+
+    order_taker = [r for r in llm.requests if "add_to_order" in r.tool_names]
+    assert order_taker and all(tool not in r.tool_names for r in order_taker)
+    last_output = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1]
+    assert last_output.is_error and f"Unknown function: {tool}" in last_output.output
+    assert call.userdata.order.items == [] and not call.userdata.order.placed
+    assert rows(db_path, "SELECT count(*) FROM orders") == [(0,)]
 
 
 HOSTILE_FEEDBACK_CALLS = [

@@ -162,7 +162,8 @@ def test_a_menu_whose_only_dish_has_a_mistake_is_one_line(tmp_path):
     with pytest.raises(RestaurantError) as error:
         load_restaurant(path)
     assert str(error.value).splitlines() == [
-        f"{path}: menu.items.0.allergens: menu item taco lists unknown allergen 'nuts': did you mean 'tree nuts' or 'peanuts'? "
+        f"{path}: menu.items.0.allergens: menu item taco lists unknown allergen 'nuts': "
+        "did you mean 'tree nuts' or 'peanuts'? "
         "use one of milk, egg, fish, crustacean shellfish, tree nuts, peanuts, wheat, soybeans, sesame"
     ]
 

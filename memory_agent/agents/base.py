@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from functools import partial
 from typing import Any
 
@@ -41,29 +41,46 @@ CARRIED_ITEMS = 4
 class BellaVistaAgent(ReachesStaff):
     """An agent of the chain; holds nothing but what it was constructed with."""
 
+    carried_items = CARRIED_ITEMS
+
     def __init__(self, *, instructions: str, chat_ctx: llm.ChatContext | None = None) -> None:
         if chat_ctx is not None:
             chat_ctx = chat_ctx.copy(
                 exclude_function_call=True, exclude_instructions=True, exclude_handoff=True, exclude_config_update=True
-            ).truncate(max_items=CARRIED_ITEMS)
+            ).truncate(max_items=self.carried_items)
         super().__init__(instructions=instructions, chat_ctx=chat_ctx)
 
     @property
     def userdata(self) -> Userdata:
         return self.session.userdata
 
+    def fresh_instructions(self) -> str | None:
+        """The instructions as the call now stands, for agents whose instructions tell what we remember."""
+        return None
+
+    # The tools that come and go with the step of the call.
+    step_tools: frozenset[str] = frozenset({"take_message"})
+
+    def not_now(self) -> Set[str]:
+        """The names of this agent's tools that make no sense at this point of the call (never offered then)."""
+        return set() if self.userdata.transfer_status in ("unavailable", "failed") else {"take_message"}
+
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[Any]:
-        """Every reply within the call's limits and free of chat-template tokens (see ``replies.bounded``)."""
+        """Each request offers only the tools of this step of the call; every reply stays within the call's
+        limits and free of chat-template tokens (see ``replies.bounded``)."""
+        # The tools are read from the call's state when the request is made (a reply after a tool's output
+        # included); a tool left out cannot be called either. Editing the list, not the agent's tools, keeps
+        # the history the model sees whole.
+        hidden = self.not_now()
+        tools[:] = [tool for tool in tools if getattr(tool, "id", None) not in hidden]
+        # The tools of every step first, so the prefix a provider's prompt cache matches is as long as it can be.
+        tools.sort(key=lambda tool: getattr(tool, "id", "") in self.step_tools)
         ud = self.userdata
         reply = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
         async for chunk in bounded(reply, ud.reply_limits, call_id=ud.call_id, on_end=partial(count_reply, ud.usage)):
             yield chunk
-
-    def fresh_instructions(self) -> str | None:
-        """The instructions as the call now stands, for agents whose instructions tell what we remember."""
-        return None
 
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:

@@ -22,6 +22,9 @@ PLACED = "Their order was just placed: {summary} First tell them it will be read
 
 
 class Feedback(BellaVistaAgent):
+    carried_items = 2  # the order's exchange is over (its summary is in the instructions): the last words do
+    step_tools = frozenset({"take_message", "save_email"})
+
     def __init__(self, ud: Userdata, *, chat_ctx: llm.ChatContext | None = None) -> None:
         text = instructions(ud, INSTRUCTIONS, memory=False)
         if ud.order.placed:
@@ -33,6 +36,13 @@ class Feedback(BellaVistaAgent):
 
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
+
+    def not_now(self) -> set[str]:
+        ud = self.userdata
+        hidden = set(super().not_now())
+        if ud.order.email or (ud.memory is not None and ud.memory.email):
+            hidden.add("save_email")  # on file: nothing to ask
+        return hidden
 
     @function_tool
     async def record_feedback(self, context: RunContext[Userdata], rating: int, comment: str = "") -> str:

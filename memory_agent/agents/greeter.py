@@ -20,8 +20,7 @@ MAX_NAME = 60
 INSTRUCTIONS = """\
 You greet callers. Greet a caller we remember by name and remind them of their last order \
 (apologize first if they were unhappy last time). Welcome anyone else to {restaurant} and ask \
-their name. Note any allergy or lasting preference they mention. As soon as they want to order, \
-transfer them."""
+their name. Note any allergy they mention. As soon as they want to order, transfer them."""
 
 
 class Greeter(NotesFacts):
@@ -46,6 +45,11 @@ class Greeter(NotesFacts):
 
     def fresh_instructions(self) -> str:
         return _instructions(self.userdata)
+
+    def not_now(self) -> set[str]:
+        # Greeting is a turn or two: an allergy keeps the caller safe from the first item, a preference
+        # waits for the order taker, who has the carried conversation.
+        return {*super().not_now(), "remember_preference"}
 
     @function_tool
     async def save_customer_name(self, context: RunContext[Userdata], name: str) -> BellaVistaAgent:

@@ -51,6 +51,46 @@ class OrderTaker(KeepsFacts):
     async def on_exit(self) -> None:
         self.userdata.journal.checkpoint()
 
+    step_tools = frozenset(
+        {
+            "take_message",
+            "transfer_to_feedback",
+            "confirm_order",
+            "set_payment_method",
+            "remove_from_order",
+            "set_pickup_time",
+            "reorder_last_order",
+            "reorder_usual",
+            "forget_allergy",
+            "forget_preference",
+        }
+    )
+
+    def not_now(self) -> set[str]:
+        """Taking items, then (once there are items) confirming, pickup and payment: what fits the order now."""
+        ud = self.userdata
+        hidden = set(super().not_now())
+        if ud.order.items:
+            hidden.add("transfer_to_feedback")  # refused while items are not placed
+        else:
+            hidden |= {"confirm_order", "set_payment_method", "remove_from_order"}
+            if ud.place.is_open(ud.clock()):
+                hidden.add("set_pickup_time")  # a later pickup is chosen with the order in hand
+        memory = ud.memory
+        # A verified caller whose lookup is not back yet may have a past: the tools wait for it.
+        pending = memory is None and ud.verified and ud.memory_enabled and ud.caller is not None and ud.profiles is None
+        if memory is None and not pending:
+            hidden.add("recall_past_orders")
+        if not (memory.last_order_items if memory else pending):
+            hidden.add("reorder_last_order")
+        if not (memory.usual_items if memory else pending):
+            hidden.add("reorder_usual")
+        if not ud.facts("allergy"):
+            hidden.add("forget_allergy")
+        if not ud.facts("preference"):
+            hidden.add("forget_preference")
+        return hidden
+
     @function_tool
     async def add_to_order(
         self,
@@ -215,7 +255,7 @@ class OrderTaker(KeepsFacts):
 
     @function_tool
     async def confirm_order(self, context: RunContext[Userdata], allergies_checked: bool = False) -> BellaVistaAgent:
-        """Place the order, once read back and agreed; then the call goes on to feedback.
+        """Place the order, once read back and agreed.
 
         Args:
             allergies_checked: True once they confirmed the allergies we remember.
@@ -272,11 +312,10 @@ class OrderTaker(KeepsFacts):
 
     @function_tool
     async def set_pickup_time(self, context: RunContext[Userdata], time: str) -> str:
-        """Take the order for later: when the caller will collect it, in the restaurant's local time. Use it
-        while the restaurant is closed, or when they want it later than it would be ready.
+        """When the caller will collect the order, if later than it would be ready or while we are closed.
 
         Args:
-            time: 24-hour "HH:MM", e.g. "18:30".
+            time: Local 24-hour "HH:MM"
         """
         ud = context.userdata
         _ensure_open(ud)

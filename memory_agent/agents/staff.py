@@ -36,13 +36,8 @@ class ReachesStaff(Agent):
 
     @function_tool
     async def transfer_to_staff(self, context: RunContext[Userdata], reason: TransferReason) -> str:
-        """Put the caller through to a person at the restaurant: when they ask for a person, or when you cannot
-        help them (a complaint you cannot resolve, you keep misunderstanding each other). Not for anything the
-        tools can do.
-
-        Args:
-            reason: Why they need a person.
-        """
+        """Put the caller through to a person, if they ask for one or you cannot help them (never for what
+        the tools do)."""
         ud = context.userdata
         ud.transfer_reason = reason
         place = ud.place
@@ -73,11 +68,11 @@ class ReachesStaff(Agent):
     async def take_message(
         self, context: RunContext[Userdata], request: str, callback_number: str | None = None
     ) -> str:
-        """Take a message for the staff when the caller cannot be put through, once they said what they need.
+        """Take a message for the staff, once the caller said what they need.
 
         Args:
-            request: What they need, in a sentence, in their words.
-            callback_number: The number to call back, only if they gave one other than the one they call from.
+            request: What they need, in their words
+            callback_number: Only if other than the one they call from
         """
         ud = context.userdata
         text = " ".join("".join(ch for ch in request if unicodedata.category(ch)[0] != "C").split())
