@@ -54,13 +54,12 @@ def _settings(db: str | None = None, *, log_handler: bool = True) -> Settings:
     from pydantic import ValidationError
 
     from db import is_postgres_url
-    from memory_agent.settings import Settings
+    from memory_agent.settings import Settings, invalid_setting
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise UsageError(invalid_setting(exc)) from None
     if db is not None:
         settings.db = db if is_postgres_url(db) or "://" in db else Path(db)  # a URL is refused as one
     if log_handler:

@@ -33,7 +33,7 @@ from db.reports import (
     parse_statuses,
 )
 from memory_agent.datasette.sqlfunctions import caller_key
-from memory_agent.settings import Settings
+from memory_agent.settings import Settings, invalid_setting
 
 PROG = "memory-agent export"
 
@@ -124,8 +124,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        return fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        return fail(invalid_setting(exc))
     from memory_agent.restaurant import RestaurantError
 
     try:

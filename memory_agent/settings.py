@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -154,6 +154,14 @@ class Settings(BaseSettings):
     def _known_time_zone(cls, value: str | None) -> str | None:
         return known_time_zone(value.strip()) if value and value.strip() else None
 
+    @field_validator("max_endpointing_delay_s")
+    @classmethod
+    def _max_after_min(cls, value: float, info: ValidationInfo) -> float:
+        least = info.data.get("min_endpointing_delay_s")
+        if least is not None and value < least:
+            raise ValueError(f"must be at least MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S ({least})")
+        return value
+
     @field_validator("attestation_accepted")
     @classmethod
     def _some_attestation(cls, value: str) -> str:
@@ -283,6 +291,16 @@ class Settings(BaseSettings):
             turn_detection=self.turn_detection,
             preemptive_generation=self.preemptive_generation,
         )
+
+
+def invalid_setting(exc: ValidationError) -> str:
+    """The first mistake in the settings as one line, named by its environment variable."""
+    first = exc.errors()[0]
+    name = ".".join(map(str, first["loc"]))
+    field = Settings.model_fields.get(name)
+    if field is not None and isinstance(field.validation_alias, str):
+        name = field.validation_alias
+    return f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def known_time_zone(name: str) -> str:

@@ -88,3 +88,19 @@ def test_a_bad_voice_turn_setting_is_one_clear_line_and_a_failure(tmp_path, vari
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert f"invalid setting {variable}" in result.stderr
+
+
+def test_an_endpointing_delay_whose_least_is_past_its_most_is_refused_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "memory_agent", "purge", "--db", str(tmp_path / "memory.db")],
+        env={"PATH": "/usr/bin:/bin", "MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S": "5"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "memory-agent: error: invalid setting MEMORY_AGENT_MAX_ENDPOINTING_DELAY_S: "
+        "must be at least MEMORY_AGENT_MIN_ENDPOINTING_DELAY_S (5.0)"
+    ]
