@@ -154,7 +154,10 @@ def pg_backends(pg_url: str) -> set[int]:
     """The server's backends connected from this process, by the local ports of its sockets."""
     import psycopg
 
-    ports = {c.laddr.port for c in psutil.Process().net_connections(kind="tcp") if c.raddr}
+    # Open sockets only: one this process has just closed lingers in TIME_WAIT, and its backend in
+    # pg_stat_activity until the server has seen it go.
+    sockets = psutil.Process().net_connections(kind="tcp")
+    ports = {c.laddr.port for c in sockets if c.raddr and c.status == psutil.CONN_ESTABLISHED}
     with psycopg.connect(pg_url, autocommit=True) as conn:
         me = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         found = conn.execute(
@@ -174,7 +177,8 @@ async def test_on_postgresql_a_process_keeps_one_pool_across_its_calls(tmp_path,
     repo = await database.repository()
     await repo.read("SELECT 1", ())  # the pool's first connection is made in the background: wait for it
     opened = pg_backends(pg_url)
-    assert len(opened) == 2  # the pool's first connection and the lookup connection
+    # The lookup connection and the pool's (its first, and a second if the attach's own writes overlapped).
+    assert 2 <= len(opened) <= POOL_SIZE + 1
 
     first = await run_job(proc.userdata, settings)
     after_first = pg_backends(pg_url)

@@ -65,22 +65,22 @@ class BellaVistaAgent(ReachesStaff):
         """The names of this agent's tools that make no sense at this point of the call (never offered then)."""
         return set() if self.userdata.transfer_status in ("unavailable", "failed") else {"take_message"}
 
-    async def llm_node(
+    def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[Any]:
         """Each request offers only the tools of this step of the call; every reply stays within the call's
         limits and free of chat-template tokens (see ``replies.bounded``)."""
         # The tools are read from the call's state when the request is made (a reply after a tool's output
-        # included); a tool left out cannot be called either. Editing the list, not the agent's tools, keeps
-        # the history the model sees whole.
+        # included). The list is edited at once, before the reply is read: LiveKit runs a tool call from the
+        # same list, so a tool left out cannot be called either. Editing the list, not the agent's tools,
+        # keeps the history the model sees whole.
         hidden = self.not_now()
         tools[:] = [tool for tool in tools if getattr(tool, "id", None) not in hidden]
         # The tools of every step first, so the prefix a provider's prompt cache matches is as long as it can be.
         tools.sort(key=lambda tool: getattr(tool, "id", "") in self.step_tools)
         ud = self.userdata
         reply = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
-        async for chunk in bounded(reply, ud.reply_limits, call_id=ud.call_id, on_end=partial(count_reply, ud.usage)):
-            yield chunk
+        return bounded(reply, ud.reply_limits, call_id=ud.call_id, on_end=partial(count_reply, ud.usage))
 
     @function_tool
     async def forget_me(self, context: RunContext[Userdata], confirmed: bool) -> str:
