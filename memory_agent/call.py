@@ -147,6 +147,7 @@ async def start_call(
         recall_budget_s=config.recall_budget_s,
         timezone=restaurant.timezone,  # one time zone, the restaurant's, for every date said or looked up
         verified=key is not None and (not caller.is_phone or caller.attested or config.trust_caller_id),
+        by_phone=key is not None and caller.is_phone,
         memory_enabled=config.memory_enabled,
         guess_limits=config.guess_limits,
         memory_wait_s=config.memory_wait_s,
