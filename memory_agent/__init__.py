@@ -1,6 +1,6 @@
 """memory-agent: a restaurant's phone ordering agent that remembers every caller.
 
-``start_call`` and ``Call`` load LiveKit on first use, so the settings, menu and identity modules
+``start_call``, ``Call`` and ``CallConfig`` load LiveKit on first use, so the settings, menu and identity modules
 stay light for the owners' scripts.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from memory_agent.call import Call, start_call
+    from memory_agent.call import Call, CallConfig, start_call
 
-__all__ = ["Call", "start_call"]
+__all__ = ["Call", "CallConfig", "start_call"]
 
 
 def __getattr__(name: str) -> Any:

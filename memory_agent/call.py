@@ -19,7 +19,7 @@ from livekit.agents.voice import CloseEvent
 from db import CallSnapshot, Message, Repository
 from db.clock import from_epoch, utcnow, utcnow_iso
 from memory_agent.agents import Greeter
-from memory_agent.identity import clean_identity, is_phone_key, participant_key, redact
+from memory_agent.identity import Caller, participant_key, redact
 from memory_agent.journal import Journal, in_background
 from memory_agent.menu import Menu, load_menu
 from memory_agent.replies import ReplyLimits
@@ -80,38 +80,15 @@ class Call:
             log.info("call %s of %s %s (%s)", self.call_id, redact(self.userdata.caller), where, self.end_reason)
 
 
-async def start_call(
-    *,
-    identity: str | None,
-    repo: Repository,
-    llm: llm.LLM,
-    stt: stt.STT | None = None,
-    tts: tts.TTS | None = None,
-    vad: vad.VAD | None = None,
-    room: rtc.Room | None = None,
-    menu: Menu | None = None,
-    call_id: str | None = None,
-    memory_enabled: bool = True,
-    recall_budget_s: float = DEFAULT_RECALL_BUDGET_S,
-    memory_wait_s: float = DEFAULT_MEMORY_WAIT_S,
-    write_budget_s: float = DEFAULT_WRITE_BUDGET_S,
-    trust_caller_id: bool = False,
-    attested: bool = False,
-    timezone: str = "UTC",
-    guess_limits: GuessLimits | None = None,
-    close_transcript_timeout_s: float = 5.0,
-    record: bool = False,
-    restaurant: Restaurant | None = None,
-    clock: Callable[[], datetime] = utcnow,
-    staff_line: StaffLine | None = None,
-    reply_limits: ReplyLimits | None = None,
-    turn: VoiceTurn | None = None,
-) -> Call:
-    """Open the call's journal, build Userdata and the session, and start the Greeter.
+@dataclass(frozen=True)
+class CallConfig:
+    """How the deployment runs every call, built from the settings by ``Settings.call_config()``; the defaults
+    (the menu's restaurant open at all times, in UTC) serve the demo and tests.
 
     A phone number is only a hint of who calls, unless the deployment trusts caller ID
-    (``trust_caller_id``) or the network attested the number (``attested``); other identities come
-    from tokens the deployment signed. ``record`` is LiveKit's session recording, off unless asked for.
+    (``trust_caller_id``) or the carrier attested the number (the ``Caller``'s own knowledge); other
+    identities come from tokens the deployment signed. ``record`` is LiveKit's session recording, off
+    unless asked for.
 
     The caller is looked up at once; the greeting waits for the lookup at most ``recall_budget_s``,
     and goes ahead without it past that: the memory then reaches the agents when it is back, and
@@ -119,35 +96,71 @@ async def start_call(
     Placing an order and each completed turn wait at most ``write_budget_s`` for the database
     before the spool keeps them. Every LLM reply is held to ``reply_limits``.
     """
-    key = clean_identity(identity)
-    if key is not None and not is_phone_key(key):
+
+    restaurant: Restaurant | None = None
+    menu: Menu | None = None  # without a restaurant: this menu's restaurant (default: the packaged menu)
+    timezone: str = "UTC"  # without a restaurant: the time zone of the always open one
+    memory_enabled: bool = True
+    recall_budget_s: float = DEFAULT_RECALL_BUDGET_S
+    memory_wait_s: float = DEFAULT_MEMORY_WAIT_S
+    write_budget_s: float = DEFAULT_WRITE_BUDGET_S
+    trust_caller_id: bool = False
+    guess_limits: GuessLimits = field(default_factory=GuessLimits)
+    reply_limits: ReplyLimits = field(default_factory=ReplyLimits)
+    turn: VoiceTurn = field(default_factory=VoiceTurn)
+    close_transcript_timeout_s: float = 5.0
+    record: bool = False
+    clock: Callable[[], datetime] = utcnow
+
+
+async def start_call(
+    repo: Repository,
+    caller: Caller,
+    config: CallConfig | None = None,
+    *,
+    llm: llm.LLM,
+    stt: stt.STT | None = None,
+    tts: tts.TTS | None = None,
+    vad: vad.VAD | None = None,
+    room: rtc.Room | None = None,
+    call_id: str | None = None,
+    staff_line: StaffLine | None = None,
+) -> Call:
+    """Open the call's journal, build Userdata and the session, and start the Greeter, for ``caller`` and
+    as ``config`` says (see ``CallConfig``). ``staff_line``: how this call reaches the staff's phone, if
+    it can."""
+    config = config or CallConfig()
+    key = caller.key
+    if key is not None and not caller.is_phone:
         key = participant_key(key)  # a caller's own identity: never the form of a number's or a household member's
     call_id = call_id or uuid.uuid4().hex
-    menu = menu or (restaurant.menu if restaurant is not None else load_menu())
+    restaurant = config.restaurant
+    menu = config.menu or (restaurant.menu if restaurant is not None else load_menu())
     # A call without a restaurant file (the demo, tests) is for the menu's restaurant, open at all times.
-    restaurant = restaurant or Restaurant.always_open(menu, timezone=timezone)
+    restaurant = restaurant or Restaurant.always_open(menu, timezone=config.timezone)
     ud = Userdata(
-        journal=Journal(repo, call_id=call_id, caller=key, budget_s=write_budget_s),
+        journal=Journal(repo, call_id=call_id, caller=key, budget_s=config.write_budget_s),
         menu=menu,
         call_id=call_id,
         caller=key,
         started_at=utcnow_iso(),
-        recall_budget_s=recall_budget_s,
+        recall_budget_s=config.recall_budget_s,
         timezone=restaurant.timezone,  # one time zone, the restaurant's, for every date said or looked up
-        verified=key is not None and (trust_caller_id or attested or not is_phone_key(key)),
-        memory_enabled=memory_enabled,
-        guess_limits=guess_limits or GuessLimits(),
-        memory_wait_s=memory_wait_s,
+        verified=key is not None and (not caller.is_phone or caller.attested or config.trust_caller_id),
+        by_phone=key is not None and caller.is_phone,
+        memory_enabled=config.memory_enabled,
+        guess_limits=config.guess_limits,
+        memory_wait_s=config.memory_wait_s,
         restaurant=restaurant,
-        clock=clock,
+        clock=config.clock,
         staff_line=staff_line,
-        reply_limits=reply_limits or ReplyLimits(),
+        reply_limits=config.reply_limits,
     )
-    ud.open_at_start = ud.place.is_open(clock())
-    if memory_enabled:
+    ud.open_at_start = ud.place.is_open(config.clock())
+    if config.memory_enabled:
         ud.journal.look_up()
     # Without a VAD there is no audio to detect turns in (text chat, tests).
-    turns = TurnHandlingOptions(turn_detection=None) if vad is None else turn_handling(turn or VoiceTurn())
+    turns = TurnHandlingOptions(turn_detection=None) if vad is None else turn_handling(config.turn)
     session: AgentSession[Userdata] = AgentSession(
         userdata=ud,
         llm=llm,
@@ -155,7 +168,7 @@ async def start_call(
         tts=_given(tts),
         vad=_given(vad),
         turn_handling=turns,
-        session_close_transcript_timeout=close_transcript_timeout_s,
+        session_close_transcript_timeout=config.close_transcript_timeout_s,
     )
     call = Call(session=session, userdata=ud)
     rows = Transcript()
@@ -167,9 +180,9 @@ async def start_call(
     log.info("call %s started for %s", ud.call_id, redact(key))
     try:
         if room is None:
-            call.greeting = await session.start(Greeter(ud), capture_run=True, record=record)
+            call.greeting = await session.start(Greeter(ud), capture_run=True, record=config.record)
         else:
-            await session.start(Greeter(ud), room=room, record=record)
+            await session.start(Greeter(ud), room=room, record=config.record)
     except Exception:
         # The greeting failed (the LLM provider is down): the call still leaves its record.
         await call.finish("start_failed")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 
 from db.pg.safe_url import redact_url
 from memory_agent.call import start_call
 from memory_agent.demo import print_events
+from memory_agent.identity import Caller
 from memory_agent.providers import make_llm
 from memory_agent.settings import Settings
 
@@ -16,19 +18,9 @@ async def run_chat(settings: Settings, identity: str) -> None:
     llm = make_llm(settings)
     interactive = sys.stdin.isatty()
     async with settings.repository() as repo:
-        restaurant = settings.restaurant()
-        call = await start_call(
-            identity=identity,
-            repo=repo,
-            llm=llm,
-            recall_budget_s=settings.recall_budget_s,
-            memory_wait_s=settings.memory_wait_s,
-            write_budget_s=settings.write_budget_s,
-            timezone=restaurant.timezone,
-            restaurant=restaurant,
-            guess_limits=settings.guess_limits,
-            reply_limits=settings.reply_limits,
-        )
+        # A typed identity is no caller ID: a number typed here is never trusted. No room, nothing to record.
+        config = replace(settings.call_config(), trust_caller_id=False, record=False)
+        call = await start_call(repo, Caller.typed(identity), config, llm=llm)
         try:
             assert call.greeting is not None
             print_events(await call.greeting, print)

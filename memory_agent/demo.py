@@ -13,6 +13,7 @@ from livekit.agents import RunResult, llm
 
 from db import Repository, open_repository
 from memory_agent.call import Call, start_call
+from memory_agent.identity import Caller
 from memory_agent.memory import memory_text
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
@@ -74,7 +75,7 @@ def print_events(result: RunResult, out: Printer) -> None:
 
 
 async def play(repo: Repository, identity: str, steps: Iterable[Step], lines: Iterable[str], out: Printer) -> Call:
-    call = await start_call(identity=identity, repo=repo, llm=ScriptedLLM(steps))
+    call = await start_call(repo, Caller.typed(identity), llm=ScriptedLLM(steps))
     assert call.greeting is not None
     print_events(await call.greeting, out)
     for line in lines:

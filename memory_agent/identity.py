@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import phonenumbers
 
@@ -22,6 +24,56 @@ _VERSTAT = re.compile(r"[;?&\s]verstat=([^;>&\s\"]+)", re.IGNORECASE)
 # Full (A-level) STIR/SHAKEN attestation as carriers send it: the bare level, Twilio's X-Twilio-VerStat
 # value, and the verstat parameter of Telnyx (whose A level has no suffix).
 ACCEPTED_ATTESTATIONS = ("A", "TN-Validation-Passed-A", "TN-Validation-Passed")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the worker knows it: the customer ``key`` (None: serve without memory), the
+    ``kind`` of line (``phone``: the phone network brought the call; ``web``: a participant with a token the
+    deployment signed), and whether the carrier ``attested`` the number."""
+
+    key: str | None
+    kind: Literal["phone", "web"]
+    attested: bool = False
+
+    @classmethod
+    def phone(cls, number: object, *, attested: bool = False) -> Caller:
+        """A caller the phone network brought: keyed by the number in E.164, anonymous without one."""
+        key = normalize_phone(number) if isinstance(number, str) else None
+        return cls(key=key, kind="phone", attested=attested and key is not None)
+
+    @classmethod
+    def web(cls, identity: object) -> Caller:
+        """A participant known by its own identity, never by one in the form of a number or a member's key."""
+        return cls(key=participant_key(clean_identity(identity)), kind="web")
+
+    @classmethod
+    def typed(cls, identity: object) -> Caller:
+        """A caller named by a typed identity (the chat, the demo, tests): a number in E.164 is a phone
+        caller whose number nobody attested; anything else is a web identity."""
+        key = clean_identity(identity)
+        return cls(key=key, kind="phone") if key is not None and is_phone_key(key) else cls.web(key)
+
+    @property
+    def is_phone(self) -> bool:
+        return self.kind == "phone"
+
+
+def sip_caller(
+    identity: object,
+    *,
+    is_sip: bool,
+    attributes: Mapping[str, object] | None = None,
+    attestation_attribute: str | None = None,
+    accepted: Collection[str] = ACCEPTED_ATTESTATIONS,
+) -> Caller:
+    """The caller a LiveKit participant is: a SIP participant is a phone caller (attested if the trunk says
+    the carrier verified the number), whatever its identity looks like; any other is a web caller."""
+    key = caller_key(identity, is_sip=is_sip, attributes=attributes)
+    if not is_sip:
+        return Caller(key=key, kind="web")
+    attested = key is not None and is_attested(attributes, attestation_attribute, accepted)
+    return Caller(key=key, kind="phone", attested=attested)
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:

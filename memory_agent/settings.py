@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from db import Repository
+    from memory_agent.call import CallConfig
     from memory_agent.replies import ReplyLimits
     from memory_agent.restaurant import Restaurant
 
@@ -243,6 +244,25 @@ class Settings(BaseSettings):
         from memory_agent.restaurant import load_restaurant
 
         return load_restaurant(self.restaurant_file, timezone=self.timezone)
+
+    def call_config(self) -> CallConfig:
+        """How every call runs, from these settings (reads the restaurant file: raises ``RestaurantError``)."""
+        from memory_agent.call import CallConfig
+
+        restaurant = self.restaurant()
+        return CallConfig(
+            restaurant=restaurant,
+            timezone=restaurant.timezone,
+            recall_budget_s=self.recall_budget_s,
+            memory_wait_s=self.memory_wait_s,
+            write_budget_s=self.write_budget_s,
+            trust_caller_id=self.trust_caller_id,
+            guess_limits=self.guess_limits,
+            reply_limits=self.reply_limits,
+            turn=self.voice_turn,
+            close_transcript_timeout_s=self.close_transcript_timeout_s,
+            record=self.record,
+        )
 
     @property
     def recall_budget_s(self) -> float:

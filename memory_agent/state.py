@@ -141,6 +141,7 @@ class Userdata:
     # The number is vouched for (trusted caller ID, network attestation, or a signed identity).
     # Even so, a number shared by several people needs the spoken name to say which one is calling.
     verified: bool = False
+    by_phone: bool = False  # the phone network brought the call: ``caller`` is the number it comes from
     memory_enabled: bool = True
     # How long what needs the caller's memory (the name check, a reorder, past orders) waits for the lookup.
     memory_wait_s: float = 10.0

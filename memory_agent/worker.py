@@ -18,7 +18,7 @@ from livekit.plugins import silero
 
 from db import Repository
 from memory_agent.call import Call, start_call
-from memory_agent.identity import caller_key, is_attested, redact
+from memory_agent.identity import redact, sip_caller
 from memory_agent.journal import in_background
 from memory_agent.logs import protect_logs
 from memory_agent.outbox import deliver_in_background
@@ -130,42 +130,36 @@ async def entrypoint(
     participant = await ctx.wait_for_participant()
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     attributes = await sip_attributes(ctx.room, participant, wait_s=sip_attributes_wait_s) if is_sip else None
-    key = caller_key(participant.identity, is_sip=is_sip, attributes=attributes)
+    caller = sip_caller(
+        participant.identity,
+        is_sip=is_sip,
+        attributes=attributes,
+        attestation_attribute=settings.attestation_attribute,
+        accepted=settings.accepted_attestations,
+    )
     text = in_text_console()
     made = text_providers(settings) if text else providers(settings)
-    restaurant = settings.restaurant()
     staff_line = None
-    if is_sip:  # only a phone call can be put through to the staff's phone
+    if caller.is_phone:  # only a phone call can be put through to the staff's phone
         sip = sip_service or _livekit_sip
         staff_line = SipStaffLine(lambda: sip(ctx), room=ctx.room.name, participant=participant.identity)
     call = await start_call(
-        identity=key,
-        repo=repo,
+        repo,
+        caller,
+        settings.call_config(),
         llm=made.llm,
         stt=made.stt,
         tts=made.tts,
         vad=None if text else tuned_vad(made.vad or ctx.proc.userdata.get("vad") or silero.VAD.load(), settings),
         room=ctx.room,
-        recall_budget_s=settings.recall_budget_s,
-        guess_limits=settings.guess_limits,
-        memory_wait_s=settings.memory_wait_s,
-        write_budget_s=settings.write_budget_s,
-        reply_limits=settings.reply_limits,
-        trust_caller_id=settings.trust_caller_id,
-        attested=is_attested(attributes, settings.attestation_attribute, settings.accepted_attestations),
-        timezone=restaurant.timezone,
-        restaurant=restaurant,
         staff_line=staff_line,
-        close_transcript_timeout_s=settings.close_transcript_timeout_s,
-        record=settings.record,
-        turn=settings.voice_turn,
     )
     if text:
         show_greeting(call)
     else:  # a typing user is not a silent caller
         hang_up_when_silent(ctx, call)
     # Room names of phone calls carry the caller's number: log the job instead.
-    log.info("serving %s in job %s", redact(key), ctx.job.id)
+    log.info("serving %s in job %s", redact(caller.key), ctx.job.id)
 
 
 async def job_repository(ctx: JobContext, settings: Settings, resources: AsyncExitStack) -> Repository:

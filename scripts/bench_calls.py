@@ -32,6 +32,7 @@ from db import CallSnapshot, CustomerMemory, Repository, open_repository
 from memory_agent import start_call
 from memory_agent.call import Call
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step
 
 # After each measured call, time for work the call left on the database threads (a WAL
@@ -148,7 +149,7 @@ async def scripted_call(repo: Repository, identity: str, script: Script, *, step
     ``step_s``: how long the scripted LLM takes per step (0: at once).
     """
     model = PacedLLM(script.steps, step_s=step_s) if step_s else ScriptedLLM(script.steps)
-    call = await start_call(identity=identity, repo=repo, llm=model)
+    call = await start_call(repo, Caller.typed(identity), llm=model)
     assert call.greeting is not None
     await call.greeting
     for line in script.lines:
@@ -260,7 +261,7 @@ async def _greeted(repo: Repository, identity: str, burst: float) -> tuple[float
     """Seconds to the greeting's LLM request from this call's ``start_call`` and from ``burst``; and the call."""
     model = FirstRequestLLM([Say("Welcome back to Bella Vista!")])
     began = time.perf_counter()
-    call = await start_call(identity=identity, repo=repo, llm=model)
+    call = await start_call(repo, Caller.typed(identity), llm=model)
     assert call.greeting is not None
     await call.greeting
     assert model.first_request_at is not None

@@ -27,6 +27,8 @@ from typing import Any
 from db import open_repository
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.call import CallConfig
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, ScriptedLLM
 
 LINE = "I'd like two margherita pizzas, one without basil, and a tiramisu for later, please"
@@ -39,11 +41,11 @@ async def one_call(path: Path, n: int, turns: int, *, locked: bool) -> tuple[lis
     async with open_repository(path, busy_timeout_ms=50) as repo:
         await repo.recovered()
         call = await start_call(
-            identity=f"bench-checkpoint-{n}",
-            repo=repo,
+            repo,
+            Caller.typed(f"bench-checkpoint-{n}"),
+            CallConfig(write_budget_s=0.05 if locked else 5.0),
             llm=ScriptedLLM([Say("Welcome to Bella Vista!")]),
             call_id=f"checkpoint-{n}",
-            write_budget_s=0.05 if locked else 5.0,
         )
         assert call.greeting is not None
         await call.greeting

@@ -35,6 +35,7 @@ from db import CallSnapshot, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, Step, ToolCall
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -84,7 +85,7 @@ def worker_process(path: str, worker: int, calls: int, step_s: float, start: Bar
     async def one(repo: Any, n: int) -> dict[str, Any]:
         key, name = caller(worker, n)
         began = time.monotonic()
-        call = await start_call(identity=key, repo=repo, llm=PacedLLM(steps(name), step_s=step_s), call_id=f"{key}-now")
+        call = await start_call(repo, Caller.typed(key), llm=PacedLLM(steps(name), step_s=step_s), call_id=f"{key}-now")
         placed: list[float] = []
 
         def on_tools(event: FunctionToolsExecutedEvent) -> None:
@@ -203,7 +204,7 @@ async def job_start(db: str, jobs: int, spool_dir: str) -> dict[str, Any]:
                 began = time.monotonic()
                 repo = NullRepository() if variant == "null" else await job_repository(ctx, settings, resources)
                 name = f"Guest {n}"
-                call = await start_call(identity=f"job-{n}", repo=repo, llm=PacedLLM(steps(name), step_s=0))
+                call = await start_call(repo, Caller.typed(f"job-{n}"), llm=PacedLLM(steps(name), step_s=0))
                 assert call.greeting is not None
                 await call.greeting
                 times_of.append(time.monotonic() - began)

@@ -38,6 +38,7 @@ from livekit.plugins import openai
 from db import open_repository
 from memory_agent import start_call
 from memory_agent.agents import feedback, greeter, order_taker
+from memory_agent.identity import Caller
 from memory_agent.menu import load_menu
 from memory_agent.scripted_llm import Fail, Say, Step, ToolCall
 
@@ -173,7 +174,7 @@ class Played:
 async def play(server: ScriptServer, repo: Any, identity: str, script: Script) -> Played:
     server.play(script.steps)
     model = openai.LLM(model=MODEL, base_url=server.base_url, api_key="unused")
-    call = await start_call(identity=identity, repo=repo, llm=model)
+    call = await start_call(repo, Caller.typed(identity), llm=model)
     assert call.greeting is not None
     await call.greeting
     for line in script.lines:

@@ -48,7 +48,8 @@ from livekit.agents.voice import io
 from livekit.plugins import silero
 
 from db import open_repository
-from memory_agent.call import start_call
+from memory_agent.call import CallConfig, start_call
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 from memory_agent.settings import LIVEKIT_DEFAULT_TURN, VoiceTurn
 
@@ -256,7 +257,7 @@ async def seed(db: Path, identity: str) -> None:
         Say("Placed."),
     ]
     async with open_repository(db) as repo:
-        call = await start_call(identity=identity, repo=repo, llm=ScriptedLLM(steps))
+        call = await start_call(repo, Caller.typed(identity), llm=ScriptedLLM(steps))
         assert call.greeting is not None
         await call.greeting
         for line in ("I'm Maria", "Two margherita pizzas, please"):
@@ -291,14 +292,13 @@ async def one_call(
     model = PromptPacedLLM(steps, exhausted=REPLY, base_ms=args.ttft_base_ms, per_1k_ms=args.ttft_per_1k_ms)
     async with open_repository(db) as repo:
         call = await start_call(
-            identity=identity,
-            repo=repo,
+            repo,
+            Caller.typed(identity),
+            CallConfig(memory_enabled=memory, turn=turn),
             llm=model,
             stt=InstantSTT(),
             tts=ToneTTS(),
             vad=vad,
-            memory_enabled=memory,
-            turn=turn,
         )
         assert call.greeting is not None
         await call.greeting

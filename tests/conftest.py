@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -13,7 +14,8 @@ import pytest
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 
 from db import CallSnapshot, Repository, open_repository
-from memory_agent import Call, start_call
+from memory_agent import Call, CallConfig, start_call
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import ScriptedLLM, Step
 
 pytest_plugins = ["ci_skips"]
@@ -60,10 +62,14 @@ async def scripted_call(
 ) -> tuple[Call, ScriptedLLM]:
     """Run one call: the greeting, then each user line as a turn; finish it unless told not to.
 
-    ``options``: more arguments for ``start_call`` (a menu, a time zone).
+    ``identity``: typed, as the chat takes it (a number in E.164 is a phone caller nobody attested).
+    ``options``: the ``CallConfig``'s fields (a menu, a time zone) and ``start_call``'s own (a staff line).
     """
     llm = ScriptedLLM(steps)
-    call = await start_call(identity=identity, repo=repo, llm=llm, trust_caller_id=trust_caller_id, **options)
+    fields = {f.name for f in dataclasses.fields(CallConfig)}
+    config = CallConfig(trust_caller_id=trust_caller_id, **{k: v for k, v in options.items() if k in fields})
+    own = {k: v for k, v in options.items() if k not in fields}
+    call = await start_call(repo, Caller.typed(identity), config, llm=llm, **own)
     assert call.greeting is not None
     await call.greeting
     for line in user_lines:

@@ -12,6 +12,8 @@ from workers import ORDER_LINES, ORDER_STEPS, PLACE_STEPS
 
 from db import open_repository
 from memory_agent import start_call
+from memory_agent.call import CallConfig
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import ScriptedLLM
 
 
@@ -33,7 +35,11 @@ def finish_calls_as_host(
                 identity = identities[(worker + n) % len(identities)]
                 llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
                 call = await start_call(
-                    identity=identity, repo=repo, llm=llm, call_id=f"{host}-w{worker}-c{n}", trust_caller_id=True
+                    repo,
+                    Caller.typed(identity),
+                    CallConfig(trust_caller_id=True),
+                    llm=llm,
+                    call_id=f"{host}-w{worker}-c{n}",
                 )
                 assert call.greeting is not None
                 await call.greeting
@@ -56,7 +62,11 @@ def take_an_order_then_hang(url: str, host: str, call_id: str, spool_dir: str, l
         async with open_repository(url, spool_dir=spool_dir, host_id=host, lease=timedelta(seconds=lease_s)) as repo:
             await repo.recovered()
             call = await start_call(
-                identity="+15550007777", repo=repo, llm=ScriptedLLM(ORDER_STEPS), call_id=call_id, trust_caller_id=True
+                repo,
+                Caller.typed("+15550007777"),
+                CallConfig(trust_caller_id=True),
+                llm=ScriptedLLM(ORDER_STEPS),
+                call_id=call_id,
             )
             assert call.greeting is not None
             await call.greeting

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import rows
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.providers import make_llm
 from memory_agent.replies import RECOVERY_LINE, ControlTokenFilter, ReplyLimits, bounded, clean_text
 from memory_agent.settings import Settings
@@ -18,7 +19,7 @@ def settings(stub: OpenAIStub, **values: object) -> Settings:
 
 
 async def call_with(stub: OpenAIStub, repo, configured: Settings, user_lines: list[str]):
-    call = await start_call(identity=None, repo=repo, llm=make_llm(configured), reply_limits=configured.reply_limits)
+    call = await start_call(repo, Caller.typed(None), configured.call_config(), llm=make_llm(configured))
     assert call.greeting is not None
     await call.greeting
     for line in user_lines:

@@ -8,6 +8,7 @@ from livekit.agents.metrics import AgentSessionUsage, LLMModelUsage, STTModelUsa
 from db import CallSnapshot, Repository
 from db.models import CallUsage
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.providers import make_llm
 from memory_agent.settings import Settings
 from memory_agent.usage import measured
@@ -29,7 +30,7 @@ async def test_a_calls_usage_row_holds_what_the_llm_reported(any_repo):
     ]
     with OpenAIStub(script) as stub:
         configured = Settings(_env_file=None, OPENAI_BASE_URL=stub.base_url, OPENAI_API_KEY="local")  # type: ignore[call-arg]
-        call = await start_call(identity="alice", repo=any_repo, llm=make_llm(configured))
+        call = await start_call(any_repo, Caller.typed("alice"), llm=make_llm(configured))
         assert call.greeting is not None
         await call.greeting
         await call.session.run(user_input="I'm Alice")

@@ -10,6 +10,7 @@ from conftest import rows
 from db import CallSnapshot, Message, Order, OrderLine, open_repository
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.journal import Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM
 
@@ -37,7 +38,7 @@ async def test_each_spooled_turn_holds_only_that_turn_and_the_replay_writes_the_
     lines = [f"caller line {n}" for n in range(1, 6)]
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         steps = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
-        call = await start_call(identity="+15550007777", repo=repo, llm=ScriptedLLM(steps), call_id="long")
+        call = await start_call(repo, Caller.typed("+15550007777"), llm=ScriptedLLM(steps), call_id="long")
         assert call.greeting is not None
         await call.greeting
         await call.journal.flush()  # the greeting is in the database

@@ -14,6 +14,7 @@ from conftest import rows
 from db import open_repository
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import ScriptedLLM
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -63,8 +64,8 @@ async def test_two_calls_of_one_caller_at_once_keep_their_own_orders(db_path):
     async with open_repository(db_path) as first_repo, open_repository(db_path) as second_repo:
         placing = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
         first, second = await asyncio.gather(
-            start_call(identity="+15551230000", repo=first_repo, llm=placing),
-            start_call(identity="+15551230000", repo=second_repo, llm=ScriptedLLM(ORDER_STEPS)),
+            start_call(first_repo, Caller.typed("+15551230000"), llm=placing),
+            start_call(second_repo, Caller.typed("+15551230000"), llm=ScriptedLLM(ORDER_STEPS)),
         )
         await asyncio.gather(first.greeting, second.greeting)
         for line in ORDER_LINES:

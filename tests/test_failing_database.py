@@ -18,7 +18,9 @@ from db import CallSnapshot, Feedback, Message, Order, OrderLine, Repository, op
 from db.clock import utcnow_iso
 from db.spool import spool_path
 from memory_agent import start_call
+from memory_agent.call import CallConfig
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
+from memory_agent.identity import Caller
 from memory_agent.journal import FINALIZE_WITHIN_S, Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM
 
@@ -85,7 +87,7 @@ def spooled_ids(db_path: Path) -> list[str]:
 async def test_call_goes_on_and_is_spooled_when_the_database_stays_locked(db_path, caplog):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
-        call = await start_call(identity="+15557654321", repo=repo, llm=llm)
+        call = await start_call(repo, Caller.typed("+15557654321"), llm=llm)
         await call.greeting
         for line in ORDER_LINES:
             await call.session.run(user_input=line)
@@ -232,7 +234,7 @@ async def test_spooled_call_of_a_dead_process_is_replayed_not_abandoned(db_path)
 
 async def test_lookup_back_after_the_greeting_recognizes_the_caller_when_they_say_their_name(db_path):
     async with open_repository(db_path) as repo:
-        first = await start_call(identity="alice", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS))
+        first = await start_call(repo, Caller.typed("alice"), llm=ScriptedLLM(FIRST_CALL_STEPS))
         await first.greeting
         for line in FIRST_CALL_LINES:
             await first.session.run(user_input=line)
@@ -241,7 +243,7 @@ async def test_lookup_back_after_the_greeting_recognizes_the_caller_when_they_sa
         with lookup_stalled() as (release, authorizer):
             await repo.reader.set_authorizer(authorizer)  # the stall sits in SQLite itself
             llm = ScriptedLLM(RETURN_CALL_STEPS)
-            call = await start_call(identity="alice", repo=repo, llm=llm, recall_budget_s=0.05)
+            call = await start_call(repo, Caller.typed("alice"), CallConfig(recall_budget_s=0.05), llm=llm)
             await call.greeting
             assert call.userdata.memory is None  # greeted without waiting for the lookup
             release.set()
@@ -266,7 +268,7 @@ async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, 
 
         await repo.reader.set_authorizer(refuse)  # SQLite itself refuses the lookup
         llm = ScriptedLLM(RETURN_CALL_STEPS)
-        call = await start_call(identity="alice", repo=repo, llm=llm)
+        call = await start_call(repo, Caller.typed("alice"), llm=llm)
         await call.greeting
         await repo.reader.set_authorizer(None)
         await call.finish()
@@ -280,7 +282,7 @@ async def test_failing_caller_lookup_greets_without_memory_and_logs_it(db_path, 
 async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_its_caller(db_path, caplog):
     async with open_repository(db_path) as repo:
         first = ScriptedLLM(FIRST_CALL_STEPS)
-        call = await start_call(identity="+15550001111", repo=repo, llm=first)
+        call = await start_call(repo, Caller.typed("+15550001111"), llm=first)
         await call.greeting
         for line in FIRST_CALL_LINES:
             await call.session.run(user_input=line)
@@ -289,7 +291,7 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         with write_lock_held(db_path):
             returning = ScriptedLLM(RETURN_CALL_STEPS)
-            call = await start_call(identity="+15550001111", repo=repo, llm=returning, trust_caller_id=True)
+            call = await start_call(repo, Caller.typed("+15550001111"), CallConfig(trust_caller_id=True), llm=returning)
             await call.greeting
             await call.journal.flush()
         assert f"checkpoint of call {call.call_id} spooled" in caplog.text
@@ -311,7 +313,7 @@ async def test_call_whose_start_could_not_be_recorded_is_served_and_linked_to_it
 async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_order(db_path):
     async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         older = ScriptedLLM(ORDER_STEPS)
-        call = await start_call(identity="+15552223333", repo=repo, llm=older, trust_caller_id=True)
+        call = await start_call(repo, Caller.typed("+15552223333"), CallConfig(trust_caller_id=True), llm=older)
         await call.greeting
         for line in ORDER_LINES:
             await call.session.run(user_input=line)  # written through: in progress
@@ -321,7 +323,7 @@ async def test_a_call_replayed_late_does_not_replace_the_callers_newer_last_orde
         assert set(spooled_ids(db_path)) == {call.call_id}
 
         newer = await start_call(
-            identity="+15552223333", repo=repo, llm=ScriptedLLM(FIRST_CALL_STEPS), trust_caller_id=True
+            repo, Caller.typed("+15552223333"), CallConfig(trust_caller_id=True), llm=ScriptedLLM(FIRST_CALL_STEPS)
         )
         await newer.greeting
         for line in FIRST_CALL_LINES:
@@ -379,7 +381,7 @@ async def test_a_busy_database_at_call_start_does_not_hold_back_the_greeting(db_
     async with open_repository(db_path) as repo:  # the full busy timeout: seconds of retries
         llm = ScriptedLLM([Say("Welcome to Bella Vista!")])
         with write_lock_held(db_path):
-            call = await start_call(identity="+15556667777", repo=repo, llm=llm, recall_budget_s=0.05)
+            call = await start_call(repo, Caller.typed("+15556667777"), CallConfig(recall_budget_s=0.05), llm=llm)
             await call.greeting
             # greeted while the database was still locked
             assert len(llm.requests) == 1
@@ -395,7 +397,7 @@ async def test_a_busy_database_at_call_start_does_not_hold_back_the_greeting(db_
 async def test_a_busy_database_mid_call_never_makes_the_caller_wait(db_path, caplog):
     async with open_repository(db_path) as repo:  # the full busy timeout: seconds of retries per write
         llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
-        call = await start_call(identity="+15558889999", repo=repo, llm=llm, recall_budget_s=0.05)
+        call = await start_call(repo, Caller.typed("+15558889999"), CallConfig(recall_budget_s=0.05), llm=llm)
         await call.greeting
         with write_lock_held(db_path):
             results = [await call.session.run(user_input=line) for line in [*ORDER_LINES, "Yes, place it"]]

@@ -9,8 +9,9 @@ import pytest
 
 from conftest import rows, scripted_call
 from memory_agent import start_call
+from memory_agent.call import CallConfig
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS
-from memory_agent.identity import caller_key
+from memory_agent.identity import Caller, caller_key
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 GENERIC_ERROR = "An internal error occurred"
@@ -266,7 +267,9 @@ async def test_sip_numbers_in_every_format_are_one_customer(repo, db_path):
 
     for identity, attributes in SIP_FORMS:
         key = caller_key(identity, is_sip=True, attributes=attributes)
-        call = await start_call(identity=key, repo=repo, llm=ScriptedLLM([Say("Hello!")]), trust_caller_id=True)
+        call = await start_call(
+            repo, Caller.typed(key), CallConfig(trust_caller_id=True), llm=ScriptedLLM([Say("Hello!")])
+        )
         await call.greeting
         await call.finish()
 

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import rows
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.providers import make_llm
 from memory_agent.settings import Settings
 
@@ -21,7 +22,7 @@ def live_llm():
 
 
 async def test_a_real_llm_takes_an_order_and_remembers_the_caller(repo, db_path, live_llm):
-    call = await start_call(identity="live-caller", repo=repo, llm=live_llm)
+    call = await start_call(repo, Caller.typed("live-caller"), llm=live_llm)
     await call.greeting
     for line in [
         "Hi, my name is Maria.",
@@ -34,7 +35,7 @@ async def test_a_real_llm_takes_an_order_and_remembers_the_caller(repo, db_path,
     assert rows(db_path, "SELECT name FROM customers") == [("Maria",)]
     assert rows(db_path, "SELECT menu_item, quantity FROM order_items") == [("margherita_pizza", 2)]
 
-    again = await start_call(identity="live-caller", repo=repo, llm=live_llm)
+    again = await start_call(repo, Caller.typed("live-caller"), llm=live_llm)
     result = await again.greeting
     await again.finish()
     greeting = " ".join(e.item.text_content or "" for e in result.events if e.type == "message")

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import rows
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.providers import make_llm
 from memory_agent.replies import CHARS_PER_TOKEN, RECOVERY_LINE
 from memory_agent.settings import Settings
@@ -29,9 +30,7 @@ async def test_a_call_through_a_local_server_is_bounded_clean_and_counted(repo, 
     settings = Settings()
     if settings.openai_base_url is None:
         pytest.skip("start a local OpenAI-compatible server and set OPENAI_BASE_URL to run this test")
-    call = await start_call(
-        identity="local-caller", repo=repo, llm=make_llm(settings), reply_limits=settings.reply_limits
-    )
+    call = await start_call(repo, Caller.typed("local-caller"), settings.call_config(), llm=make_llm(settings))
     assert call.greeting is not None
     await call.greeting
     for line in ["Hi, my name is Maria.", "Two margherita pizzas, please.", "That's all, please place the order."]:

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import lookup_stalled, rows, scripted_call
 from memory_agent import start_call
+from memory_agent.call import CallConfig
+from memory_agent.identity import Caller
 from memory_agent.memory import as_data
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
@@ -322,7 +324,7 @@ async def test_reorder_finds_the_last_order_when_the_greeting_went_without_memor
     )
     with lookup_stalled() as (release, authorizer):
         await repo.reader.set_authorizer(authorizer)
-        call = await start_call(identity="kim", repo=repo, llm=llm, recall_budget_s=0.05)
+        call = await start_call(repo, Caller.typed("kim"), CallConfig(recall_budget_s=0.05), llm=llm)
         await call.greeting
         assert call.userdata.memory is None
         release.set()

@@ -261,3 +261,21 @@ async def test_the_worker_takes_a_message_when_the_transfer_fails(tmp_path):
         ("Please call back about catering", NUMBER, "cannot_help")
     ]
     assert rows(settings.db, "SELECT outcome, transfer_status FROM calls") == [("message_taken", "failed")]
+
+
+async def test_a_web_caller_s_own_key_is_never_taken_for_a_number_to_call_back(repo, db_path):
+    # A signed web identity that starts like a number is still no phone line: the agent must ask for one.
+    steps = [
+        Say("Welcome!"),
+        ToolCall("transfer_to_staff", {"reason": "complaint"}),
+        Say("Nobody can take the call now. Shall I take a message?"),
+        ToolCall("take_message", {"request": "Wrong order delivered"}),
+        Say("What number should they call?"),
+    ]
+    _, llm = await scripted_call(
+        repo, "+alice", steps, ["I want to complain", "yes"], restaurant=place(staff_phone=None), clock=lambda: NOON
+    )
+
+    outputs = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"]
+    assert outputs[-1].is_error and "no number to call them back" in outputs[-1].output
+    assert rows(db_path, "SELECT count(*) FROM staff_messages") == [(0,)]

@@ -17,6 +17,7 @@ from test_failing_database import write_lock_held
 from conftest import rows, scripted_call
 from db import open_repository
 from db.spool import spool_path
+from memory_agent.identity import Caller
 from memory_agent.logs import protect_logs
 from memory_agent.memory import as_data
 from memory_agent.scripted_llm import Say, ToolCall
@@ -152,12 +153,13 @@ async def test_an_unverified_callers_order_is_kept_apart_from_the_profiles(repo,
 
 @pytest.mark.parametrize("vouched", ["trust_caller_id", "attested"])
 async def test_a_vouched_for_number_is_remembered_before_the_first_word(repo, db_path, vouched):
-    from memory_agent import start_call
+    from memory_agent import CallConfig, start_call
     from memory_agent.scripted_llm import ScriptedLLM
 
     await maria_called_once(repo)
     llm = ScriptedLLM([Say("Welcome back, Maria!")])
-    call = await start_call(identity=MARIA, repo=repo, llm=llm, **{vouched: True})
+    caller = Caller.phone(MARIA, attested=vouched == "attested")
+    call = await start_call(repo, caller, CallConfig(trust_caller_id=vouched == "trust_caller_id"), llm=llm)
     await call.greeting
     await call.finish()
 

@@ -27,6 +27,8 @@ from db import CallSnapshot, open_repository
 from db.clock import utcnow_iso
 from db.spool import append, spool_path
 from memory_agent import start_call
+from memory_agent.call import CallConfig
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, ScriptedLLM, ToolCall
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -208,7 +210,7 @@ async def test_returning_callers_arriving_at_once_on_a_busy_machine_are_all_reco
             steps = [Say("Welcome to Bella Vista!"), ToolCall("save_customer_name", {"name": name}), Say("Hello!")]
             llm = ScriptedLLM(steps)
             # the lookup may be slow here: what needs it waits up to a minute, the greeting does not
-            made = await start_call(identity=key, repo=repo, llm=llm, memory_wait_s=60)
+            made = await start_call(repo, Caller.typed(key), CallConfig(memory_wait_s=60), llm=llm)
             assert made.greeting is not None
             await made.greeting
             await made.session.run(user_input=f"Hi, it's {name}")

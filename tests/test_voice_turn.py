@@ -9,6 +9,7 @@ import pytest
 from livekit.plugins import silero
 
 from memory_agent import start_call
+from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, ScriptedLLM
 from memory_agent.settings import Settings, VoiceTurn
 from memory_agent.worker import tuned_vad
@@ -49,8 +50,8 @@ def test_the_defaults_wait_out_a_pause_but_hear_the_end_sooner_than_livekit():
 
 
 async def test_the_session_is_built_with_the_chosen_turn(repo, vad):
-    turn = Settings(**TUNED).voice_turn
-    call = await start_call(identity="ana", repo=repo, llm=ScriptedLLM([Say("Hi!")]), vad=vad, turn=turn)
+    config = Settings(**TUNED).call_config()
+    call = await start_call(repo, Caller.typed("ana"), config, llm=ScriptedLLM([Say("Hi!")]), vad=vad)
     try:
         options = call.session.options
         assert options.endpointing["min_delay"] == 0.6

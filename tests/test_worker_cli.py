@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from livekit.agents import AgentServer
 
+from memory_agent.identity import is_attested
 from memory_agent.settings import Settings
-from memory_agent.worker import build_server, is_attested
+from memory_agent.worker import build_server
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LIVEKIT_", "DEEPGRAM_", "MEMORY_"))}
 

@@ -11,6 +11,8 @@ from multiprocessing.synchronize import Barrier, Event
 from db import CallSnapshot, Order, OrderLine, Repository, open_repository
 from db.clock import utcnow_iso
 from memory_agent import Call, start_call
+from memory_agent.call import CallConfig
+from memory_agent.identity import Caller
 from memory_agent.journal import Journal
 from memory_agent.scripted_llm import Say, ScriptedLLM, Step, ToolCall
 
@@ -30,7 +32,9 @@ async def _call_until(
 ) -> Call:
     """A call whose ``lines`` are completed turns, each journaled."""
     llm = ScriptedLLM(steps)
-    call = await start_call(identity=identity, repo=repo, llm=llm, call_id=call_id, trust_caller_id=trust_caller_id)
+    call = await start_call(
+        repo, Caller.typed(identity), CallConfig(trust_caller_id=trust_caller_id), llm=llm, call_id=call_id
+    )
     assert call.greeting is not None
     await call.greeting
     for line in lines:
@@ -70,7 +74,7 @@ def finish_calls(db_path: str, worker: int, calls: int, identities: list[str], s
                 identity = identities[(worker + n) % len(identities)]
                 llm = ScriptedLLM([*ORDER_STEPS, *PLACE_STEPS])
                 call = await start_call(
-                    identity=identity, repo=repo, llm=llm, call_id=f"w{worker}-c{n}", trust_caller_id=True
+                    repo, Caller.typed(identity), CallConfig(trust_caller_id=True), llm=llm, call_id=f"w{worker}-c{n}"
                 )
                 assert call.greeting is not None
                 await call.greeting
@@ -157,7 +161,7 @@ def talk_while_locked_then_wait_to_be_killed(db_path: str, call_id: str, lines: 
     async def run() -> None:
         async with open_repository(db_path) as repo:
             steps: list[Step] = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
-            call = await start_call(identity="+15550007777", repo=repo, llm=ScriptedLLM(steps), call_id=call_id)
+            call = await start_call(repo, Caller.typed("+15550007777"), llm=ScriptedLLM(steps), call_id=call_id)
             assert call.greeting is not None
             await call.greeting
             for line in lines:

@@ -82,8 +82,9 @@ class ReachesStaff(Agent):
             raise ToolError(f"Summarize what they need in at most {MAX_REQUEST} characters.")
         if len(ud.staff_messages) >= MAX_MESSAGES:
             raise ToolError("This call has left enough messages; tell the caller the staff will call back.")
-        number = _callback(callback_number, ud.caller) if callback_number else None
-        number = number or (ud.caller if ud.caller and ud.caller.startswith("+") else None)
+        calling_from = ud.caller if ud.by_phone else None
+        number = _callback(callback_number, calling_from) if callback_number else None
+        number = number or calling_from
         if number is None:
             raise ToolError("We have no number to call them back: ask for one and call take_message with it.")
         ud.staff_messages.append(
@@ -113,12 +114,13 @@ async def _transfer_after(agent: Agent, ud: Userdata, line: StaffLine, number: s
         agent.session.generate_reply(instructions=TRANSFER_FAILED)
 
 
-def _callback(number: str, caller: str | None) -> str:
-    """A callback number in E.164; a national number is read in the country the caller calls from."""
+def _callback(number: str, calling_from: str | None) -> str:
+    """A callback number in E.164; a national number is read in the country of the number the caller calls
+    from (``calling_from``: theirs by phone, None otherwise)."""
     region = "US"
-    if caller and caller.startswith("+"):
+    if calling_from:
         with contextlib.suppress(phonenumbers.NumberParseException):
-            region = phonenumbers.region_code_for_number(phonenumbers.parse(caller)) or region
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(calling_from)) or region
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
