@@ -4,26 +4,20 @@ from the shape of the key."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from entrypoint_calls import greeted_call
 from livekit import rtc
-from livekit.agents.testing import fake_job_context
 from livekit.plugins import silero
-from test_staff_transfer import SilentTTS
 from test_trust import MARIA, PERSONAL, maria_called_once, told
 
 from conftest import open_all_hours
 from db import open_repository
 from memory_agent.call import CallConfig
 from memory_agent.identity import Caller, sip_caller
-from memory_agent.providers import Providers
 from memory_agent.scripted_llm import Say, ScriptedLLM
 from memory_agent.settings import Settings
 from memory_agent.state import Userdata
-from memory_agent.worker import entrypoint
 from voice_io import Caller as Line
 from voice_io import PhoneRoom
 
@@ -50,26 +44,7 @@ async def a_call(
     line.participant.attributes = attributes
     if not sip:
         line.participant.kind = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD
-    shutdown: list[Callable[..., Awaitable[None]]] = []
-    vad = silero.VAD.load()
-    with fake_job_context(room=room) as ctx:  # type: ignore[arg-type]
-        ctx.add_shutdown_callback = shutdown.append  # type: ignore[method-assign]
-        job = asyncio.create_task(
-            entrypoint(ctx, providers=lambda _s: Providers(llm, None, SilentTTS(), vad), settings=settings)  # type: ignore[arg-type]
-        )
-        room.join(line)
-        async with asyncio.timeout(WAIT_S):
-            await job
-            session = ctx.primary_session
-            greeted = asyncio.Event()
-            session.on("conversation_item_added", lambda e: e.item.role == "assistant" and greeted.set())
-            if not any(m.role == "assistant" for m in session.history.messages()):
-                await greeted.wait()
-            await line.hang_up()
-            await session.aclose()
-            await asyncio.gather(*(cb("room empty") if inspect.signature(cb).parameters else cb() for cb in shutdown))  # type: ignore[call-arg]
-    await line.aclose()
-    await room.aclose()
+    session = await greeted_call(room, line, llm, settings, silero.VAD.load())
     return session.userdata, llm
 
 

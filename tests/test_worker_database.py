@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
 import psutil
+from entrypoint_calls import greeted_call
 from livekit.agents import JobExecutorType, JobProcess
-from livekit.agents.testing import fake_job_context
 from test_crashes import kill_mid_call
-from test_staff_transfer import SilentTTS
 
 from conftest import open_all_hours, rows
 from db import CallSnapshot, migrations, open_repository, prepare_database, spool
@@ -25,7 +22,6 @@ from db.clock import utcnow_iso
 from db.pg.repository import POOL_SIZE, postgres_spool_path
 from db.spool import spool_path
 from memory_agent.process_database import process_database
-from memory_agent.providers import Providers
 from memory_agent.restaurant import load_restaurant
 from memory_agent.scripted_llm import Say, ScriptedLLM
 from memory_agent.settings import Settings
@@ -48,27 +44,7 @@ async def run_job(userdata: dict[str, object], settings: Settings) -> str:
     room = PhoneRoom()
     caller = Caller(room, identity="sip_caller_1")
     caller.participant.attributes = {"sip.phoneNumber": NUMBER}
-    shutdown: list[Callable[..., Awaitable[None]]] = []
-    with fake_job_context(room=room) as ctx:  # type: ignore[arg-type]
-        ctx.proc.userdata.update(userdata)  # the process LiveKit prewarmed
-        ctx.add_shutdown_callback = shutdown.append  # type: ignore[method-assign]
-        vad = userdata["vad"]
-        job = asyncio.create_task(
-            entrypoint(ctx, providers=lambda _s: Providers(llm, None, SilentTTS(), vad), settings=settings)  # type: ignore[arg-type]
-        )
-        room.join(caller)
-        async with asyncio.timeout(WAIT_S):
-            await job
-            session = ctx.primary_session
-            greeted = asyncio.Event()
-            session.on("conversation_item_added", lambda e: e.item.role == "assistant" and greeted.set())
-            if not any(m.role == "assistant" for m in session.history.messages()):
-                await greeted.wait()
-            await caller.hang_up()
-            await session.aclose()
-            await asyncio.gather(*(cb("room empty") if inspect.signature(cb).parameters else cb() for cb in shutdown))  # type: ignore[call-arg]
-    await caller.aclose()
-    await room.aclose()
+    session = await greeted_call(room, caller, llm, settings, userdata["vad"], prewarmed=userdata)
     return session.userdata.call_id
 
 
