@@ -102,7 +102,7 @@ class PacedLLM(ScriptedLLM):
 
     def chat(self, **kwargs: Any) -> Any:
         answer = super().chat(**kwargs)
-        return _Delayed(
+        return Delayed(
             self,
             answer,
             self.step_s,
@@ -112,7 +112,7 @@ class PacedLLM(ScriptedLLM):
         )
 
 
-class _Delayed(llm.LLMStream):
+class Delayed(llm.LLMStream):
     """Passes on another stream's chunks after a delay (``_run`` and ``_event_ch``: LiveKit's plugin API)."""
 
     def __init__(self, owner: llm.LLM, answer: llm.LLMStream, delay_s: float, **kwargs: Any) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_calls import Delayed
 from livekit import rtc
 from livekit.agents import APIConnectOptions, llm, stt, tts, utils
 from livekit.agents.language import LanguageCode
@@ -125,23 +126,14 @@ class PromptPacedLLM(ScriptedLLM):
         self.prompt_tokens.append(tokens)
         answer = super().chat(**kwargs)
         delay_s = (self.base_ms + self.per_1k_ms * tokens / 1000) / 1000
-        return Delayed(self, answer, delay_s, chat_ctx=kwargs["chat_ctx"], tools=kwargs.get("tools") or [])
-
-
-class Delayed(llm.LLMStream):
-    """Passes on another stream's chunks after a delay (``_run`` and ``_event_ch``: LiveKit's plugin API)."""
-
-    def __init__(self, owner: llm.LLM, answer: llm.LLMStream, delay_s: float, **kwargs: Any) -> None:
-        super().__init__(owner, conn_options=APIConnectOptions(max_retry=0, retry_interval=0, timeout=10), **kwargs)
-        self._answer, self._delay_s = answer, delay_s
-
-    async def _run(self) -> None:
-        try:
-            await asyncio.sleep(self._delay_s)
-            async for chunk in self._answer:
-                self._event_ch.send_nowait(chunk)
-        finally:
-            await self._answer.aclose()
+        return Delayed(
+            self,
+            answer,
+            delay_s,
+            chat_ctx=kwargs["chat_ctx"],
+            tools=kwargs.get("tools") or [],
+            conn_options=APIConnectOptions(max_retry=0, retry_interval=0, timeout=10),
+        )
 
 
 class Microphone(io.AudioInput):
