@@ -3,9 +3,9 @@ import sqlite3
 import sqlalchemy as sa
 
 from db.models import CustomerRow
-from db.statements.sql import compiled, greatest, upsert
+from db.statements.sql import compiled, greatest, table, upsert
 
-CUSTOMERS = CustomerRow.__table__
+CUSTOMERS = table(CustomerRow)
 
 
 def _touch(dialect):

@@ -19,6 +19,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault, Table
+from sqlmodel import SQLModel
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -59,6 +60,14 @@ def _constant(value: object) -> ColumnElement[Any]:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(f"a column default of type {type(value).__name__} cannot be written into SQL")
     return literal_column(str(value) if isinstance(value, int) else "'" + value.replace("'", "''") + "'")
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The table of a table model (``db.models``' ``*Row`` classes)."""
+    found = getattr(model, "__table__", None)
+    if not isinstance(found, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return found
 
 
 def upsert(table: Table, dialect: Dialect) -> Insert:
