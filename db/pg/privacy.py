@@ -16,8 +16,9 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from db.models import name_key
-from db.pg.calls import NUMBER_LOCK, Conn
+from db.pg.lookup import Conn
 from db.privacy import audit_counts
+from db.statements.plan import NUMBER_LOCK
 
 # Every table that holds a caller's rows, in an order that deletes children first.
 ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")

@@ -164,9 +164,16 @@ def run_sqlite(db: sqlite3.Connection, plan: Plan[_T]) -> _T:
             answer, failed = None, _failed(exc)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """A ``later`` row on SQLite, read at once: the writer thread is the only hop."""
+
+    row: Any
+
+
 def _answer_sqlite(db: sqlite3.Connection, step: Step | Read) -> Any:
     if isinstance(step, Read):
-        return step.handle
+        return step.handle.row
     if step.only not in (None, "sqlite"):
         return None
     sql = compiled(step.statement, "sqlite")
@@ -175,7 +182,9 @@ def _answer_sqlite(db: sqlite3.Connection, step: Step | Read) -> Any:
             db.executemany(sql, step.values)
         return None
     cursor = db.execute(sql, step.values)
-    if step.want in ("one", "later"):  # a later row is read at once: the thread is the only hop
+    if step.want == "later":
+        return _Fetched(cursor.fetchone())
+    if step.want == "one":
         return cursor.fetchone()
     if step.want == "all":
         return cursor.fetchall()
