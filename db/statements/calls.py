@@ -721,7 +721,18 @@ def _add_message(dialect: Dialect) -> sa.Insert:
 
 
 def _write_messages(call_id: str, numbered: list[tuple[int, Message]]) -> Plan[None]:
-    yield many(_add_message, [{"call_id": call_id, "seq": seq, **_named(m)} for seq, m in numbered])
+    rows = [
+        {
+            "call_id": call_id,
+            "seq": seq,
+            "role": m.role,
+            "agent": m.agent,
+            "content": m.content,
+            "created_at": m.created_at,
+        }
+        for seq, m in numbered
+    ]
+    yield many(_add_message, rows)
 
 
 # -- closing calls left by dead processes --------------------------------------------------------------
