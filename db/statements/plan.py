@@ -1,7 +1,7 @@
 """A write with decisions in between, written once: a plan that yields its statements and is sent their answers.
 
 A plan is a generator of ``Step``s: a statement (compiled once per dialect), its values, and what the plan
-wants back: nothing, one row, every row, the row count, or a ``later`` handle whose row a ``read`` step
+wants back: nothing, one row, every row, the row count, or a ``later`` handle whose row a ``Read`` step
 fetches when the plan needs it. It holds no connection and does no I/O, so one plan serves both backends,
 each run by its driver the way that was measured fastest:
 
@@ -12,8 +12,9 @@ each run by its driver the way that was measured fastest:
   asks, so two statements travel before either answer is awaited.
 
 ``Parts`` makes the parts of a write stand alone (``careful``): each runs in a SAVEPOINT, and a statement
-the database rejects (``StatementFailed``, thrown into the plan) leaves that part out and keeps the rest.
-The database refusing itself (locked, gone, out of memory) is never thrown in: it ends the write.
+the database rejects (``StatementFailed``, thrown into the plan; pipelined, possibly at a later step)
+leaves that part out and keeps the rest. The database refusing (locked, gone, out of memory) is never
+thrown in: it ends the write.
 """
 
 from __future__ import annotations
