@@ -30,11 +30,14 @@ from bench_data import cached_database, regular_identity
 from bench_layer import export_source, recall_vs_raw, write_vs_raw
 from bench_writer import concurrent_writers
 from harness import (
+    PAIR_HEADERS,
     RawPostgres,
     copy_into_postgres,
     export_against_raw,
     fresh_database,
     machine_line,
+    markdown_table,
+    pair_rows,
     product_export,
     ratio,
     redacted,
@@ -113,16 +116,7 @@ def render(results: dict[str, Any]) -> str:
         " the same lookup written out in plain SQL (`harness.RawPostgres`) on one connection; `hop` is a `SELECT 1`"
         " through `Repository.read` (the pool), the floor of a pooled read (the lookup has a connection of its own).",
         "",
-        "| path | p50 | p99 | p50 vs raw | p99 vs raw | samples |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in ("product", "raw", "hop"):
-        r = recall[name]
-        lines.append(
-            f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {ratio(recall, 'p50_ms', name):.2f}x"
-            f" | {ratio(recall, 'p99_ms', name):.2f}x | {r['n']} |"
-        )
-    lines += [
+        markdown_table(PAIR_HEADERS, pair_rows(recall)),
         "",
         "#### End-of-call write",
         "",
@@ -130,31 +124,20 @@ def render(results: dict[str, Any]) -> str:
         " `save_call(snapshot, forced=True)` (a synchronous commit) against one psycopg transaction writing the"
         " same rows in the fewest statements.",
         "",
-        "| path | p50 | p99 | p50 vs raw | p99 vs raw | samples |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in ("product", "raw"):
-        r = finalize[name]
-        lines.append(
-            f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {ratio(finalize, 'p50_ms', name):.2f}x"
-            f" | {ratio(finalize, 'p99_ms', name):.2f}x | {r['n']} |"
-        )
-    lines += [
+        markdown_table(PAIR_HEADERS, pair_rows(finalize)),
         "",
         "#### Processes finishing calls at once",
         "",
         f"Separate processes as two hosts (host ids alternate), each with its own pool, writing finished calls"
         f" (`save_call(forced=True)`) for {plan['writer_seconds']:.1f} s, released together.",
         "",
-        "| processes | calls/s | calls | errors | worst wait (ms) |",
-        "|---|---|---|---|---|",
-    ]
-    for row in results["processes"]:
-        lines.append(
-            f"| {row['processes']} | {row['calls_per_s']:.0f} | {row['calls']} | {row['errors']}"
-            f" | {row['worst_wait_ms']:.1f} |"
-        )
-    lines += [
+        markdown_table(
+            ("processes", "calls/s", "calls", "errors", "worst wait (ms)"),
+            [
+                (r["processes"], f"{r['calls_per_s']:.0f}", r["calls"], r["errors"], f"{r['worst_wait_ms']:.1f}")
+                for r in results["processes"]
+            ],
+        ),
         "",
         "#### Export",
         "",
@@ -162,31 +145,36 @@ def render(results: dict[str, Any]) -> str:
         f" of the same columns, both writing a file, {plan['repeat']} runs each after a warm-up;"
         f" {export['orders']:,} orders, {export['bytes'] / 1e6:.1f} MB; the rows are checked to be the same.",
         "",
-        "| tool | best s | median s | peak RSS MB |",
-        "|---|---|---|---|",
+        markdown_table(
+            ("tool", "best s", "median s", "peak RSS MB"),
+            [
+                (
+                    name,
+                    f"{t['best_s']:.2f}",
+                    f"{t['median_s']:.2f}",
+                    "n/a" if t["peak_mb"] is None else f"{t['peak_mb']:.1f}",
+                )
+                for name, t in tools.items()
+            ],
+        ),
     ]
-    for name, t in tools.items():
-        peak = "n/a" if t["peak_mb"] is None else f"{t['peak_mb']:.1f}"
-        lines.append(f"| {name.replace('|', '/')} | {t['best_s']:.2f} | {t['median_s']:.2f} | {peak} |")
     errors = max(row["errors"] for row in results["processes"])
     measured = {
         "recall": ratio(recall, "p50_ms"),
         "finalize": ratio(finalize, "p50_ms"),
         "export": export_ratio,
     }
-    lines += [
-        "",
-        "#### Goals",
-        "",
-        "| goal | measured | status |",
-        "|---|---|---|",
-        f"| recall p50 at most 2x the raw driver | {measured['recall']:.2f}x | {status(measured['recall'], 2.0)} |",
-        f"| end-of-call write p50 at most 1.5x the raw driver | {measured['finalize']:.2f}x"
-        f" | {status(measured['finalize'], 1.5)} |",
-        f"| 8 processes finishing calls at once: 0 errors | {errors} errors | {'met' if errors == 0 else 'missed'} |",
-        f"| export at most 1.5x `psql \\copy` (median) | {export_ratio:.2f}x | {status(export_ratio, 1.5)} |",
-        "",
+    goals = [
+        ("recall p50 at most 2x the raw driver", f"{measured['recall']:.2f}x", status(measured["recall"], 2.0)),
+        (
+            "end-of-call write p50 at most 1.5x the raw driver",
+            f"{measured['finalize']:.2f}x",
+            status(measured["finalize"], 1.5),
+        ),
+        ("8 processes finishing calls at once: 0 errors", f"{errors} errors", "met" if errors == 0 else "missed"),
+        ("export at most 1.5x `psql \\copy` (median)", f"{export_ratio:.2f}x", status(export_ratio, 1.5)),
     ]
+    lines += ["", "#### Goals", "", markdown_table(("goal", "measured", "status"), goals), ""]
     return "\n".join(lines)
 
 
