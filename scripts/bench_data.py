@@ -5,7 +5,8 @@ The schema is the product's (``db.prepare_database``); the rows are generated in
 minutes, not hours. Every row is deterministic: call ``n`` (1-based) is order ``n``, placed by
 customer ``(n - 1) % customers + 1``, so each customer's ten orders are spread over the two
 years the data covers, as real orders are. A few named callers with exactly 1, 10, 100 and
-1,000 orders follow the regular ones.
+1,000 orders follow the regular ones. ``finished_call`` is a typical call's final record, the
+end-of-call write the benchmarks time.
 """
 
 from __future__ import annotations

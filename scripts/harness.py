@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,11 +118,13 @@ def run_child(
     return elapsed, peak
 
 
+@dataclass(frozen=True)
 class Child:
     """A command whose stdout is timed: optional text on its stdin, optional environment."""
 
-    def __init__(self, command: Sequence[str], *, stdin_text: str | None = None, env: dict[str, str] | None = None):
-        self.command, self.stdin_text, self.env = list(command), stdin_text, env
+    command: Sequence[str]
+    stdin_text: str | None = None
+    env: dict[str, str] | None = None
 
 
 def timed_children(
