@@ -18,27 +18,24 @@ import gc
 import json
 import logging
 import random
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_calls import bench_db_time, bench_file_sizes, bench_greeting, bench_write_counts, percentiles
+from bench_calls import bench_db_time, bench_file_sizes, bench_greeting, bench_write_counts
 from bench_data import SPECIAL_ORDER_COUNTS, cached_database, regular_identity, special_identity
 from bench_fsync import traced_fsyncs
+from bench_layer import recall_vs_raw, write_vs_raw
 from bench_report import render, update_document
-from bench_workload import REFERENCE_RECALL_SQL, finished_call, open_raw, raw_finalize
+from bench_writer import concurrent_writers
+from harness import RawSqlite, interleaved, write_json
 
-from db import CallSnapshot, SqliteRepository, open_sqlite_repository
+from db import SqliteRepository, open_sqlite_repository
 from memory_agent.memory import memory_text
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITER = Path(__file__).resolve().parent / "bench_writer.py"
 PROCESS_COUNTS = (1, 2, 4, 8)
 
 
@@ -81,50 +78,6 @@ def plan_for(args: argparse.Namespace) -> Plan:
     )
 
 
-async def timed(fn: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
-    await fn()
-    return time.perf_counter() - started
-
-
-async def interleaved(
-    samples: int, contenders: dict[str, Callable[[], Awaitable[object]]], *, warmup: int = 20
-) -> dict[str, dict[str, float]]:
-    """Run the contenders in turn (rotating who goes first) and return each one's percentiles."""
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(warmup + samples):
-        order = names[i % len(names) :] + names[: i % len(names)]
-        for name in order:
-            elapsed = await timed(contenders[name])
-            if i >= warmup:
-                times[name].append(elapsed)
-    return {name: percentiles(values) for name, values in times.items()}
-
-
-def sync(fn: Callable[[], object]) -> Callable[[], Awaitable[object]]:
-    async def run() -> object:
-        return fn()
-
-    return run
-
-
-async def bench_recall(repo: SqliteRepository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
-    def identity() -> str:
-        return regular_identity(rng.randint(1, plan.customers))
-
-    async def product() -> None:
-        memory_text(await repo.recall(identity()))
-
-    def reference() -> None:
-        raw.execute(REFERENCE_RECALL_SQL, {"identity": identity()}).fetchall()
-
-    async def hop() -> None:
-        await repo.reader.execute_fetchall("SELECT 1")
-
-    return await interleaved(plan.recall_samples, {"product": product, "raw": sync(reference), "hop": hop})
-
-
 async def bench_history(repo: SqliteRepository, plan: Plan) -> dict[str, Any]:
     async def path_for(orders: int) -> None:
         memory_text(await repo.recall(special_identity(orders)))
@@ -132,83 +85,6 @@ async def bench_history(repo: SqliteRepository, plan: Plan) -> dict[str, Any]:
     return await interleaved(
         plan.recall_samples, {"1 order": lambda: path_for(1), "1000 orders": lambda: path_for(1000)}
     )
-
-
-async def bench_finalize(repo: SqliteRepository, raw: Any, plan: Plan, rng: random.Random) -> dict[str, Any]:
-    template = finished_call("template", regular_identity(1))
-    run = uuid.uuid4().hex[:10]
-    counter = iter(range(10**9))
-
-    def snapshot() -> CallSnapshot:
-        return template.model_copy(
-            update={"call_id": f"f{run}-{next(counter)}", "identity": regular_identity(rng.randint(1, plan.customers))}
-        )
-
-    # Snapshots are built before the clock starts: save_call's own cost is what is measured.
-    async def product() -> None:
-        await repo.save_call(pending["product"], forced=True)
-
-    def reference() -> None:
-        raw_finalize(raw, pending["raw"])
-
-    pending: dict[str, CallSnapshot] = {}
-    names = ["product", "raw"]
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(10 + plan.finalize_samples):
-        for name in names[i % 2 :] + names[: i % 2]:
-            pending[name] = snapshot()
-            elapsed = await timed(product if name == "product" else sync(reference))
-            if i >= 10:
-                times[name].append(elapsed)
-    return {name: percentiles(values) for name, values in times.items()}
-
-
-def bench_concurrency(path: Path, plan: Plan) -> list[dict[str, Any]]:
-    rows = []
-    for count in PROCESS_COUNTS:
-        writers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(WRITER),
-                    str(path),
-                    "--customers",
-                    str(plan.customers),
-                    "--seconds",
-                    str(plan.writer_seconds),
-                    "--seed",
-                    str(n),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for n in range(count)
-        ]
-        for writer in writers:
-            assert writer.stdout is not None
-            if writer.stdout.readline().strip() != "ready":
-                raise RuntimeError("a writer process failed to start")
-        for writer in writers:  # all start together
-            assert writer.stdin is not None
-            writer.stdin.write("go\n")
-            writer.stdin.flush()
-        results = []
-        for writer in writers:
-            out, _ = writer.communicate(timeout=plan.writer_seconds + 120)
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        calls = sum(r["calls"] for r in results)
-        rows.append(
-            {
-                "processes": count,
-                "calls": calls,
-                "calls_per_s": calls / max(r["elapsed_s"] for r in results),
-                "errors": sum(r["errors"] for r in results),
-                "worst_wait_ms": max(r["worst_s"] for r in results) * 1000,
-                "first_error": next((r["first_error"] for r in results if r["first_error"]), None),
-            }
-        )
-    return rows
 
 
 async def bench_text_size(repo: SqliteRepository, raw: Any) -> list[dict[str, Any]]:
@@ -267,23 +143,26 @@ async def run(plan: Plan, cache_dir: Path, rebuild: bool, seed: int) -> dict[str
             "cached": built.cached,
         },
     }
-    raw = open_raw(built.path)
+    raw = RawSqlite(built.path)
+
+    def identity() -> str:
+        return regular_identity(rng.randint(1, plan.customers))
+
     try:
         async with open_sqlite_repository(built.path) as repo:
-            if repo.recovery is not None:
-                await repo.recovery
+            await repo.recovered()
             gc.collect()
             print("1. recall", flush=True)
-            results["recall"] = await bench_recall(repo, raw, plan, rng)
+            results["recall"] = await recall_vs_raw(repo, raw, identity, plan.recall_samples, hop=True)
             print("2. recall by history length", flush=True)
             results["history"] = await bench_history(repo, plan)
             print("3. finalize", flush=True)
-            results["finalize"] = await bench_finalize(repo, raw, plan, rng)
+            results["finalize"] = await write_vs_raw(repo, raw, identity, plan.finalize_samples)
             print("5. greeting", flush=True)
             callers = [regular_identity(rng.randint(1, plan.customers)) for _ in range(1000)]
             results["greeting"] = await bench_greeting(repo, callers, plan.greeting_calls)
             print("6. memory text size", flush=True)
-            results["text_size"] = await bench_text_size(repo, raw)
+            results["text_size"] = await bench_text_size(repo, raw.conn)
             print("7. write transactions per call", flush=True)
             results["write_counts"] = await bench_write_counts(repo, plan.count_pairs)
             print("8. database time per call", flush=True)
@@ -291,7 +170,7 @@ async def run(plan: Plan, cache_dir: Path, rebuild: bool, seed: int) -> dict[str
     finally:
         raw.close()
     print("4. concurrent finalize", flush=True)
-    results["concurrency"] = bench_concurrency(built.path, plan)
+    results["concurrency"] = concurrent_writers(built.path, PROCESS_COUNTS, plan.customers, plan.writer_seconds)
     with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
         print(f"9. files after {plan.file_calls:,} calls", flush=True)
         results["files"] = await bench_file_sizes(Path(scratch) / "files.db", plan.file_calls)
@@ -331,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     update_document(args.out, plan.customers, args.smoke, block)
     print(f"wrote {args.out}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return 0
 
 

@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from harness import percentile, percentiles, rotated
 from livekit.agents import llm
 from livekit.agents.types import APIConnectOptions
 
@@ -133,16 +134,6 @@ def new_identity() -> str:
     return f"bench-call-{uuid.uuid4().hex[:12]}"
 
 
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    """p50 and p99 in milliseconds."""
-    ordered = sorted(seconds)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "n": len(ordered)}
-
-
 async def scripted_call(repo: Repository, identity: str, script: Script, *, step_s: float = 0.0) -> None:
     """One whole call through the product: greeting, the caller's lines, hang-up and final record.
 
@@ -209,8 +200,7 @@ async def _measured(repo: Repository, identity: str, script: Script, step_s: flo
 
 
 def _mean_p50(seconds: list[float]) -> dict[str, float]:
-    ordered = sorted(seconds)
-    return {"mean_ms": sum(seconds) / len(seconds) * 1000, "p50_ms": ordered[len(ordered) // 2] * 1000}
+    return {"mean_ms": sum(seconds) / len(seconds) * 1000, "p50_ms": percentile(seconds, 0.5) * 1000}
 
 
 async def bench_db_time(repo: Repository, calls: int) -> dict[str, Any]:
@@ -237,7 +227,7 @@ async def bench_db_time(repo: Repository, calls: int) -> dict[str, Any]:
         for pair in range((calls + 1) // 2):
             identity = new_identity()
             for script in (NEW_CALLER, RETURNING_CALLER):
-                for name in ("real", "null") if pair % 2 == 0 else ("null", "real"):
+                for name in rotated(("real", "null"), pair):
                     target = repo if name == "real" else nulls[script.kind]
                     spent, elapsed = await _measured(target, identity, script, step_s)
                     cpu[name].append(spent)
@@ -281,14 +271,14 @@ async def bench_greeting(repo: Repository, identities: Sequence[str], calls: int
     times: dict[str, dict[str, list[float]]] = {kind: {"real": [], "null": []} for kind in ("one", "at_once", "burst")}
 
     for i in range(3 + calls):
-        for name in ("real", "null") if i % 2 == 0 else ("null", "real"):
+        for name in rotated(("real", "null"), i):
             elapsed, _, call = await _greeted(targets[name], next(pick), time.perf_counter())
             await call.finish()
             if i >= 3:
                 times["one"][name].append(elapsed)
 
     for i in range(1 + max(1, calls // AT_ONCE)):
-        for name in ("real", "null") if i % 2 == 0 else ("null", "real"):
+        for name in rotated(("real", "null"), i):
             gc.collect()  # a full collection in the middle of one burst would outweigh everything else
             burst = time.perf_counter()
             results = await asyncio.gather(*(_greeted(targets[name], next(pick), burst) for _ in range(AT_ONCE)))

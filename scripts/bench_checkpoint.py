@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from db import open_repository
-from db.spool import spool_path
 from memory_agent import start_call
 from memory_agent.call import CallConfig
 from memory_agent.identity import Caller
@@ -37,9 +36,9 @@ LINE = "I'd like two margherita pizzas, one without basil, and a tiramisu for la
 async def one_call(path: Path, n: int, turns: int, *, locked: bool) -> tuple[list[float], int]:
     """CPU milliseconds of each turn's checkpoint, turn 1 first, and the bytes the turns added to the spool."""
     cpu: list[float] = []
-    spool = spool_path(path)
     async with open_repository(path, busy_timeout_ms=50) as repo:
         await repo.recovered()
+        spool = repo.spool_file
         call = await start_call(
             repo,
             Caller.typed(f"bench-checkpoint-{n}"),

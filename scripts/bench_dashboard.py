@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import statistics
 import sys
 import time
@@ -22,7 +23,6 @@ from pathlib import Path
 from datasette.app import Datasette  # type: ignore[import-untyped]
 from export_data import build_synthetic_database
 
-from db.reports import open_read_only
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin
 from memory_agent.inspect import ROOT_ACTOR, load_metadata
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def measure(db: Path, *, timezone: str, repeat: int) -> list[tuple[str, str, list[float], int]]:
     """``(chart, range, milliseconds of each run, rows)`` for every chart and both ranges."""
-    conn = open_read_only(db)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     first, last = conn.execute(
         "SELECT substr(min(created_at), 1, 10), substr(max(created_at), 1, 10) FROM orders"
     ).fetchone()

@@ -1,11 +1,12 @@
 """A synthetic memory-agent database at a chosen scale, built with bulk SQL and cached by scale.
 
-The schema comes from ``db.migrations``; the rows are generated inside SQLite by
+The schema is the product's (``db.prepare_database``); the rows are generated inside SQLite by
 ``INSERT ... SELECT`` over recursive series, so a million customers (ten million orders) take
 minutes, not hours. Every row is deterministic: call ``n`` (1-based) is order ``n``, placed by
 customer ``(n - 1) % customers + 1``, so each customer's ten orders are spread over the two
 years the data covers, as real orders are. A few named callers with exactly 1, 10, 100 and
-1,000 orders follow the regular ones.
+1,000 orders follow the regular ones. ``finished_call`` is a typical call's final record, the
+end-of-call write the benchmarks time.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from db import migrations
+from harness import new_database, schema_tag
+
+from db import CallSnapshot, Feedback, Message, Order, OrderLine
 
 # Bump when the generated data changes, so cached files are rebuilt.
 DATA_VERSION = 2
@@ -60,10 +64,53 @@ def special_identity(order_count: int) -> str:
     return f"bench-orders-{order_count}"
 
 
+MESSAGES_PER_FINISHED_CALL = 60
+_ITEMS: tuple[tuple[str, str, int, int, list[str]], ...] = (
+    ("margherita_pizza", "Margherita Pizza", 2, 1450, ["extra basil"]),
+    ("pepperoni_pizza", "Pepperoni Pizza", 1, 1600, []),
+    ("caesar_salad", "Caesar Salad", 1, 975, ["no croutons"]),
+    ("spaghetti_carbonara", "Spaghetti Carbonara", 1, 1525, []),
+    ("tiramisu", "Tiramisu", 2, 750, []),
+)
+
+
+def finished_call(call_id: str, identity: str) -> CallSnapshot:
+    """A typical finished call's final record: a placed order of 5 items, feedback, 60 transcript messages."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return CallSnapshot(
+        call_id=call_id,
+        identity=identity,
+        started_at=now,
+        caller_name="Maria",
+        email="maria@example.com",
+        order=Order(
+            status="placed",
+            items=[
+                OrderLine(menu_item=i, name=n, quantity=q, unit_price_cents=p, modifications=m)
+                for i, n, q, p, m in _ITEMS
+            ],
+            tip_cents=300,
+            payment_method="card",
+        ),
+        feedback=Feedback(rating=4, comment="quick and friendly"),
+        messages=[
+            Message(
+                role="user" if seq % 2 else "assistant",
+                agent="ordertaker",
+                content=f"Message {seq} of the call: a sentence about as long as people say on the phone.",
+                created_at=now,
+            )
+            for seq in range(MESSAGES_PER_FINISHED_CALL)
+        ],
+        ended_at=now,
+        end_reason="participant_disconnected",
+    )
+
+
 def cached_database(customers: int, cache_dir: Path, *, rebuild: bool = False) -> BuiltDatabase:
     """The database for ``customers`` regular callers: from the cache, or built now."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"bench-{customers}-s{migrations.LATEST_VERSION}-d{DATA_VERSION}.db"
+    path = cache_dir / f"bench-{customers}-s{schema_tag()}-d{DATA_VERSION}.db"
     info = path.with_suffix(".json")
     if path.exists() and not rebuild:
         built = json.loads(info.read_text()) if info.exists() else {}
@@ -84,9 +131,9 @@ def cached_database(customers: int, cache_dir: Path, *, rebuild: bool = False) -
 
 def build(path: Path, customers: int) -> None:
     """Create the schema with the product's migrations, then bulk-insert the synthetic history."""
+    new_database(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        migrations.migrate(conn)
         for pragma in (
             "journal_mode = OFF",
             "synchronous = OFF",

@@ -49,6 +49,8 @@ async def child(path: Path) -> dict[str, int]:
 
 # A real model's pace: each LLM answer takes this long, so a call's turns are seconds apart.
 PACED_STEP_S = 0.8
+# Longer than the repository waits, idle, before it checkpoints the WAL (2 s), so that checkpoint is counted.
+IDLE_S = 3.0
 
 
 async def paced_child(path: Path, calls: int) -> dict[str, int]:
@@ -57,17 +59,16 @@ async def paced_child(path: Path, calls: int) -> dict[str, int]:
     from bench_calls import NEW_CALLER, RETURNING_CALLER, scripted_call, settled
 
     from db import open_repository
-    from db.connection import CHECKPOINT_IDLE_S
 
     async with open_repository(path) as repo:
         await settled(repo)
         await scripted_call(repo, "bench-fsync-warmup", NEW_CALLER)
-        await asyncio.sleep(CHECKPOINT_IDLE_S * 1.5)
+        await asyncio.sleep(IDLE_S)
         mark("paced-begin")
         for n in range(calls):
             script = NEW_CALLER if n % 2 == 0 else RETURNING_CALLER
             await scripted_call(repo, f"bench-fsync-paced-{n // 2}", script, step_s=PACED_STEP_S)
-        await asyncio.sleep(CHECKPOINT_IDLE_S * 1.5)
+        await asyncio.sleep(IDLE_S)
         mark("paced-end")
         return dict(repo.write_counts)
 

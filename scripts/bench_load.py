@@ -23,17 +23,17 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
 from bench_calls import PacedLLM
+from harness import percentile
 from livekit.agents import FunctionToolsExecutedEvent
 
 from db import CallSnapshot, Order, OrderLine, open_repository
-from db.clock import utcnow_iso
-from db.spool import spool_path
 from memory_agent import start_call
 from memory_agent.identity import Caller
 from memory_agent.scripted_llm import Say, Step, ToolCall
@@ -61,8 +61,12 @@ def caller(worker: int, n: int) -> tuple[str, str]:
     return f"load-{worker}-{n}", f"Guest {worker} {n}"
 
 
-async def seed(path: Path, processes: int, calls: int) -> None:
-    """Every caller has called before: a name and a placed order on file."""
+def utcnow_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+async def seed(path: Path, processes: int, calls: int) -> Path:
+    """Every caller has called before: a name and a placed order on file. The database's spool file."""
     async with open_repository(path) as repo:
         for worker in range(processes):
             for n in range(calls):
@@ -79,6 +83,7 @@ async def seed(path: Path, processes: int, calls: int) -> None:
                         ),
                     )
                 )
+        return repo.spool_file
 
 
 def worker_process(path: str, worker: int, calls: int, step_s: float, start: Barrier, results: Queue) -> None:
@@ -130,12 +135,7 @@ def spin(stop: Event) -> None:
             pass
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3) if ordered else 0.0
-
-
-def watch(path: Path, call_ids_seen: dict[str, float], depth: list[tuple[float, int]], t0: float) -> None:
+def watch(path: Path, spool: Path, call_ids_seen: dict[str, float], depth: list[tuple[float, int]], t0: float) -> None:
     """One look: when each placed order became readable, and how many lines the spool holds."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -144,7 +144,6 @@ def watch(path: Path, call_ids_seen: dict[str, float], depth: list[tuple[float, 
             call_ids_seen.setdefault(call_id, now)
     finally:
         conn.close()
-    spool = spool_path(path)
     lines = len(spool.read_bytes().splitlines()) if spool.exists() else 0
     depth.append((round(time.time() - t0, 1), lines))
 
@@ -238,7 +237,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "memory.db"
-        asyncio.run(seed(path, args.processes, args.calls))
+        spool = asyncio.run(seed(path, args.processes, args.calls))
         start, results = SPAWN.Barrier(args.processes + 1), SPAWN.Queue()
         stop = SPAWN.Event()
         spinners = [SPAWN.Process(target=spin, args=(stop,)) for _ in range(os.cpu_count() or 2)] if args.busy else []
@@ -254,12 +253,12 @@ def main() -> None:
         depth: list[tuple[float, int]] = []
         done: list[dict[str, Any]] = []
         while len(done) < args.processes * args.calls:
-            watch(path, seen, depth, t0)
+            watch(path, spool, seen, depth, t0)
             try:
                 done += results.get(timeout=0.05)
             except Exception:  # noqa: BLE001  (queue.Empty: nothing yet)
                 pass
-        watch(path, seen, depth, t0)
+        watch(path, spool, seen, depth, t0)
         stop.set()
         for process in [*spinners, *workers]:
             process.join()
@@ -271,10 +270,14 @@ def main() -> None:
         "step_s": args.step_s,
         "busy": args.busy,
         "recognized": f"{sum(d['recognized'] for d in done)}/{len(done)}",
-        "placed_to_readable_s": {"p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99), "n": len(lags)},
+        "placed_to_readable_s": {
+            "p50": round(percentile(lags, 0.5), 3),
+            "p99": round(percentile(lags, 0.99), 3),
+            "n": len(lags),
+        },
         "greeting_s": {
-            "p50": percentile([d["greeted_s"] for d in done], 0.5),
-            "p99": percentile([d["greeted_s"] for d in done], 0.99),
+            "p50": round(percentile([d["greeted_s"] for d in done], 0.5), 3),
+            "p99": round(percentile([d["greeted_s"] for d in done], 0.99), 3),
         },
         "spool_depth_max": max((n for _, n in depth), default=0),
         "transactions": {

@@ -20,16 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from bench_postgres import throwaway_server
-from psycopg import sql
+from harness import fresh_database, throwaway_server
 
-from db.pg import privacy as pg_privacy
-from db.pg.repository import open_postgres
+from db import open_repository, prepare_database
 
-DATABASE = "memory_agent_erasure_bench"
 LINES_PER_CALL = 20
 
 FILL = """
@@ -50,18 +46,6 @@ FROM customers AS c, generate_series(1, %(lines)s) AS s;
 """
 
 
-def database_url(server: str) -> str:
-    parts = urlsplit(server)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def recreate(server: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    return database_url(server)
-
-
 def timed(conn: psycopg.Connection, statement: str) -> float:
     started = time.perf_counter()
     conn.execute(statement)
@@ -69,7 +53,7 @@ def timed(conn: psycopg.Connection, statement: str) -> float:
 
 
 async def erase(url: str, identity: str, spool: Path) -> float:
-    async with open_postgres(url, spool_dir=spool) as repo:
+    async with open_repository(url, spool_dir=spool) as repo:
         await repo.recovered()
         started = time.perf_counter()
         erased = await repo.forget(identity)
@@ -90,10 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench(server: str, messages: int) -> int:
-    url = recreate(server)
     calls = max(1, messages // LINES_PER_CALL)
-    with tempfile.TemporaryDirectory() as spool:
-        asyncio.run(_migrate(url, Path(spool)))
+    with fresh_database(server) as url, tempfile.TemporaryDirectory() as spool:
+        asyncio.run(prepare_database(url))
         started = time.perf_counter()
         with psycopg.connect(url, autocommit=True) as conn:
             for statement in FILL.split(";\n"):
@@ -109,7 +92,7 @@ def bench(server: str, messages: int) -> int:
         target = "+1415" + str(calls // 2).zfill(7)
         total = asyncio.run(erase(url, target, Path(spool)))
         print(
-            f"forget (delete, then VACUUM (FULL, ANALYZE) of the {len(pg_privacy.ERASED)} tables): {total:.1f} s",
+            f"forget (delete, then VACUUM (FULL, ANALYZE) of the tables it erased from): {total:.1f} s",
             flush=True,
         )
         with psycopg.connect(url, autocommit=True) as conn:
@@ -123,14 +106,7 @@ def bench(server: str, messages: int) -> int:
                 f"  online alternative: VACUUM messages {vacuum:.1f} s, REINDEX CONCURRENTLY of its search index"
                 f" {reindex:.1f} s (the heap's freed bytes stay until reused)"
             )
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
     return 0
-
-
-async def _migrate(url: str, spool: Path) -> None:
-    async with open_postgres(url, spool_dir=spool) as repo:
-        await repo.recovered()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness import PAIR_HEADERS, markdown_table, ms, pair_rows
+
 SECTION_TITLES = (
     "1. Recall: identity to memory text",
     "2. Recall by history length",
@@ -24,7 +26,6 @@ SECTION_TITLES = (
     "9. WAL and database file size",
     "Goals",
 )
-PAIR_HEADERS = ["path", "p50", "p99", "p50 vs raw", "p99 vs raw", "samples"]
 
 
 def machine() -> dict[str, str]:
@@ -118,31 +119,6 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, bool, str]]:
     return out
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _ms(value: float) -> str:
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-
-
-def _pair_rows(stats: dict[str, dict[str, float]], reference: str) -> list[list[str]]:
-    base = stats[reference]
-    return [
-        [
-            name,
-            _ms(s["p50_ms"]),
-            _ms(s["p99_ms"]),
-            f"{s['p50_ms'] / base['p50_ms']:.2f}x",
-            f"{s['p99_ms'] / base['p99_ms']:.2f}x",
-            str(int(s["n"])),
-        ]
-        for name, s in stats.items()
-    ]
-
-
 def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
     """The terminal table and the Markdown block for one run."""
     plan, db = results["plan"], results["database"]
@@ -165,25 +141,25 @@ def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
         *_section(
             0,
             "`product` is `Repository.recall` + `memory_text` on a random caller; `raw` is the same"
-            " statement (`db.statements.calls.RECALL`) on a plain `sqlite3` connection; `hop` is a `SELECT 1` on"
-            " the repository's reader, one round trip to aiosqlite's thread, the floor of any awaited read.",
-            _table(PAIR_HEADERS, _pair_rows(results["recall"], "raw")),
+            " lookup written out in plain SQL on a plain `sqlite3` connection; `hop` is a `SELECT 1` through"
+            " `Repository.read`, one round trip to the reader's thread, the floor of any awaited read.",
+            markdown_table(PAIR_HEADERS, pair_rows(results["recall"], "raw")),
         ),
         *_section(
             1,
             "The product path for named callers whose last orders have the same three items.",
-            _table(
+            markdown_table(
                 ["caller", "p50", "p99", "p50 vs 1 order", "p99 vs 1 order", "samples"],
-                _pair_rows(results["history"], "1 order"),
+                pair_rows(results["history"], "1 order"),
             ),
         ),
         *_section(
             2,
             "A finished call's final record (an order of 5 items, feedback and 60 messages) of a random"
             " regular caller: `Repository.save_call(snapshot, forced=True)` against a raw `sqlite3`"
-            " transaction writing the same rows, finding the customer by identity with the product's"
-            " statement, with the same PRAGMAs (WAL, synchronous FULL, foreign keys).",
-            _table(PAIR_HEADERS, _pair_rows(results["finalize"], "raw")),
+            " transaction writing the same rows in the fewest statements (`harness.RawSqlite`), with the same"
+            " PRAGMAs (WAL, synchronous FULL, foreign keys).",
+            markdown_table(PAIR_HEADERS, pair_rows(results["finalize"], "raw")),
         ),
         *_concurrency(results["concurrency"], plan["writer_seconds"]),
         *_greeting(results["greeting"]),
@@ -191,7 +167,7 @@ def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
             5,
             "Characters of the memory text the Greeter's instructions receive, against a naive JSON dump"
             " of the caller's whole order history.",
-            _table(
+            markdown_table(
                 ["past orders", "memory text", "naive dump"],
                 [[f"{r['orders']:,}", f"{r['memory_chars']:,}", f"{r['naive_chars']:,}"] for r in results["text_size"]],
             ),
@@ -202,7 +178,7 @@ def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
         *_section(
             9,
             "Export figures are in the Export section.",
-            _table(
+            markdown_table(
                 ["goal", "measured", "status"],
                 [[goal, measured, margin] for goal, measured, _, margin in goals(results)],
             ),
@@ -227,7 +203,7 @@ def _concurrency(rows: list[dict[str, Any]], seconds: float) -> list[str]:
         3,
         "Separate processes, each writing finished calls (`save_call(forced=True)`) through its own"
         f" repository for {seconds} s.",
-        _table(
+        markdown_table(
             ["processes", "calls/s", "vs 1 process", "calls", "errors", "worst wait (ms)"],
             [
                 [
@@ -236,7 +212,7 @@ def _concurrency(rows: list[dict[str, Any]], seconds: float) -> list[str]:
                     f"{r['calls_per_s'] / one:.0%}" if one else "-",
                     str(r["calls"]),
                     str(r["errors"]),
-                    _ms(r["worst_wait_ms"]),
+                    ms(r["worst_wait_ms"]),
                 ]
                 for r in rows
             ],
@@ -256,11 +232,11 @@ def _greeting(greeting: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 label,
-                _ms(real["p50_ms"]),
-                _ms(null["p50_ms"]),
+                ms(real["p50_ms"]),
+                ms(null["p50_ms"]),
                 f"{g['p50_ratio']:.2f}x",
-                _ms(real["p99_ms"]),
-                _ms(null["p99_ms"]),
+                ms(real["p99_ms"]),
+                ms(null["p99_ms"]),
                 f"{g['p99_diff_ms']:+.3f}",
                 str(int(real["n"])),
             ]
@@ -272,7 +248,7 @@ def _greeting(greeting: dict[str, Any]) -> list[str]:
         f" returned at once, and no writes), alternating. One call at a time, then {at_once} started at"
         f" once with `asyncio.gather`: each timed from its own `start_call`, and ({at_once}, from the"
         " burst) from the moment all were started, which is when the last caller hears the greeting.",
-        _table(
+        markdown_table(
             ["at once", "real p50", "null p50", "p50 real/null", "real p99", "null p99", "p99 real - null", "calls"],
             rows,
         ),
@@ -299,7 +275,7 @@ def _write_counts(counts: dict[str, Any], fsyncs: dict[str, Any] | None, plan: d
         " the call goes on; `relaxed` is synchronous NORMAL. With the scripted LLM answering at once,"
         " checkpoints come faster than they are written and are merged; taking"
         f" {step} a step (a real model takes hundreds) each LLM step's changes get their own write.",
-        _table(["call", "LLM step", "forced", "relaxed", "calls"], rows),
+        markdown_table(["call", "LLM step", "forced", "relaxed", "calls"], rows),
     )
     if not plan["strace"]:
         return out
@@ -310,7 +286,7 @@ def _write_counts(counts: dict[str, Any], fsyncs: dict[str, Any] | None, plan: d
         "`fsync` and `fdatasync` system calls during one such call (LLM at once) in a process of its own"
         " (`strace -f`, after a warm-up pair), by the file synced:",
         "",
-        _table(
+        markdown_table(
             ["call", "syncs", "WAL", "main file", "other"],
             [
                 [kind.replace("-", " "), str(c["total"]), str(c["wal"]), str(c["main"]), str(c["other"])]
@@ -327,7 +303,7 @@ def _db_time(db_time: dict[str, Any]) -> list[str]:
         cpu, wall = db_time[pace]["cpu"], db_time[pace]["wall"]
         for name in ("real", "null"):
             c, w = cpu[name], wall[name]
-            rows.append([label, name, _ms(c["mean_ms"]), _ms(c["p50_ms"]), _ms(w["mean_ms"]), _ms(w["p50_ms"]), ""])
+            rows.append([label, name, ms(c["mean_ms"]), ms(c["p50_ms"]), ms(w["mean_ms"]), ms(w["p50_ms"]), ""])
         rows.append([label, "database share", f"{cpu['db_share']:.1%}", "", f"{wall['db_share']:.1%}", "", ""])
         rows[-3][-1] = rows[-2][-1] = str(db_time[pace]["calls"])
     return _section(
@@ -337,7 +313,7 @@ def _db_time(db_time: dict[str, Any]) -> list[str]:
         f" the scripted LLM taking {step} a step (every checkpoint written, as with a real model) and"
         " answering at once (checkpoints merged). CPU is `time.process_time()` (all threads) per call;"
         " the database's share is (real - null) / real of the means. Wall time includes the LLM's steps.",
-        _table(["LLM step", "repository", "CPU mean", "CPU p50", "wall mean", "wall p50", "calls"], rows),
+        markdown_table(["LLM step", "repository", "CPU mean", "CPU p50", "wall mean", "wall p50", "calls"], rows),
     )
 
 
@@ -352,7 +328,7 @@ def _files(files: dict[str, Any]) -> list[str]:
         8,
         f"A fresh database after {calls:,} whole calls of the demo (new and returning callers in turn)"
         " written through the product, in bytes; the largest WAL is sampled after each call.",
-        _table(
+        markdown_table(
             ["when", "WAL", "main file"],
             [
                 [f"after {calls:,} calls, open", _bytes(files["open"]["wal"]), _bytes(files["open"]["main"])],

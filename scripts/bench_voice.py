@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 from bench_calls import Delayed
+from harness import percentile
 from livekit import rtc
 from livekit.agents import APIConnectOptions, llm, stt, tts, utils
 from livekit.agents.language import LanguageCode
@@ -333,11 +334,6 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     line = speech(LINE)
     gap = np.zeros(int(RATE * args.pause_ms / 1000), dtype=np.int16)
@@ -384,7 +380,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         values = got.latencies
         out["arms"][arm] = {
             "n": len(values),
-            **{f"p{q}_ms": pct(values, q) * 1000 for q in (50, 90, 99)},
+            **{f"p{q}_ms": percentile(values, q / 100) * 1000 for q in (50, 90, 99)},
             "mean_ms": statistics.fmean(values) * 1000,
             "max_ms": max(values) * 1000,
             "requests_per_turn": got.requests / len(values),

@@ -27,10 +27,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from harness import new_database
 from headless_chromium import browser
 
-from db import migrations
-from db.clock import to_iso
 from memory_agent.datasette import dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +54,8 @@ def build_database(path: Path, *, seed: int = 11) -> None:
     """Ninety days of orders, in the restaurant's local hours, written straight into a new file."""
     rng = random.Random(seed)
     zone = ZoneInfo(ZONE)
+    new_database(path)
     conn = sqlite3.connect(path, isolation_level=None)
-    migrations.migrate(conn)
     conn.execute("BEGIN")
     customers: list[int] = []
     order_id = 0
@@ -66,7 +65,7 @@ def build_database(path: Path, *, seed: int = 11) -> None:
         for _ in range(int(rng.gauss(34, 5) * busy * (1 + day_number / 300))):
             hour = rng.choice((11, 12, 12, 13, 17, 18, 18, 19, 19, 19, 20, 20, 21))
             local = datetime(day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60), tzinfo=zone)
-            at = to_iso(local.astimezone(UTC))
+            at = local.astimezone(UTC).isoformat(timespec="microseconds")
             if customers and rng.random() < 0.55:
                 customer = rng.choice(customers[-400:])
             else:

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from db import migrations
+from harness import new_database
 
 # Menu rows for the synthetic orders; the export does not care whether they match today's menu.
 _MENU = (
@@ -71,10 +71,9 @@ def build_synthetic_database(path: str | Path, *, orders: int, customers: int | 
     if target.exists():
         raise FileExistsError(f"{target} already exists")
     customers = customers or max(1, orders // 20)
+    new_database(target)
     conn = sqlite3.connect(target, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        migrations.migrate(conn)
         params = {
             "customers": customers,
             "orders": orders,
@@ -82,7 +81,7 @@ def build_synthetic_database(path: str | Path, *, orders: int, customers: int | 
             "menu": json.dumps(_MENU),
         }
         conn.execute("BEGIN")
-        for statement in migrations._statements(_FILL):
+        for statement in filter(str.strip, _FILL.split(";\n")):
             conn.execute(statement, {k: v for k, v in params.items() if f":{k}" in statement})
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
