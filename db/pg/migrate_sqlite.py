@@ -36,7 +36,7 @@ BATCH_ROWS = 5_000
 IMPORT_TABLE = "memory_agent_import"
 IMPORT_ROWS_TABLE = "memory_agent_import_rows"
 # Not copied: the schema's own bookkeeping (each side keeps its own) and this copy's.
-_NOT_COPIED = frozenset({"schema_migrations", IMPORT_TABLE, IMPORT_ROWS_TABLE})
+_NOT_COPIED = frozenset({"schema_migrations", "alembic_version", IMPORT_TABLE, IMPORT_ROWS_TABLE})
 
 _BOOKKEEPING = f"""
 CREATE TABLE IF NOT EXISTS {IMPORT_TABLE} (
