@@ -12,19 +12,24 @@ configuration is built here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-from pathlib import Path
-from typing import Any
+import logging
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+# Alembic tells of each step (from its import on) at INFO; a migration that succeeds is silent.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from db import views
-from db.errors import SchemaTooNew
+from collections.abc import Callable  # noqa: E402
+from functools import cache  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Connection  # noqa: E402
+
+from db import views  # noqa: E402
+from db.errors import SchemaTooNew  # noqa: E402
 
 SCRIPTS = Path(__file__).parent
 
