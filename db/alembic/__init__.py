@@ -75,11 +75,19 @@ def upgrade(connection: Connection) -> None:
     check_known(revision)
     if revision is not None and revision != head():
         views.drop(connection)  # out of the way of the revisions; created again below
-    config = Config()
-    config.set_main_option("script_location", str(SCRIPTS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config(connection), "head")
     views.ensure(connection)
+
+
+def config(connection: Connection) -> Config:
+    """Alembic's configuration, in code: this folder's revisions, run on ``connection``. A new revision, named as
+    the others, is ``command.revision(config(c), "what changes", autogenerate=True, rev_id="0012")`` on a
+    connection ``c`` to a database at the head (on SQLite, see the test's ``unreadable_on_sqlite``)."""
+    found = Config()
+    found.set_main_option("script_location", str(SCRIPTS))
+    found.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
+    found.attributes["connection"] = connection
+    return found
 
 
 def schema_objects(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
