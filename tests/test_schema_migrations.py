@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, inspect
 from sqlmodel import SQLModel
 
 from conftest import rows
@@ -230,3 +230,46 @@ async def test_a_view_changed_in_its_text_is_created_again_at_the_next_open(back
     with connected(target) as connection:
         assert views.up_to_date(connection)
         assert "one" in connection.exec_driver_sql("SELECT * FROM daily_sales").keys()
+
+
+def checks(connection: Connection, schema_name: str | None = None) -> dict[str, set[str]]:
+    """Every table's CHECK constraints as the database reads them back, whitespace aside."""
+    inspector = inspect(connection)
+    return {
+        table: {" ".join(c["sqltext"].split()) for c in inspector.get_check_constraints(table, schema=schema_name)}
+        for table in inspector.get_table_names(schema=schema_name)
+        if table in SQLModel.metadata.tables
+    }
+
+
+async def test_sqlite_checks_are_the_models(repo, db_path):
+    scratch = create_engine("sqlite://")
+    SQLModel.metadata.create_all(scratch)  # the models' own DDL, for SQLite
+    with scratch.connect() as models, connected(db_path) as migrated:
+        declared = checks(models)
+        assert checks(migrated) == {table: found for table, found in declared.items() if table != "worker_hosts"}
+        assert declared["order_items"] == {
+            "quantity BETWEEN 1 AND 20",
+            "unit_price_cents >= 0",
+            "json_valid(modifications)",
+            "json_valid(accepted_allergens)",
+        }
+
+
+async def test_postgres_checks_are_the_models(pg_url, tmp_path):
+    async with open_repository(pg_url, spool_dir=tmp_path):
+        pass
+    with connected(pg_url) as connection:
+        connection.exec_driver_sql("CREATE SCHEMA models")
+        connection.exec_driver_sql("SET search_path TO models")
+        SQLModel.metadata.create_all(connection)  # the models' own DDL, for PostgreSQL, beside the migrated tables
+        connection.exec_driver_sql("SET search_path TO public")
+        declared = checks(connection, "models")
+        assert checks(connection) == declared
+        assert declared["order_items"] == {
+            "quantity >= 1 AND quantity <= 20",
+            "unit_price_cents >= 0",
+            "modifications::json IS NOT NULL",
+            "accepted_allergens::json IS NOT NULL",
+        }
+        connection.rollback()
