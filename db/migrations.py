@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, StaticPool, create_engine
 
+from db import views
 from db.errors import NotADatabase, SchemaTooNew
 
 # A customer's usual order: the most frequent of their last 10 placed orders (two orders are the
@@ -101,12 +102,12 @@ def checked_version(revision: str) -> int:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the file to this code's schema (``db.alembic.upgrade``) in one IMMEDIATE transaction; its version."""
-    from db import alembic as schema  # Alembic is loaded only where a file is migrated
-
-    schema_version(conn)
+    version = schema_version(conn)
+    stamped = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone()
     with _bound(conn) as connection:
-        if schema.up_to_date(connection):  # read without the lock: the usual case, nothing to do
-            return LATEST_VERSION
+        if version == LATEST_VERSION and stamped and views.up_to_date(connection):
+            return LATEST_VERSION  # read without the lock: the usual case, nothing to do (and Alembic not loaded)
+        from db import alembic as schema
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # another process migrating holds it: we wait, then re-check
         try:
             connection.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")

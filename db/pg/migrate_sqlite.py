@@ -8,6 +8,7 @@ finished by running it again, and a second run over an unchanged file changes no
 the file no longer has (a caller erased since the last run) are removed from the target.
 
 The tables and columns copied are the schema's (``db.models``): those both databases have, none computed.
+
 The target records which file it was copied from (``memory_agent_import``) and how many rows
 of each table that left (``memory_agent_import_rows``): it refuses a database that holds rows
 from anywhere else, including rows its own workers wrote after the move.
