@@ -108,6 +108,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         if version == LATEST_VERSION and stamped and views.up_to_date(connection):
             return LATEST_VERSION  # read without the lock: the usual case, nothing to do (and Alembic not loaded)
         from db import alembic as schema
+
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # another process migrating holds it: we wait, then re-check
         try:
             connection.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")

@@ -137,8 +137,9 @@ SEARCH_CONFIG = "english"
 
 @dataclass(frozen=True)
 class FullTextSearch:
-    """Words searched in a text column: on SQLite an FTS5 table ``<table>_fts`` kept by triggers (created by the
-    migrations; Alembic cannot compare it), on PostgreSQL a GIN index on ``to_tsvector`` of the column itself."""
+    """Words searched in a text column: on SQLite an FTS5 table ``<table>_fts`` kept by triggers (Alembic cannot
+    compare it: ``db.alembic`` creates again a trigger a revision dropped with its table), on PostgreSQL a GIN
+    index on ``to_tsvector`` of the column itself."""
 
     table: str
     column: str
@@ -146,6 +147,17 @@ class FullTextSearch:
     @property
     def vector(self) -> str:
         return f"to_tsvector('{SEARCH_CONFIG}', {self.column})"
+
+    def sqlite_triggers(self) -> dict[str, str]:
+        """The triggers that keep the FTS5 table in step with the table, by name."""
+        table, column, fts = self.table, self.column, f"{self.table}_fts"
+        add = f"INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});"
+        remove = f"INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});"
+        return {
+            f"{table}_ai": f"CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN\n    {add}\nEND",
+            f"{table}_ad": f"CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN\n    {remove}\nEND",
+            f"{table}_au": f"CREATE TRIGGER {table}_au AFTER UPDATE ON {table} BEGIN\n    {remove}\n    {add}\nEND",
+        }
 
     def postgres_index(self) -> Index:
         index = Index(f"ix_{self.table}_search", text(self.vector), postgresql_using="gin", info=only_on("postgresql"))

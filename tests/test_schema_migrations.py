@@ -273,3 +273,23 @@ async def test_postgres_checks_are_the_models(pg_url, tmp_path):
             "accepted_allergens::json IS NOT NULL",
         }
         connection.rollback()
+
+
+def test_search_triggers_a_revision_dropped_with_their_table_are_created_again(db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrate(conn)
+    # what SQLite's batch mode does to a table it copies: its triggers go with it
+    conn.executescript("DROP TRIGGER messages_ai; DROP TRIGGER messages_au;")
+    conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2026-01-01T00:00:00+00:00')")
+    conn.execute(
+        "INSERT INTO messages (call_id, seq, role, content, created_at) VALUES ('c', 1, 'user', 'cold pizza', 'x')"
+    )
+    conn.close()
+
+    with connected(db_path) as connection:
+        schema.upgrade(connection)
+        connection.commit()
+
+    triggers = {row[0] for row in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert {"messages_ai", "messages_au", "messages_ad"} <= triggers
+    assert rows(db_path, "SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'pizza'") == [(1,)]

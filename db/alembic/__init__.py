@@ -76,7 +76,23 @@ def upgrade(connection: Connection) -> None:
     if revision is not None and revision != head():
         views.drop(connection)  # out of the way of the revisions; created again below
     command.upgrade(config(connection), "head")
+    if connection.dialect.name == "sqlite":
+        _ensure_search_triggers(connection)
     views.ensure(connection)
+
+
+def _ensure_search_triggers(connection: Connection) -> None:
+    """Create again the full-text triggers a revision dropped with their table (SQLite's batch mode copies a
+    table to change it), and index the text again if one was missing."""
+    from db.models import FULL_TEXT
+
+    found = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    for search in FULL_TEXT:
+        missing = {name: sql for name, sql in search.sqlite_triggers().items() if name not in found}
+        for sql in missing.values():
+            connection.exec_driver_sql(sql)
+        if missing:
+            connection.exec_driver_sql(f"INSERT INTO {search.table}_fts ({search.table}_fts) VALUES ('rebuild')")
 
 
 def config(connection: Connection) -> Config:
