@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, StaticPool, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from db import views
 from db.errors import NotADatabase, SchemaTooNew
@@ -124,8 +125,11 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _bound(conn: sqlite3.Connection) -> Iterator[Connection]:
     """``conn`` as a SQLAlchemy connection (the caller's: left open, in autocommit mode as it was)."""
     engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
-    with engine.connect() as connection:
-        yield connection
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except DBAPIError as exc:  # the driver's own error, as the callers know it ("database is locked"...)
+        raise (exc.orig or exc) from None
 
 
 def _statements(script: str) -> list[str]:

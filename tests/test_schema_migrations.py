@@ -293,3 +293,21 @@ def test_search_triggers_a_revision_dropped_with_their_table_are_created_again(d
     triggers = {row[0] for row in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert {"messages_ai", "messages_au", "messages_ad"} <= triggers
     assert rows(db_path, "SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'pizza'") == [(1,)]
+
+
+def test_a_file_another_process_is_writing_waits_then_fails_with_sqlites_own_error(tmp_path):
+    path = tmp_path / "memory.db"
+    shutil.copyfile(FIXTURES / "schema_v10.db", path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 50")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        migrations.migrate(conn)  # what db.connection.prepare turns into its one-line error
+
+    writer.rollback()
+    writer.close()
+    assert migrations.migrate(conn) == migrations.LATEST_VERSION
+    conn.close()
+    assert rows(path, "SELECT version_num FROM alembic_version") == [(f"{migrations.LATEST_VERSION:04d}",)]

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import StaticPool, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.errors import NotADatabase
@@ -85,6 +86,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await connection.run_sync(schema.upgrade)
             await connection.commit()
+    except DBAPIError as exc:  # the driver's own error, as the callers know it
+        raise (exc.orig or exc) from None
     finally:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             await conn.rollback()
