@@ -62,13 +62,6 @@ def check_known(revision: str | None) -> None:
         )
 
 
-def up_to_date(connection: Connection) -> bool:
-    """At the head revision with every view as ``db.views`` has it: nothing to do (read without a lock)."""
-    revision = current(connection)
-    check_known(revision)
-    return revision == head() and views.up_to_date(connection)
-
-
 def upgrade(connection: Connection) -> None:
     """Bring the database to the head revision and its views up to date, in the caller's transaction and lock."""
     revision = current(connection)
