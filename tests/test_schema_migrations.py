@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -183,19 +184,26 @@ async def test_a_postgres_database_at_version_2_upgrades_in_place_with_its_rows(
         assert differences(connection) == []
 
 
-def test_sqlite_connections_migrating_at_once_migrate_once(db_path):
+_MIGRATE = """
+import sqlite3, sys
+from db import migrations
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA busy_timeout = 60000")
+print(migrations.migrate(conn))
+"""
+
+
+def test_sqlite_processes_migrating_at_once_migrate_once(db_path):
     sqlite3.connect(db_path).close()
 
-    def migrate() -> int:
-        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            return migrations.migrate(conn)
-        finally:
-            conn.close()
+    running = [
+        subprocess.Popen([sys.executable, "-c", _MIGRATE, str(db_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [process.communicate()[0] for process in running]
 
-    with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(lambda _: migrate(), range(4))) == [migrations.LATEST_VERSION] * 4
+    assert [process.returncode for process in running] == [0, 0, 0]
+    assert outputs == [f"{migrations.LATEST_VERSION}\n"] * 3
     assert rows(db_path, "SELECT version FROM schema_migrations ORDER BY 1") == [(m.version,) for m in legacy.SQLITE]
     assert rows(db_path, "SELECT version_num FROM alembic_version") == [(f"{migrations.LATEST_VERSION:04d}",)]
 
