@@ -23,7 +23,16 @@ from db.errors import NotADatabase
 from db.migrations import LATEST_VERSION, checked_version
 from db.models import MESSAGES_SEARCH, SEARCH_CONFIG
 
-__all__ = ["LATEST_VERSION", "MESSAGES_SEARCH", "MIGRATION_LOCK", "SEARCH_CONFIG", "migrate", "schema_version"]
+__all__ = [
+    "LATEST_VERSION",
+    "LEGACY_VERSION",
+    "MESSAGES_SEARCH",
+    "MIGRATION_LOCK",
+    "SEARCH_CONFIG",
+    "USUAL_ORDER_SQL",
+    "migrate",
+    "schema_version",
+]
 
 # Any key will do, as long as it is this product's: "MEMA" as in SQLite's application_id.
 MIGRATION_LOCK = 0x4D454D41
