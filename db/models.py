@@ -2,9 +2,12 @@
 
 Each row has a base model with its fields and their validation, which the application passes
 around (the agents' state, the journal's snapshots, the spool, the caller lookup), and a table
-model that inherits it and adds the keys; the migrations in ``db.migrations`` create the same
-schema, and a test keeps the two identical. The SQL in ``db.calls`` takes its column lists from
-these models, so a new field is declared once. Totals are computed here and nowhere else.
+model that inherits it and adds the keys. The table models are the schema: every column with its
+type, nullability, default and checks, every key and index, on SQLite and PostgreSQL (what differs
+is one named construct each: ``TEXT``, ``INTEGER``, ``Flag``, ``json_text``, ``FULL_TEXT``,
+``only_on``). The revisions in ``db/alembic`` bring a database to them, and a test compares the
+two on both databases. The SQL in ``db.calls`` takes its column lists from these models, so a new
+field is declared once. Totals are computed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,12 +15,33 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, ConfigDict, computed_field, field_validator, model_validator
-from sqlalchemy import JSON, Column, Computed, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Computed,
+    DateTime,
+    Dialect,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -36,7 +60,7 @@ CleanText = Annotated[str, BeforeValidator(_encodable_input)]
 
 OrderStatus = Literal["in_progress", "placed", "abandoned"]
 
-# How a call ended for the restaurant (db.migrations.CALL_OUTCOME_VALUES, the same words).
+# How a call ended for the restaurant.
 CallOutcome = Literal[
     "order_placed", "order_for_later", "transferred", "message_taken", "no_order", "hung_up", "erased"
 ]
@@ -48,6 +72,109 @@ MAX_QUANTITY = 20
 CUSTOMER_LABEL_SQL = (
     "CASE WHEN name IS NULL OR name = '' THEN participant_identity ELSE name || ' (' || participant_identity || ')' END"
 )
+
+
+# -- the schema's words for both databases ----------------------------------------------------
+
+# Text compares byte by byte on both (SQLite's BINARY, PostgreSQL's "C"); integers are 64-bit on both.
+TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+INTEGER = Integer().with_variant(BigInteger(), "postgresql")
+
+
+class Flag(TypeDecorator[bool]):
+    """A yes or no stored as 0 or 1, as SQLite stores booleans, on both databases."""
+
+    impl = Integer
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(BigInteger() if dialect.name == "postgresql" else Integer())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bool | None:
+        return None if value is None else bool(value)
+
+
+def key() -> Any:
+    """An integer primary key: SQLite's rowid, PostgreSQL's identity column."""
+    return Field(default=None, sa_column=Column(INTEGER, Identity(), primary_key=True))
+
+
+def server(value: int | str) -> dict[str, Any]:
+    """The column's default in the database too (rows written with SQL alone, and earlier rows)."""
+    return {"server_default": text(str(value) if isinstance(value, int) else "'" + value.replace("'", "''") + "'")}
+
+
+def one_of(column: str, values: Any) -> CheckConstraint:
+    """A text column that holds one of ``values`` (a tuple, or a ``Literal`` type's)."""
+    words = get_args(values) or values
+    return CheckConstraint(f"{column} IN ({', '.join(repr(w) if isinstance(w, str) else str(w) for w in words)})")
+
+
+def json_text(column: str) -> tuple[CheckConstraint, CheckConstraint]:
+    """A text column that holds JSON: the same check in each database's words."""
+    return (
+        CheckConstraint(f"json_valid({column})").ddl_if(dialect="sqlite"),
+        CheckConstraint(f"{column}::json IS NOT NULL").ddl_if(dialect="postgresql"),
+    )
+
+
+def partial(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows ``where`` holds only (the same condition on both databases)."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
+def only_on(dialect: str) -> dict[str, Any]:
+    """``info`` of a table or index that only ``dialect`` has (see ``db.alembic.schema_objects``)."""
+    return {"dialects": (dialect,)}
+
+
+# The search configuration: English stems, as SQLite's porter tokenizer.
+SEARCH_CONFIG = "english"
+
+
+@dataclass(frozen=True)
+class FullTextSearch:
+    """Words searched in a text column: on SQLite an FTS5 table ``<table>_fts`` kept by triggers (Alembic cannot
+    compare it: ``db.alembic`` creates again a trigger a revision dropped with its table), on PostgreSQL a GIN
+    index on ``to_tsvector`` of the column itself."""
+
+    table: str
+    column: str
+
+    @property
+    def vector(self) -> str:
+        return f"to_tsvector('{SEARCH_CONFIG}', {self.column})"
+
+    def sqlite_triggers(self) -> dict[str, str]:
+        """The triggers that keep the FTS5 table in step with the table, by name."""
+        table, column, fts = self.table, self.column, f"{self.table}_fts"
+        add = f"INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});"
+        remove = f"INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});"
+        return {
+            f"{table}_ai": f"CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN\n    {add}\nEND",
+            f"{table}_ad": f"CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN\n    {remove}\nEND",
+            f"{table}_au": f"CREATE TRIGGER {table}_au AFTER UPDATE ON {table} BEGIN\n    {remove}\n    {add}\nEND",
+        }
+
+    def postgres_index(self) -> Index:
+        index = Index(f"ix_{self.table}_search", text(self.vector), postgresql_using="gin", info=only_on("postgresql"))
+        return index.ddl_if(dialect="postgresql")
+
+
+FULL_TEXT = (FullTextSearch("messages", "content"), FullTextSearch("feedback", "comment"))
+
+
+@compiles(Computed, "postgresql")
+def _stored(computed: Computed, compiler: Any, **kw: Any) -> str:
+    """A generated column: computed when read on SQLite (VIRTUAL), when written on PostgreSQL (its only kind)."""
+    expression = compiler.sql_compiler.process(computed.sqltext, include_table=False, literal_binds=True)
+    return f"GENERATED ALWAYS AS ({expression}) STORED"
+
+
+MESSAGES_SEARCH = FULL_TEXT[0].vector
 
 
 def columns(model: type[SQLModel]) -> tuple[str, ...]:
@@ -103,12 +230,20 @@ class OrderLine(SQLModel):
 
 class OrderItemRow(OrderLine, table=True):
     __tablename__ = "order_items"
+    __table_args__ = (
+        UniqueConstraint("order_id", "position"),
+        CheckConstraint(f"quantity BETWEEN 1 AND {MAX_QUANTITY}"),
+        CheckConstraint("unit_price_cents >= 0"),
+        *json_text("modifications"),
+        *json_text("accepted_allergens"),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="orders.id", index=True)
+    id: int | None = key()
+    order_id: int = Field(foreign_key="orders.id", ondelete="CASCADE")
     position: int
-    modifications: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    accepted_allergens: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # JSON lists, as text (``values`` writes them so)
+    modifications: list[str] = Field(default_factory=list, sa_type=Text, sa_column_kwargs=server("[]"))
+    accepted_allergens: list[str] = Field(default_factory=list, sa_type=Text, sa_column_kwargs=server("[]"))
 
 
 # -- order ----------------------------------------------------------------------------------
@@ -125,10 +260,12 @@ def tip_cents(subtotal: int, percent: int) -> int:
 
 class OrderBase(SQLModel):
     status: OrderStatus = Field(sa_type=Text)
-    tip_cents: int = Field(default=0, ge=0)
+    tip_cents: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
     payment_method: str | None = None
     kitchen_note: CleanText | None = Field(default=None, max_length=500)  # e.g. the caller's allergies
-    ready_at: str | None = None  # when the caller was told it will be ready (UTC): now + the kitchen's time, or later
+    ready_at: str | None = Field(
+        default=None, index=True
+    )  # when the caller was told it will be ready (UTC): now + the kitchen's time, or later
 
 
 class Order(OrderBase):
@@ -157,13 +294,20 @@ class PastOrder(SQLModel):
 
 class OrderRow(OrderBase, table=True):
     __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_customer_id", "customer_id", "created_at"),
+        one_of("status", OrderStatus),
+        CheckConstraint("subtotal_cents >= 0"),
+        CheckConstraint("tip_cents >= 0"),
+        CheckConstraint("total_cents >= 0"),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     call_id: str = Field(foreign_key="calls.id", unique=True)
-    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id")
     subtotal_cents: int
     total_cents: int
-    created_at: str
+    created_at: str = Field(index=True)
     updated_at: str
     placed_at: str | None = None
 
@@ -173,13 +317,14 @@ class OrderRow(OrderBase, table=True):
 
 class Feedback(SQLModel):
     rating: int = Field(ge=1, le=5)
-    comment: CleanText = ""
+    comment: CleanText = Field(default="", sa_column_kwargs=server(""))
 
 
 class FeedbackRow(Feedback, table=True):
     __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5"), FULL_TEXT[1].postgres_index())
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     call_id: str = Field(foreign_key="calls.id", unique=True)
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
     created_at: str
@@ -199,9 +344,10 @@ class Message(SQLModel):
 
 class MessageRow(Message, table=True):
     __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("call_id", "seq"), FULL_TEXT[0].postgres_index())
 
-    id: int | None = Field(default=None, primary_key=True)
-    call_id: str = Field(foreign_key="calls.id", index=True)
+    id: int | None = key()
+    call_id: str = Field(foreign_key="calls.id")
     seq: int
 
 
@@ -229,8 +375,13 @@ class CallerFact(SQLModel):
 
 class CallerFactRow(CallerFact, table=True):
     __tablename__ = "caller_facts"
+    __table_args__ = (
+        UniqueConstraint("call_id", "kind", "topic"),
+        partial("ix_caller_facts_current", "customer_id", "kind", "topic", where="superseded_at IS NULL"),
+        one_of("kind", FactKind),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     customer_id: int = Field(foreign_key="customers.id")
     call_id: str = Field(foreign_key="calls.id")
     superseded_at: str | None = None
@@ -242,9 +393,9 @@ class CallerFactRow(CallerFact, table=True):
 class CustomerBase(SQLModel):
     name: CleanText | None = None
     email: str | None = None
-    call_count: int = 0
-    order_count: int = 0
-    lifetime_spend_cents: int = 0
+    call_count: int = Field(default=0, sa_column_kwargs=server(0))
+    order_count: int = Field(default=0, sa_column_kwargs=server(0))
+    lifetime_spend_cents: int = Field(default=0, sa_column_kwargs=server(0))
     last_rating: int | None = None
     last_feedback_comment: CleanText | None = None
 
@@ -295,15 +446,16 @@ def _latin_look_alike(ch: str) -> str:
 
 class CustomerRow(CustomerBase, table=True):
     __tablename__ = "customers"
+    __table_args__ = (CheckConstraint("last_rating BETWEEN 1 AND 5"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     participant_identity: str = Field(unique=True)
     created_at: str
     last_seen_at: str
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     household: str | None = Field(default=None, index=True)  # the number (or identity) the profile answers on
     usual_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)  # see USUAL_ORDER_SQL
-    label: str | None = Field(default=None, sa_column=Column(Text, Computed(CUSTOMER_LABEL_SQL, persisted=False)))
+    label: str | None = Field(default=None, sa_column=Column(TEXT, Computed(CUSTOMER_LABEL_SQL)))
 
 
 class CustomerMemory(CustomerBase):
@@ -337,12 +489,13 @@ class ErasureRow(SQLModel, table=True):
     """
 
     __tablename__ = "erasures"
+    __table_args__ = (*json_text("counts"), one_of("scope", ErasureScope))
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     erased_at: str
     subject: str = Field(index=True)
     counts: str
-    scope: ErasureScope = Field(default="number", sa_type=Text)
+    scope: ErasureScope = Field(default="number", sa_type=Text, sa_column_kwargs=server("number"))
 
 
 class ErasureRequest(SQLModel):
@@ -360,8 +513,12 @@ class IdentityAttemptRow(SQLModel, table=True):
     because the number had used up its tries (``refused``): when, and a keyed hash of the number."""
 
     __tablename__ = "identity_attempts"
+    __table_args__ = (
+        Index("ix_identity_attempts_subject", "subject", "attempted_at"),
+        one_of("outcome", ("wrong_name", "refused")),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     attempted_at: str
     subject: str
     call_id: str
@@ -377,13 +534,14 @@ class StaffMessage(SQLModel):
     request: CleanText = Field(min_length=1, max_length=500)
     callback_number: str | None = Field(default=None, max_length=40)
     reason: str = Field(min_length=1, max_length=40)  # why a message: the transfer's reason
-    created_at: str
+    created_at: str = Field(index=True)
 
 
 class StaffMessageRow(StaffMessage, table=True):
     __tablename__ = "staff_messages"
+    __table_args__ = (UniqueConstraint("call_id", "position"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     call_id: str = Field(foreign_key="calls.id")
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
     position: int
@@ -401,14 +559,14 @@ class CallUsage(SQLModel):
     prices of the day (see the dashboard), never stored.
     """
 
-    llm_requests: int = Field(default=0, ge=0)
-    llm_cancelled: int = Field(default=0, ge=0)
-    llm_cut: int = Field(default=0, ge=0)
-    llm_prompt_tokens: int = Field(default=0, ge=0)
-    llm_cached_tokens: int = Field(default=0, ge=0)
-    llm_completion_tokens: int = Field(default=0, ge=0)
-    stt_audio_ms: int = Field(default=0, ge=0)
-    tts_characters: int = Field(default=0, ge=0)
+    llm_requests: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    llm_cancelled: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    llm_cut: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    llm_prompt_tokens: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    llm_cached_tokens: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    llm_completion_tokens: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    stt_audio_ms: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
+    tts_characters: int = Field(default=0, ge=0, sa_column_kwargs=server(0))
 
 
 USAGE_FIELDS = tuple(CallUsage.model_fields)
@@ -421,7 +579,7 @@ class CallBase(CallUsage):
     end_reason: str | None = None
     # For the owner: how the call ended, whether we were open when it began, and a transfer to staff.
     outcome: CallOutcome | None = Field(default=None, sa_type=Text)
-    restaurant_open: bool | None = None
+    restaurant_open: bool | None = Field(default=None, sa_type=Flag)
     transfer_reason: str | None = Field(default=None, max_length=40)
     transfer_status: TransferStatus | None = Field(default=None, sa_type=Text)
     # The process running the call (see db.owner): a replayed call keeps the one that ran it.
@@ -432,10 +590,17 @@ class CallBase(CallUsage):
 
 class CallRow(CallBase, table=True):
     __tablename__ = "calls"
+    __table_args__ = (
+        partial("ix_calls_open", "started_at", where="ended_at IS NULL"),
+        partial("ix_calls_open_customer", "customer_id", where="ended_at IS NULL"),
+        one_of("outcome", CallOutcome),
+        CheckConstraint("restaurant_open IN (0, 1)"),
+        one_of("transfer_status", TransferStatus),
+    )
 
     id: str = Field(primary_key=True)
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
-    started_at: str
+    started_at: str = Field(index=True)
     # The number (or identity) the call came from, known or not who spoke: an erasure of it reaches the call.
     caller_number: str | None = Field(default=None, index=True)
 
@@ -476,9 +641,10 @@ class OutboxRow(SQLModel, table=True):
     """A placed order queued for delivery, in the transaction that placed it."""
 
     __tablename__ = "outbox"
+    __table_args__ = (partial("ix_outbox_undispatched", "created_at", where="dispatched_at IS NULL"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="orders.id", unique=True)
+    id: int | None = key()
+    order_id: int = Field(foreign_key="orders.id", unique=True, ondelete="CASCADE")
     idempotency_key: str = Field(unique=True)
     created_at: str
     dispatched_at: str | None = None
@@ -488,8 +654,8 @@ class DeliveryBase(SQLModel):
     """One queued order's delivery to one destination: its state and its attempts."""
 
     destination: str
-    status: DeliveryStatus = Field(default="pending", sa_type=Text)
-    attempts: int = 0
+    status: DeliveryStatus = Field(default="pending", sa_type=Text, sa_column_kwargs=server("pending"))
+    attempts: int = Field(default=0, sa_column_kwargs=server(0))
     next_attempt_at: str
     last_error: str | None = None
     created_at: str
@@ -499,9 +665,15 @@ class DeliveryBase(SQLModel):
 
 class DeliveryRow(DeliveryBase, table=True):
     __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("outbox_id", "destination"),
+        partial("ix_deliveries_due", "next_attempt_at", where="status = 'pending'"),
+        partial("ix_deliveries_dead", "updated_at", where="status = 'dead'"),
+        one_of("status", DeliveryStatus),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    outbox_id: int = Field(foreign_key="outbox.id")
+    id: int | None = key()
+    outbox_id: int = Field(foreign_key="outbox.id", ondelete="CASCADE")
 
 
 class Delivery(DeliveryBase):
@@ -517,9 +689,10 @@ class TicketChangeRow(SQLModel, table=True):
     """A kitchen ticket moved to a status, by whom and when (the latest change is its status)."""
 
     __tablename__ = "ticket_changes"
+    __table_args__ = (Index("ix_ticket_changes_order_id", "order_id", "id"), one_of("status", TicketStatus))
 
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="orders.id")
+    id: int | None = key()
+    order_id: int = Field(foreign_key="orders.id", ondelete="CASCADE")
     status: TicketStatus = Field(sa_type=Text)
     changed_by: str
     changed_at: str
@@ -529,9 +702,40 @@ class SoldOutRow(SQLModel, table=True):
     """A dish the kitchen marked sold out for one of the restaurant's local days."""
 
     __tablename__ = "sold_out"
+    __table_args__ = (UniqueConstraint("menu_item", "day"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = key()
     menu_item: str
     day: str
     marked_by: str
     marked_at: str
+
+
+# -- PostgreSQL only ----------------------------------------------------------------------------
+
+# The worker processes' heartbeats, so any host can tell a dead one's calls (SQLite's hosts share one file
+# and tell by the process itself, see db.owner).
+WORKER_HOSTS = Table(
+    "worker_hosts",
+    SQLModel.metadata,
+    Column("host", TEXT, nullable=False),
+    Column("pid", INTEGER, nullable=False),
+    Column("started", TEXT, nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("host", "pid", "started"),
+    info=only_on("postgresql"),
+)
+
+
+def _portable_types(metadata: MetaData) -> None:
+    """SQLModel's column types for ``str`` and ``int`` (VARCHAR, INTEGER) as the schema has them."""
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, String | AutoString):
+                column.type = TEXT
+            elif type(column.type) is Integer:
+                column.type = INTEGER
+
+
+_portable_types(SQLModel.metadata)

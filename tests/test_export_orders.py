@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import open_call, rows, scripted_call
-from db import CallSnapshot, Feedback, Order, OrderLine, Repository, migrations
+from db import CallSnapshot, Feedback, Order, OrderLine, Repository
+from db.alembic import legacy
 from db.clock import utcnow_iso
 from db.reports import export_columns
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
@@ -435,7 +436,7 @@ async def test_database_path_comes_from_the_environment_then_the_working_directo
 async def test_export_reads_a_database_at_an_older_schema_version(tmp_path, capsys):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    migrations.migrate(conn, target=1)
+    legacy.sqlite_file_at(conn, 1)
     conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2025-01-01T00:00:00+00:00')")
     conn.execute(
         "INSERT INTO orders (call_id, status, subtotal_cents, total_cents, created_at, updated_at)"

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from conftest import open_call, rows, scripted_call
-from db import CallSnapshot, Feedback, Message, migrations, open_repository
-from db.models import SQLModel
+from db import CallSnapshot, Feedback, Message, open_repository
+from db.alembic import legacy
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
 TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages")
@@ -29,14 +29,6 @@ async def test_every_id_column_declares_its_foreign_key_and_leads_an_index(repo,
             if column.endswith("_id"):
                 assert column in keys, f"{table}.{column} has no foreign key"
                 assert column in leading, f"{table}.{column} is not indexed"
-    conn.close()
-
-
-async def test_models_match_the_migrated_schema(repo, db_path):
-    conn = sqlite3.connect(db_path)
-    for table in TABLES:
-        model = SQLModel.metadata.tables[table]
-        assert sorted(c.name for c in model.columns) == sorted(_columns(conn, table)), table
     conn.close()
 
 
@@ -124,7 +116,7 @@ async def test_search_follows_feedback_comments(repo, db_path):
 async def test_migration_indexes_rows_written_before_it(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    migrations.migrate(conn, target=1)
+    legacy.sqlite_file_at(conn, 1)
     conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2025-01-01T00:00:00+00:00')")
     conn.execute(
         "INSERT INTO messages (call_id, seq, role, content, created_at)"
@@ -139,6 +131,6 @@ async def test_migration_indexes_rows_written_before_it(tmp_path):
     async with open_repository(path):
         pass
 
-    assert rows(path, "SELECT max(version) FROM schema_migrations") == [(migrations.LATEST_VERSION,)]
+    assert rows(path, "SELECT max(version) FROM schema_migrations") == [(legacy.SQLITE[-1].version,)]
     assert _search(path, "messages", '"pizza arrived cold"') == [1]
     assert _search(path, "feedback", "cold") == [1]

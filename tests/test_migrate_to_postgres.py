@@ -80,7 +80,7 @@ def copied_tables(path: Path) -> dict[str, list[str]]:
             name
             for (name,) in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                " AND name NOT LIKE '%fts%' AND name != 'schema_migrations'"
+                " AND name NOT LIKE '%fts%' AND name NOT IN ('schema_migrations', 'alembic_version')"
             )
         ]
         return {name: [row[1] for row in conn.execute(f"PRAGMA table_xinfo({name})")] for name in names}

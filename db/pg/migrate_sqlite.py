@@ -7,6 +7,8 @@ are updated only if they changed). Each batch commits on its own, so an interrup
 finished by running it again, and a second run over an unchanged file changes nothing. Rows
 the file no longer has (a caller erased since the last run) are removed from the target.
 
+The tables and columns copied are the schema's (``db.models``): those both databases have, none computed.
+
 The target records which file it was copied from (``memory_agent_import``) and how many rows
 of each table that left (``memory_agent_import_rows``): it refuses a database that holds rows
 from anywhere else, including rows its own workers wrote after the move.
@@ -29,14 +31,13 @@ from psycopg import sql
 from db import migrations
 from db.clock import utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
+from db.models import SQLModel
 from db.pg.safe_url import postgres_url, redact_url, scrub
 from db.reports import open_read_only
 
 BATCH_ROWS = 5_000
 IMPORT_TABLE = "memory_agent_import"
 IMPORT_ROWS_TABLE = "memory_agent_import_rows"
-# Not copied: the schema's own bookkeeping (each side keeps its own) and this copy's.
-_NOT_COPIED = frozenset({"schema_migrations", IMPORT_TABLE, IMPORT_ROWS_TABLE})
 
 _BOOKKEEPING = f"""
 CREATE TABLE IF NOT EXISTS {IMPORT_TABLE} (
@@ -155,7 +156,7 @@ def _copy(
     pg.execute("SELECT pg_advisory_lock(hashtext(%s))", (IMPORT_TABLE,))
     try:
         src.execute("BEGIN")  # the snapshot: every read below sees the file as it is now
-        tables = _tables(src, pg)
+        tables = _tables(src)
         with pg.transaction():
             _claim(pg, tables, source_id, source)
         removed = {t.name: _remove_gone(src, pg, t, tables) for t in reversed(tables)}
@@ -210,37 +211,28 @@ def _source_id(src: sqlite3.Connection) -> str:
 # -- what to copy, in which order ---------------------------------------------------------------
 
 
-def _tables(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> list[_Table]:
-    """The tables both sides have, parents first, with the columns both have (none computed)."""
+def _tables(src: sqlite3.Connection) -> list[_Table]:
+    """The schema's tables (``db.models``) that both databases have, parents first, with their columns (none
+    computed). Not copied: what the schema does not hold (the bookkeeping of migrations and of this copy,
+    SQLite's full-text tables, which PostgreSQL replaces with its own indexes) and PostgreSQL's own tables."""
+    schema = {
+        table.name: table
+        for table in SQLModel.metadata.tables.values()
+        if "sqlite" in table.info.get("dialects", ("sqlite",))
+    }
     source_tables = [
         name
         for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")
-        if name not in _NOT_COPIED and not name.startswith("sqlite_") and not _is_fts(src, name)
+        if name in schema
     ]
-    target_columns: dict[str, list[tuple[str, bool]]] = {}
-    for table, column, nullable in pg.execute(
-        "SELECT table_name, column_name, is_nullable = 'YES' FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND is_generated = 'NEVER'"
-        " AND table_name IN (SELECT table_name FROM information_schema.tables"
-        "   WHERE table_schema = current_schema() AND table_type = 'BASE TABLE')"
-        " ORDER BY table_name, ordinal_position"
-    ):
-        target_columns.setdefault(table, []).append((column, nullable))
-    keys = dict(
-        pg.execute(
-            "SELECT c.relname, a.attname FROM pg_index AS i"
-            " JOIN pg_class AS c ON c.oid = i.indrelid"
-            " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-            " WHERE i.indisprimary AND i.indnatts = 1 AND c.relnamespace = current_schema()::regnamespace"
-        ).fetchall()
-    )
-    references: dict[str, list[tuple[str, str]]] = {}
-    for table, column, parent in pg.execute(
-        "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text FROM pg_constraint AS c"
-        " JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
-        " WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND c.connamespace = current_schema()::regnamespace"
-    ):
-        references.setdefault(table.strip('"'), []).append((column, parent.strip('"')))
+    target_columns = {
+        name: [(c.name, bool(c.nullable)) for c in table.columns if c.computed is None]
+        for name, table in schema.items()
+    }
+    keys = {name: table.primary_key.columns[0].name for name, table in schema.items() if len(table.primary_key) == 1}
+    references = {
+        name: [(fk.parent.name, fk.column.table.name) for fk in table.foreign_keys] for name, table in schema.items()
+    }
 
     candidates: dict[str, tuple[str, tuple[str, ...], dict[str, bool]]] = {}
     for name in source_tables:
@@ -286,16 +278,6 @@ def _tables(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> list[_Table
         parents = tuple(dict.fromkeys(c for c, _ in references.get(name, []) if c in copied and c not in late))
         tables.append(_Table(name, key, copied, late, parents))
     return tables
-
-
-def _is_fts(src: sqlite3.Connection, name: str) -> bool:
-    """A full-text index (or one of its shadow tables): PostgreSQL builds its own."""
-    found = src.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
-        " AND (name = ? OR ? LIKE name || '\\_%' ESCAPE '\\')",
-        (name, name),
-    ).fetchone()
-    return found is not None
 
 
 # -- refusing someone else's database ------------------------------------------------------------
@@ -486,7 +468,7 @@ def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _T
         # A reference filled in at the end may still point at a row about to go: let go of it first.
         for other in tables:
             for column in other.deferred:
-                if _refers_to(pg, other.name, column, table.name):
+                if _refers_to(other.name, column, table.name):
                     pg.execute(
                         sql.SQL("UPDATE {} SET {col} = NULL WHERE {col} IN ({gone})").format(
                             sql.Identifier(other.name), col=sql.Identifier(column), gone=gone
@@ -500,13 +482,12 @@ def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _T
     return removed
 
 
-def _refers_to(pg: psycopg.Connection[Any], table: str, column: str, parent: str) -> bool:
-    row = pg.execute(
-        "SELECT 1 FROM pg_constraint AS c JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
-        " WHERE c.contype = 'f' AND c.conrelid = %s::regclass AND a.attname = %s AND c.confrelid = %s::regclass",
-        (sql.Identifier(table).as_string(pg), column, sql.Identifier(parent).as_string(pg)),
-    ).fetchone()
-    return row is not None
+def _refers_to(table: str, column: str, parent: str) -> bool:
+    """``table.column`` refers to a row of ``parent`` (in the schema, ``db.models``)."""
+    return any(
+        fk.parent.name == column and fk.column.table.name == parent
+        for fk in SQLModel.metadata.tables[table].foreign_keys
+    )
 
 
 def _fill_deferred(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _Table, batch_rows: int) -> None:
