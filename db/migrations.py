@@ -18,22 +18,6 @@ from sqlalchemy.exc import DBAPIError
 from db import views
 from db.errors import NotADatabase, SchemaTooNew
 
-# A customer's usual order: the most frequent of their last 10 placed orders (two orders are the
-# same if they hold the same dishes in the same quantities with the same changes), the most recent
-# of a tie; its newest instance. A scalar subquery over ``customers``, for the end-of-call write.
-USUAL_ORDER_SQL = """(
-WITH recent AS (
-    SELECT o.id, o.created_at,
-           (SELECT group_concat(dish, '|') FROM (
-                SELECT menu_item || '*' || quantity || '*' || modifications AS dish
-                FROM order_items WHERE order_id = o.id ORDER BY dish)) AS dishes
-    FROM orders AS o
-    WHERE o.customer_id = customers.id AND o.status = 'placed'
-    ORDER BY o.created_at DESC, o.id DESC LIMIT 10)
-SELECT id FROM recent
-WHERE dishes = (SELECT dishes FROM recent GROUP BY dishes ORDER BY count(*) DESC, max(created_at) DESC LIMIT 1)
-ORDER BY created_at DESC, id DESC LIMIT 1)"""
-
 # PRAGMA application_id marks a file as this product's database ("MEMA").
 APPLICATION_ID = 0x4D454D41
 _SQLITE_MAGIC = b"SQLite format 3\x00"

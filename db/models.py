@@ -454,7 +454,7 @@ class CustomerRow(CustomerBase, table=True):
     last_seen_at: str
     last_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     household: str | None = Field(default=None, index=True)  # the number (or identity) the profile answers on
-    usual_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)  # see USUAL_ORDER_SQL
+    usual_order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)  # kept by the write
     label: str | None = Field(default=None, sa_column=Column(TEXT, Computed(CUSTOMER_LABEL_SQL)))
 
 

@@ -29,7 +29,6 @@ __all__ = [
     "MESSAGES_SEARCH",
     "MIGRATION_LOCK",
     "SEARCH_CONFIG",
-    "USUAL_ORDER_SQL",
     "migrate",
     "schema_version",
 ]
@@ -38,21 +37,6 @@ __all__ = [
 MIGRATION_LOCK = 0x4D454D41
 # The last version of PostgreSQL's migrations before Alembic (``db.alembic.legacy``).
 LEGACY_VERSION = 7
-
-# See db.migrations.USUAL_ORDER_SQL: the same choice, in PostgreSQL's words.
-USUAL_ORDER_SQL = """(
-WITH recent AS (
-    SELECT o.id, o.created_at,
-           (SELECT string_agg(dish, '|' ORDER BY dish) FROM (
-                SELECT menu_item || '*' || quantity || '*' || modifications AS dish
-                FROM order_items WHERE order_id = o.id) AS d) AS dishes
-    FROM orders AS o
-    WHERE o.customer_id = customers.id AND o.status = 'placed'
-    ORDER BY o.created_at DESC, o.id DESC LIMIT 10)
-SELECT id FROM recent
-WHERE dishes = (SELECT dishes FROM recent GROUP BY dishes ORDER BY count(*) DESC, max(created_at) DESC LIMIT 1)
-ORDER BY created_at DESC, id DESC LIMIT 1)"""
-
 
 async def schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
     """The database's schema version (SQLite's numbers), 0 when empty; refuses databases that are not ours."""
