@@ -7,6 +7,7 @@ on its dialect (an upsert) is a function of it: ``compiled(build, dialect)`` cal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
@@ -91,3 +92,112 @@ def _greatest_sqlite(element: greatest, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(greatest)
 def _greatest(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
     return f"greatest({compiler.process(element.clauses, **kw)})"
+
+
+def values_of(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The SQL text of a statement built for one use, with the values bound in it (not cached)."""
+    done = statement.compile(dialect=_DIALECTS[dialect])
+    return str(done), dict(done.params)
+
+
+def words(text: str) -> ColumnElement[Any]:
+    """A constant text written into the statement (not a placeholder), as SQL quotes it."""
+    return literal_column("'" + text.replace("'", "''") + "'")
+
+
+class bytewise(FunctionElement[Any]):  # noqa: N801
+    """Text compared byte by byte: as SQLite always does; in PostgreSQL, in the "C" collation."""
+
+    inherit_cache = True
+
+
+@compiles(bytewise, "sqlite")
+def _bytewise_sqlite(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(bytewise)
+def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+class joined(FunctionElement[Any]):  # noqa: N801
+    """An ordered string aggregate, ``joined(value, separator, order)``: ``string_agg(value, separator ORDER BY
+    order)`` in PostgreSQL; ``group_concat(value, separator)`` in SQLite, which joins in the order it reads the
+    rows (give it rows read by an index in that order)."""
+
+    inherit_cache = True
+
+
+@compiles(joined, "sqlite")
+def _joined_sqlite(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
+    value, separator, _ = (compiler.process(c, **kw) for c in element.clauses)
+    return f"group_concat({value}, {separator})"
+
+
+@compiles(joined)
+def _joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
+    value, separator, order = (compiler.process(c, **kw) for c in element.clauses)
+    return f"string_agg({value}, {separator} ORDER BY {order})"
+
+
+class list_joined(FunctionElement[Any]):  # noqa: N801
+    """The texts of a JSON list (stored as text), in their order, joined by a separator: ``list_joined(x, sep)``."""
+
+    inherit_cache = True
+
+
+@compiles(list_joined, "sqlite")
+def _list_joined_sqlite(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
+    x, separator = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(SELECT group_concat(value, {separator}) FROM json_each({x}))"
+
+
+@compiles(list_joined)
+def _list_joined(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
+    x, separator = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(SELECT string_agg(e.value, {separator} ORDER BY e.n)"
+        f" FROM jsonb_array_elements_text(({x})::jsonb) WITH ORDINALITY AS e(value, n))"
+    )
+
+
+class list_first(FunctionElement[Any]):  # noqa: N801
+    """The first text of a JSON list (stored as text); NULL for an empty list."""
+
+    inherit_cache = True
+
+
+@compiles(list_first, "sqlite")
+def _list_first_sqlite(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$[0]')"
+
+
+@compiles(list_first)
+def _list_first(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(({compiler.process(element.clauses, **kw)})::jsonb ->> 0)"
+
+
+class at_offset(FunctionElement[Any]):  # noqa: N801
+    """A stored UTC time as ISO 8601 local time at a UTC offset, to the second: ``at_offset(x, '-05:00')``
+    gives ``2025-01-31T09:30:00-05:00``. The offset is written into the statement (it is not a value)."""
+
+    inherit_cache = False
+
+    def __init__(self, x: ColumnElement[Any], offset: str) -> None:
+        if not re.fullmatch(r"[+-]\d\d:\d\d(:\d\d)?", offset):
+            raise ValueError(f"not a UTC offset: {offset!r}")
+        self.offset = offset
+        super().__init__(x)
+
+
+@compiles(at_offset, "sqlite")
+def _at_offset_sqlite(element: at_offset, compiler: SQLCompiler, **kw: Any) -> str:
+    x, offset = compiler.process(element.clauses, **kw), element.offset
+    return f"strftime('%Y-%m-%dT%H:%M:%S', substr({x}, 1, 19), '{offset}') || '{offset}'"
+
+
+@compiles(at_offset)
+def _at_offset(element: at_offset, compiler: SQLCompiler, **kw: Any) -> str:
+    x, offset = compiler.process(element.clauses, **kw), element.offset
+    return f"""(to_char(left({x}, 19)::timestamp + interval '{offset}', 'YYYY-MM-DD"T"HH24:MI:SS') || '{offset}')"""
