@@ -21,11 +21,11 @@ from db.statements.sql import (
     Dialect,
     at_offset,
     bytewise,
-    joined,
+    compiled_now,
     list_first,
     list_joined,
+    string_agg,
     table,
-    values_of,
     words,
 )
 
@@ -72,7 +72,7 @@ def _cat(*parts: ColumnElement[Any]) -> ColumnElement[Any]:
 # One line per item of an order: "2x Margherita (no basil), 1x Tiramisu".
 ITEMS_SUMMARY = func.coalesce(
     select(
-        joined(
+        string_agg(
             _cat(
                 s.c.quantity,
                 words("x "),
@@ -82,8 +82,8 @@ ITEMS_SUMMARY = func.coalesce(
                     else_=_cat(words(" ("), list_joined(s.c.modifications, words(", ")), words(")")),
                 ),
             ),
-            words(", "),
-            s.c.position,
+            ", ",
+            order_by=s.c.position,
         )
     )
     .where(s.c.order_id == o.c.id)
@@ -147,15 +147,19 @@ def _source(*, items: bool) -> Any:
     return people.outerjoin(f, f.c.call_id == o.c.call_id)
 
 
-def where(filters: OrderFilter) -> ColumnElement[bool]:
-    """The condition of ``filters`` over ``orders AS o``, its values bound."""
+def where(filters: OrderFilter) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """The condition of ``filters`` over ``orders AS o``, and its values."""
     clauses: list[ColumnElement[bool]] = []
+    values: dict[str, Any] = {}
     if filters.since is not None:
-        clauses.append(o.c.created_at >= bindparam("since", filters.since))
+        clauses.append(o.c.created_at >= bindparam("since"))
+        values["since"] = filters.since
     if filters.until is not None:
-        clauses.append(o.c.created_at < bindparam("until", filters.until))
+        clauses.append(o.c.created_at < bindparam("until"))
+        values["until"] = filters.until
     if filters.statuses:
-        clauses.append(o.c.status.in_([bindparam(f"status_{n}", v) for n, v in enumerate(filters.statuses)]))
+        clauses.append(o.c.status.in_([bindparam(f"status_{n}") for n in range(len(filters.statuses))]))
+        values.update({f"status_{n}": status for n, status in enumerate(filters.statuses)})
     if filters.customer is not None:
         # The identity, and every other person on the same number (a household: ``+1...#2``).
         people = table(CustomerRow)
@@ -164,22 +168,23 @@ def where(filters: OrderFilter) -> ColumnElement[bool]:
             o.c.customer_id.in_(
                 select(people.c.id).where(
                     or_(
-                        key == bindparam("customer", filters.customer),
-                        bytewise(key).between(
-                            bindparam("household_first", filters.customer + "#"),
-                            bindparam("household_last", filters.customer + "#~"),
-                        ),
+                        key == bindparam("customer"),
+                        bytewise(key).between(bindparam("household_first"), bindparam("household_last")),
                     )
                 )
             )
         )
-    return and_(*clauses)
+        values.update(
+            customer=filters.customer, household_first=filters.customer + "#", household_last=filters.customer + "#~"
+        )
+    return and_(*clauses), values
 
 
 def count_query(filters: OrderFilter, dialect: Dialect, *, items: bool = False) -> tuple[str, dict[str, Any]]:
     """How many rows an export will write (for a progress bar)."""
     source = o.join(i, i.c.order_id == o.c.id) if items else o
-    return values_of(select(func.count()).select_from(source).where(where(filters)), dialect)
+    condition, values = where(filters)
+    return compiled_now(select(func.count()).select_from(source).where(condition), dialect), values
 
 
 TIME_RANGE = select(func.min(orders.c.created_at), func.max(orders.c.created_at))
@@ -209,10 +214,10 @@ def export_query(
     columns = [column if version is None else column.at(version) for column in chosen]
     columns = [replace(c, expr=local_time(c.expr, spans)) if c.kind == "time" else c for c in columns]
     order = (o.c.created_at, o.c.id, i.c.position) if items else (o.c.created_at, o.c.id)
-    query: Select[Any] = (
-        select(record(fmt, columns)).select_from(_source(items=items)).where(where(filters)).order_by(*order)
-    )
-    return values_of(query, dialect)
+    condition, values = where(filters)
+    query: Select[Any] = select(record(fmt, columns)).select_from(_source(items=items))
+    query = query.where(condition).order_by(*order)
+    return compiled_now(query, dialect), values
 
 
 class record(ColumnElement[Any]):  # noqa: N801

@@ -1,8 +1,10 @@
 """Statements compiled once per dialect, and the few constructs in which SQLite and PostgreSQL differ.
 
 ``compiled(statement, dialect)`` gives the SQL text with named placeholders that the backend's driver
-takes with a dict of values (``:name`` for sqlite3, ``%(name)s`` for psycopg). A statement that depends
-on its dialect (an upsert) is a function of it: ``compiled(build, dialect)`` calls it once.
+takes with a dict of values (``:name`` for sqlite3, ``%(name)s`` for psycopg): each ``bindparam(name)``
+is one, and a value written in the statement (``status == "placed"``, ``limit(10)``) is written into
+its SQL. A statement that depends on its dialect (an upsert) is a function of it: ``compiled(build,
+dialect)`` calls it once.
 """
 
 from __future__ import annotations
@@ -12,22 +14,39 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Insert, literal_column
+from sqlalchemy import ClauseList, ColumnElement, Insert, literal, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect as SaDialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault, Table
 from sqlmodel import SQLModel
 
 Dialect = Literal["sqlite", "postgresql"]
 
+
+def _with_values_written_in(dialect: SaDialect) -> SaDialect:
+    """``dialect``, whose compiler writes a value given in the statement into its SQL, as a literal: only the
+    named ``bindparam``s the caller fills are placeholders."""
+    base: type[SQLCompiler] = dialect.statement_compiler
+
+    class Compiler(base):  # type: ignore[valid-type,misc]
+        def visit_bindparam(self, bindparam: BindParameter[Any], **kw: Any) -> str:
+            if not bindparam.required and bindparam.callable is None and not bindparam.expanding:
+                kw["literal_binds"] = True
+            return str(super().visit_bindparam(bindparam, **kw))
+
+    dialect.statement_compiler = Compiler
+    return dialect
+
+
 _DIALECTS: dict[str, SaDialect] = {
-    "sqlite": sqlite.pysqlite.dialect(paramstyle="named"),
+    "sqlite": _with_values_written_in(sqlite.pysqlite.dialect(paramstyle="named")),
     # pyformat placeholders without casts, which psycopg 3 takes as they are
-    "postgresql": postgresql.psycopg2.dialect(),
+    "postgresql": _with_values_written_in(postgresql.psycopg2.dialect()),
 }
 
 Statement = ClauseElement | Callable[[Dialect], ClauseElement]
@@ -94,10 +113,9 @@ def _greatest(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
     return f"greatest({compiler.process(element.clauses, **kw)})"
 
 
-def values_of(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
-    """The SQL text of a statement built for one use, with the values bound in it (not cached)."""
-    done = statement.compile(dialect=_DIALECTS[dialect])
-    return str(done), dict(done.params)
+def compiled_now(statement: ClauseElement, dialect: Dialect) -> str:
+    """The SQL text of a statement built for one use (its shape depends on the request), not kept."""
+    return str(statement.compile(dialect=_DIALECTS[dialect]))
 
 
 def words(text: str) -> ColumnElement[Any]:
@@ -119,26 +137,6 @@ def _bytewise_sqlite(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(bytewise)
 def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
     return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
-
-
-class joined(FunctionElement[Any]):  # noqa: N801
-    """An ordered string aggregate, ``joined(value, separator, order)``: ``string_agg(value, separator ORDER BY
-    order)`` in PostgreSQL; ``group_concat(value, separator)`` in SQLite, which joins in the order it reads the
-    rows (give it rows read by an index in that order)."""
-
-    inherit_cache = True
-
-
-@compiles(joined, "sqlite")
-def _joined_sqlite(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
-    value, separator, _ = (compiler.process(c, **kw) for c in element.clauses)
-    return f"group_concat({value}, {separator})"
-
-
-@compiles(joined)
-def _joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
-    value, separator, order = (compiler.process(c, **kw) for c in element.clauses)
-    return f"string_agg({value}, {separator} ORDER BY {order})"
 
 
 class list_joined(FunctionElement[Any]):  # noqa: N801
@@ -201,3 +199,52 @@ def _at_offset_sqlite(element: at_offset, compiler: SQLCompiler, **kw: Any) -> s
 def _at_offset(element: at_offset, compiler: SQLCompiler, **kw: Any) -> str:
     x, offset = compiler.process(element.clauses, **kw), element.offset
     return f"""(to_char(left({x}, 19)::timestamp + interval '{offset}', 'YYYY-MM-DD"T"HH24:MI:SS') || '{offset}')"""
+
+
+class string_agg(FunctionElement[str]):  # noqa: N801  (named as the SQL function it is)
+    """The texts of a group joined by ``separator`` in the order of ``order_by``: ``string_agg(... ORDER BY ...)``
+    in PostgreSQL, ``group_concat`` in SQLite, which takes the order of the rows it is given: aggregate over a
+    subquery ordered the same way."""
+
+    name = "string_agg"
+    inherit_cache = False
+
+    def __init__(self, text: ColumnElement[Any], separator: str, *, order_by: ColumnElement[Any]) -> None:
+        self.order_by = ClauseList(order_by)
+        super().__init__(text, literal(separator))
+
+
+@compiles(string_agg, "sqlite")
+def _string_agg_sqlite(element: string_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(string_agg)
+def _string_agg(element: string_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    clauses, order = compiler.process(element.clauses, **kw), compiler.process(element.order_by, **kw)
+    return f"string_agg({clauses} ORDER BY {order})"
+
+
+class json_rows(FunctionElement[str]):  # noqa: N801  (named as what it gives)
+    """The rows of a group as the text of a JSON array of arrays (one per row, of ``values``) in the order of
+    ``order_by``: ``json_agg(json_build_array(...) ORDER BY ...)`` in PostgreSQL, ``json_group_array(json_array(
+    ...))`` in SQLite, which takes the order of the rows it is given: aggregate over a subquery ordered the same
+    way."""
+
+    name = "json_rows"
+    inherit_cache = False
+
+    def __init__(self, *values: ColumnElement[Any], order_by: tuple[ColumnElement[Any], ...]) -> None:
+        self.order_by = ClauseList(*order_by)
+        super().__init__(*values)
+
+
+@compiles(json_rows, "sqlite")
+def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_rows)
+def _json_rows(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    values, order = compiler.process(element.clauses, **kw), compiler.process(element.order_by, **kw)
+    return f"json_agg(json_build_array({values}) ORDER BY {order})::text"
