@@ -166,7 +166,7 @@ def export_chunks(
     *,
     fmt: ExportFormat,
     items: bool = False,
-    chunk_rows: int = 5_000,
+    chunk_rows: int = 1_000,
     timezone: str = "UTC",
 ) -> Iterator[tuple[bytes, int]]:
     """The whole export as UTF-8 chunks, each with the number of rows it holds; times in ``timezone``."""

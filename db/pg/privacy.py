@@ -35,10 +35,11 @@ async def forget(
 def _locked(identity: str, exact: bool, erasure: Plan[dict[str, Any]]) -> Plan[dict[str, Any]]:
     """``erasure`` after the locks of the numbers it erases on, taken alone: a write of a call from one of them
     either committed before (and is erased now) or waits, then sees the erasure and writes nothing."""
-    found = yield every(statements.households(exact), {"key": identity})
-    for number in sorted(
-        {identity, *(str(row[0]) for row in found)}
-    ):  # in one order: no two erasures wait on each other
+    found = yield every(
+        statements.HOUSEHOLD_OF_PROFILE if exact else statements.HOUSEHOLDS_ON_NUMBER, {"key": identity}
+    )
+    numbers = sorted({identity, *(str(row[0]) for row in found)})
+    for number in numbers:  # in one order, so two erasures never wait for each other
         yield number_lock(number, shared=False)
     return (yield from erasure)
 

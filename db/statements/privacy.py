@@ -14,10 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, insert, null, or_, select, update
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.functions import FunctionElement
 
 from db.models import (
     CallerFactRow,
@@ -32,7 +29,7 @@ from db.models import (
     name_key,
 )
 from db.statements.plan import Plan, count, every, execute, one
-from db.statements.sql import table, words
+from db.statements.sql import in_list, table, words
 
 customers, calls, orders, order_items = table(CustomerRow), table(CallRow), table(OrderRow), table(OrderItemRow)
 feedback, messages, caller_facts = table(FeedbackRow), table(MessageRow), table(CallerFactRow)
@@ -43,30 +40,6 @@ ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback
 TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts", "staff_messages")
 
 
-class in_list(FunctionElement[bool]):  # noqa: N801
-    """``column`` is one of the values of a JSON list given as one value (``json.dumps([...])``): a list of any
-    length is one placeholder, so the statement is compiled once. ``numbers``: the list holds integers."""
-
-    inherit_cache = False
-
-    def __init__(self, column: ColumnElement[Any], name: str, *, numbers: bool = False) -> None:
-        self.numbers = numbers
-        super().__init__(column, bindparam(name))
-
-
-@compiles(in_list, "sqlite")
-def _in_list_sqlite(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column} IN (SELECT value FROM json_each({values}))"
-
-
-@compiles(in_list)
-def _in_list(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    value = "value::bigint" if element.numbers else "value"
-    return f"{column} IN (SELECT {value} FROM jsonb_array_elements_text(({values})::jsonb))"
-
-
 # -- which profiles a request names --------------------------------------------------------------------
 
 _PROFILE_COLUMNS = (customers.c.id, customers.c.name, customers.c.participant_identity)
@@ -75,7 +48,6 @@ PROFILES_ON_NUMBER = select(*_PROFILE_COLUMNS).where(
     or_(customers.c.household == _KEY, customers.c.participant_identity == _KEY)
 )
 PROFILE = select(*_PROFILE_COLUMNS).where(customers.c.participant_identity == _KEY)
-HOUSEHOLDS = select(customers.c.household).distinct().where(customers.c.household.is_not(None))
 
 
 def select_profiles(identity: str, name: str | None, exact: bool = False) -> Plan[list[tuple[int, str | None, str]]]:
@@ -88,13 +60,10 @@ def select_profiles(identity: str, name: str | None, exact: bool = False) -> Pla
     return [(int(row[0]), row[1], str(row[2])) for row in found]
 
 
-def households(exact: bool) -> Select[Any]:
-    """The numbers whose profiles a request names (``key``): each a household the erasure may take whole."""
-    return HOUSEHOLDS.where(
-        customers.c.participant_identity == _KEY
-        if exact
-        else or_(customers.c.household == _KEY, customers.c.participant_identity == _KEY)
-    )
+_HOUSEHOLDS = select(customers.c.household).distinct().where(customers.c.household.is_not(None))
+# The numbers whose profiles a request names (``key``): each a household the erasure may take whole.
+HOUSEHOLDS_ON_NUMBER = _HOUSEHOLDS.where(or_(customers.c.household == _KEY, customers.c.participant_identity == _KEY))
+HOUSEHOLD_OF_PROFILE = _HOUSEHOLDS.where(customers.c.participant_identity == _KEY)
 
 
 # -- what goes with them -----------------------------------------------------------------------------

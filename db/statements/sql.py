@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ClauseList, ColumnElement, Insert, literal, literal_column
+from sqlalchemy import ClauseList, ColumnElement, Insert, bindparam, literal, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect as SaDialect
 from sqlalchemy.ext.compiler import compiles
@@ -248,3 +248,27 @@ def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> s
 def _json_rows(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
     values, order = compiler.process(element.clauses, **kw), compiler.process(element.order_by, **kw)
     return f"json_agg(json_build_array({values}) ORDER BY {order})::text"
+
+
+class in_list(FunctionElement[bool]):  # noqa: N801
+    """``column`` is one of the values of a JSON list given as one value (``json.dumps([...])``): a list of any
+    length is one placeholder, so the statement is compiled once. ``numbers``: the list holds integers."""
+
+    inherit_cache = False
+
+    def __init__(self, column: ColumnElement[Any], name: str, *, numbers: bool = False) -> None:
+        self.numbers = numbers
+        super().__init__(column, bindparam(name))
+
+
+@compiles(in_list, "sqlite")
+def _in_list_sqlite(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(in_list)
+def _in_list(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    value = "value::bigint" if element.numbers else "value"
+    return f"{column} IN (SELECT {value} FROM jsonb_array_elements_text(({values})::jsonb))"
