@@ -18,11 +18,16 @@ from db.clock import to_iso
 from db.connection import database_path
 from db.errors import NotADatabase
 from db.models import OrderStatus
-from db.statements.reports import EXPORT_FORMATS, TIME_RANGE, ExportFormat, OrderFilter, count_query, export_columns
-from db.statements.reports import export_query as export_query
+from db.statements.reports import (
+    EXPORT_FORMATS,
+    TIME_RANGE,
+    ExportFormat,
+    OrderFilter,
+    count_query,
+    export_columns,
+    export_query,
+)
 from db.statements.sql import compiled
-
-__all__ = ["EXPORT_FORMATS", "ExportFormat", "OrderFilter", "export_columns"]
 
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
 

@@ -37,7 +37,6 @@ staff_messages, erasures = table(StaffMessageRow), table(ErasureRow)
 
 # Every table that holds a caller's rows, in an order that deletes children first.
 ERASED = ("staff_messages", "caller_facts", "messages", "order_items", "feedback", "orders", "calls", "customers")
-TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages", "caller_facts", "staff_messages")
 
 
 # -- which profiles a request names --------------------------------------------------------------------
@@ -89,6 +88,7 @@ _SCOPES: dict[str, tuple[Any, ColumnElement[bool]]] = {
     "caller_facts": (caller_facts, _theirs(caller_facts)),
     "staff_messages": (staff_messages, _theirs(staff_messages)),
 }
+TABLES = tuple(_SCOPES)
 COUNTS = {name: select(func.count()).select_from(rows).where(where) for name, (rows, where) in _SCOPES.items()}
 DELETES = {name: delete(rows).where(where) for name, (rows, where) in _SCOPES.items()}
 UNLINK_ORDERS = (
@@ -220,49 +220,33 @@ CALLS_OF_PROFILE = _CALL.where(calls.c.customer_id == _WHOSE).order_by(calls.c.s
 CALLS_WITHOUT_PROFILE = _CALL.where(calls.c.caller_number == _KEY, calls.c.customer_id.is_(None)).order_by(
     calls.c.started_at
 )
+
+
+def _columns(rows: Any, names: str) -> Select[Any]:
+    """The named columns of ``rows``: ``_columns(messages, "seq role")``."""
+    return select(*(rows.c[name] for name in names.split()))
+
+
 FACTS = (
-    select(
-        caller_facts.c.kind,
-        caller_facts.c.topic,
-        caller_facts.c.value,
-        caller_facts.c.stated_at,
-        caller_facts.c.superseded_at,
-        caller_facts.c.call_id,
-    )
+    _columns(caller_facts, "kind topic value stated_at superseded_at call_id")
     .where(caller_facts.c.customer_id == _WHOSE)
     .order_by(caller_facts.c.kind, caller_facts.c.stated_at)
 )
 STAFF_MESSAGES = (
-    select(
-        staff_messages.c.request,
-        staff_messages.c.callback_number,
-        staff_messages.c.reason,
-        staff_messages.c.created_at,
-        staff_messages.c.call_id,
-    )
+    _columns(staff_messages, "request callback_number reason created_at call_id")
     .where(staff_messages.c.customer_id == _WHOSE)
     .order_by(staff_messages.c.created_at, staff_messages.c.id)
 )
 _OF_CALL: BindParameter[Any] = bindparam("call_id")
 ORDER_OF_CALL = select(orders).where(orders.c.call_id == _OF_CALL)
 ORDER_LINES = (
-    select(
-        order_items.c.position,
-        order_items.c.menu_item,
-        order_items.c.name,
-        order_items.c.quantity,
-        order_items.c.unit_price_cents,
-        order_items.c.modifications,
-        order_items.c.accepted_allergens,
-    )
+    _columns(order_items, "position menu_item name quantity unit_price_cents modifications accepted_allergens")
     .where(order_items.c.order_id == bindparam("order_id"))
     .order_by(order_items.c.position)
 )
-FEEDBACK_OF_CALL = select(feedback.c.rating, feedback.c.comment, feedback.c.created_at).where(
-    feedback.c.call_id == _OF_CALL
-)
+FEEDBACK_OF_CALL = _columns(feedback, "rating comment created_at").where(feedback.c.call_id == _OF_CALL)
 TRANSCRIPT = (
-    select(messages.c.seq, messages.c.role, messages.c.agent, messages.c.content, messages.c.created_at)
+    _columns(messages, "seq role agent content created_at")
     .where(messages.c.call_id == _OF_CALL)
     .order_by(messages.c.seq)
 )
