@@ -1,7 +1,7 @@
 """The outbox: placed orders waiting to reach the till, and their deliveries, on SQLite.
 
-The end-of-call write (``db.calls``) queues a placed order here in the transaction that places it
-(``ENQUEUE_SQL``). The delivery worker (``memory_agent.outbox``) then gives each queued order one
+The end-of-call write (``db.statements.calls``) queues a placed order here in the transaction that
+places it. The delivery worker (``memory_agent.outbox``) then gives each queued order one
 delivery per configured destination (``dispatch``), claims the deliveries that are due (``claim``:
 the claim moves their next attempt one lease ahead, so a worker killed mid-delivery leaves them due
 again once the lease runs out), and records each attempt: delivered, due again later, or dead
@@ -21,11 +21,6 @@ from typing import Any, Protocol
 from db.connection import BUSY_TIMEOUT_MS, Writer, database_path, prepare
 from db.errors import DatabaseUnavailable
 from db.models import Delivery, DeliveryStatus
-
-# One statement in the SQL both backends speak (``?`` placeholders; PostgreSQL's are ``%s``).
-ENQUEUE_SQL = (
-    "INSERT INTO outbox (order_id, idempotency_key, created_at) VALUES (?, ?, ?) ON CONFLICT (order_id) DO NOTHING"
-)
 
 DISPATCH_SQL = """INSERT INTO deliveries (outbox_id, destination, next_attempt_at, created_at, updated_at)
 SELECT x.id, d.destination, ?, ?, ? FROM outbox AS x, ({destinations}) AS d

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +33,8 @@ from db.owner import current_owner
 from db.pg.safe_url import is_postgres_url
 from db.reports import open_read_only
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
+from db.statements import calls as lookup
+from db.statements.sql import compiled
 
 log = logging.getLogger("memory_agent.db")
 
@@ -67,16 +69,17 @@ class Repository:
 
     async def recall(self, identity: str) -> CustomerMemory | None:
         """What we know of one profile: one indexed statement, whatever their history."""
-        found = calls.profiles_from_rows(await self.read(calls.RECALL_SQL, (identity,)))
+        found = lookup.profiles_from_rows(await self.read(compiled(lookup.RECALL, "sqlite"), {"identity": identity}))
         return found[0] if found else None
 
     async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
         """Every profile that answers on a number (or identity): one indexed statement."""
-        return calls.profiles_from_rows(await self.read(calls.HOUSEHOLD_SQL, (caller,)))
+        return lookup.profiles_from_rows(await self.read(compiled(lookup.HOUSEHOLD, "sqlite"), {"household": caller}))
 
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last ``limit`` placed orders with their lines, newest first."""
-        return calls.past_orders_from_rows(await self.read(calls.PAST_ORDERS_SQL, (identity, limit)))
+        rows = await self.read(compiled(lookup.PAST_ORDERS, "sqlite"), {"identity": identity, "limit": limit})
+        return lookup.past_orders_from_rows(rows)
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -85,12 +88,12 @@ class Repository:
 
     async def call_summary(self, call_id: str) -> dict[str, object]:
         """One call at a glance: its order, items, feedback and transcript size."""
-        rows = await self.read(calls.CALL_SUMMARY_SQL, (call_id,))
+        rows = await self.read(compiled(lookup.CALL_SUMMARY, "sqlite"), {"call_id": call_id})
         if not rows:
             raise NotFound(f"no call {call_id!r}")
         return dict(rows[0])
 
-    async def read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+    async def read(self, sql: str, params: Sequence[object] | Mapping[str, object]) -> list[sqlite3.Row]:
         """Rows of one statement, fetched in one hop; SQLite's errors become ``DatabaseUnavailable``."""
         try:
             return list(await self.reader.execute_fetchall(sql, params))

@@ -117,7 +117,7 @@ async def bench_recall(repo: SqliteRepository, raw: Any, plan: Plan, rng: random
         memory_text(await repo.recall(identity()))
 
     def reference() -> None:
-        raw.execute(REFERENCE_RECALL_SQL, (identity(),)).fetchall()
+        raw.execute(REFERENCE_RECALL_SQL, {"identity": identity()}).fetchall()
 
     async def hop() -> None:
         await repo.reader.execute_fetchall("SELECT 1")

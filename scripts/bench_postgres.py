@@ -47,10 +47,11 @@ from psycopg import sql
 
 from db import CallSnapshot
 from db.owner import current_owner
-from db.pg import queries
 from db.pg.migrate_sqlite import copy_to_postgres
 from db.pg.repository import open_postgres
 from db.pg.safe_url import redact_url
+from db.statements.calls import RECALL
+from db.statements.sql import compiled
 from memory_agent.memory import memory_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +276,7 @@ async def bench_calls(url: str, customers: int, samples: int, folder: Path) -> d
                 memory_text(await repo.recall(identity()))
 
             def raw_recall() -> None:
-                raw.execute(queries.RECALL_SQL, (identity(),)).fetchall()
+                raw.execute(compiled(RECALL, "postgresql"), {"identity": identity()}).fetchall()
 
             async def hop() -> None:
                 await repo.read("SELECT 1", ())
@@ -437,7 +438,7 @@ def render(results: dict[str, Any]) -> str:
         "#### Recall: identity to memory text",
         "",
         "`product` is `PostgresRepository.recall` + `memory_text` on a random caller; `raw` is psycopg running"
-        " the same statement (`db.pg.queries.RECALL_SQL`) on one connection; `hop` is a `SELECT 1` through the"
+        " the same statement (`db.statements.calls.RECALL`) on one connection; `hop` is a `SELECT 1` through the"
         " repository's pool, the floor of a pooled read (the lookup has a connection of its own).",
         "",
         "| path | p50 | p99 | p50 vs raw | p99 vs raw | samples |",

@@ -165,7 +165,7 @@ def render(results: dict[str, Any], *, smoke: bool) -> tuple[str, str]:
         *_section(
             0,
             "`product` is `Repository.recall` + `memory_text` on a random caller; `raw` is the same"
-            " statement (`db.calls.RECALL_SQL`) on a plain `sqlite3` connection; `hop` is a `SELECT 1` on"
+            " statement (`db.statements.calls.RECALL`) on a plain `sqlite3` connection; `hop` is a `SELECT 1` on"
             " the repository's reader, one round trip to aiosqlite's thread, the floor of any awaited read.",
             _table(PAIR_HEADERS, _pair_rows(results["recall"], "raw")),
         ),

@@ -10,10 +10,11 @@ import sqlite3
 from pathlib import Path
 
 from db import CallSnapshot, Feedback, Message, Order, OrderLine
-from db.calls import RECALL_SQL
 from db.clock import utcnow_iso
 from db.connection import BUSY_TIMEOUT_MS
 from db.owner import current_owner
+from db.statements.calls import RECALL
+from db.statements.sql import compiled
 
 MESSAGES_PER_FINISHED_CALL = 60
 _ITEMS: tuple[tuple[str, str, int, int, list[str]], ...] = (
@@ -25,7 +26,7 @@ _ITEMS: tuple[tuple[str, str, int, int, list[str]], ...] = (
 )
 
 # The raw reference for a caller lookup: the product's own statement, on a plain sqlite3 connection.
-REFERENCE_RECALL_SQL = RECALL_SQL
+REFERENCE_RECALL_SQL = compiled(RECALL, "sqlite")
 
 
 def finished_call(call_id: str, identity: str) -> CallSnapshot:

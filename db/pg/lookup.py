@@ -8,13 +8,13 @@ is busy is told so (``busy``) and reads through the pool instead, so concurrent 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import AsyncRowFactory
 
-from db.pg.calls import Conn
+Conn = psycopg.AsyncConnection[Any]
 
 
 class LookupConnection:
@@ -34,7 +34,9 @@ class LookupConnection:
         async with self.lock:
             await self._connected()
 
-    async def fetch(self, sql: str, params: Sequence[object], row_factory: AsyncRowFactory[Any]) -> list[Any]:
+    async def fetch(
+        self, sql: str, params: Sequence[object] | Mapping[str, object], row_factory: AsyncRowFactory[Any]
+    ) -> list[Any]:
         """Rows of one statement, prepared on this connection; once more on a new one if the server had closed it."""
         async with self.lock:
             conn = await self._connected()
@@ -61,7 +63,9 @@ class LookupConnection:
             await conn.close()
 
 
-async def _rows(conn: Conn, sql: str, params: Sequence[object], row_factory: AsyncRowFactory[Any]) -> list[Any]:
+async def _rows(
+    conn: Conn, sql: str, params: Sequence[object] | Mapping[str, object], row_factory: AsyncRowFactory[Any]
+) -> list[Any]:
     async with conn.cursor(row_factory=row_factory) as cur:
-        await cur.execute(sql, tuple(params), prepare=True)
+        await cur.execute(sql, params, prepare=True)
         return await cur.fetchall()

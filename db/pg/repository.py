@@ -21,7 +21,7 @@ import re
 import secrets
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -37,19 +37,19 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from db import attempts, privacy, recovery, spool, stale
 from db.attempts import Outcome
-from db.calls import past_orders_from_rows, profiles_from_rows
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
 from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import Owner
-from db.pg import calls as pg_calls
 from db.pg import privacy as pg_privacy
 from db.pg import queries, schema
-from db.pg.calls import Conn
-from db.pg.lookup import LookupConnection
+from db.pg.lookup import Conn, LookupConnection
 from db.pg.safe_url import postgres_url, scrub
 from db.repository import Erasure, counted_with_spool
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
+from db.statements import calls as statements
+from db.statements.plan import describe, run_postgres
+from db.statements.sql import compiled
 
 log = logging.getLogger("memory_agent.db")
 
@@ -207,14 +207,14 @@ class PostgresRepository:
                 return result
             except TRIED_AGAIN as exc:
                 if attempt == WRITE_ATTEMPTS:
-                    raise DatabaseUnavailable(f"database write refused: {pg_calls.describe(exc)}") from None
+                    raise DatabaseUnavailable(f"database write refused: {describe(exc)}") from None
                 await asyncio.sleep(0.05 * attempt)
             except DatabaseUnavailable:
                 # A pooled connection the server closed (a restart): one more try on a fresh one.
                 if attempt >= 2 or self.pool.get_stats().get("pool_available", 0) == 0:
                     raise
             except psycopg.Error as exc:
-                raise RepositoryError(f"database refused the write: {pg_calls.describe(exc)}") from None
+                raise RepositoryError(f"database refused the write: {describe(exc)}") from None
         raise AssertionError("unreachable")
 
     # -- reads ------------------------------------------------------------------------------
@@ -230,32 +230,39 @@ class PostgresRepository:
                         await cur.execute(sql)
                     return await cur.fetchall()
         except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+            raise DatabaseUnavailable(f"database read failed: {describe(exc)}") from None
 
-    async def _fetch(self, sql: str, params: Sequence[object], row_factory: AsyncRowFactory[Any] = _rows) -> list[Any]:
+    async def _fetch(
+        self, sql: str, params: Sequence[object] | Mapping[str, object], row_factory: AsyncRowFactory[Any] = _rows
+    ) -> list[Any]:
         """Rows of one short statement: on the lookup connection, or through the pool while it is busy."""
         try:
             if not self.lookups.busy:
                 return await self.lookups.fetch(sql, params, row_factory)
             async with self._connection() as conn:
                 async with conn.cursor(row_factory=row_factory) as cur:
-                    await cur.execute(sql, tuple(params))
+                    await cur.execute(sql, params)
                     return await cur.fetchall()
         except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+            raise DatabaseUnavailable(f"database read failed: {describe(exc)}") from None
 
     async def recall(self, identity: str) -> CustomerMemory | None:
         """What we know of one profile: one indexed statement, whatever their history."""
-        found = profiles_from_rows(await self._fetch(queries.RECALL_SQL, (identity,), tuple_row))
+        rows = await self._fetch(compiled(statements.RECALL, "postgresql"), {"identity": identity}, tuple_row)
+        found = statements.profiles_from_rows(rows)
         return found[0] if found else None
 
     async def household(self, caller: str) -> tuple[CustomerMemory, ...]:
         """Every profile that answers on a number (or identity): one indexed statement."""
-        return profiles_from_rows(await self._fetch(queries.HOUSEHOLD_SQL, (caller,), tuple_row))
+        rows = await self._fetch(compiled(statements.HOUSEHOLD, "postgresql"), {"household": caller}, tuple_row)
+        return statements.profiles_from_rows(rows)
 
     async def past_orders(self, identity: str, limit: int) -> list[PastOrder]:
         """The profile's last ``limit`` placed orders with their lines, newest first."""
-        return past_orders_from_rows(await self._fetch(queries.PAST_ORDERS_SQL, (identity, limit), tuple_row))
+        values = {"identity": identity, "limit": limit}
+        return statements.past_orders_from_rows(
+            await self._fetch(compiled(statements.PAST_ORDERS, "postgresql"), values, tuple_row)
+        )
 
     async def customer(self, identity: str) -> dict[str, object] | None:
         """The customer row for an identity, as a dict."""
@@ -264,7 +271,7 @@ class PostgresRepository:
 
     async def call_summary(self, call_id: str) -> dict[str, object]:
         """One call at a glance: its order, items, feedback and transcript size."""
-        rows = await self._fetch(queries.CALL_SUMMARY_SQL, (call_id,))
+        rows = await self._fetch(compiled(statements.CALL_SUMMARY, "postgresql"), {"call_id": call_id})
         if not rows:
             raise NotFound(f"no call {call_id!r}")
         return dict(zip(rows[0].keys(), rows[0], strict=True))
@@ -282,7 +289,7 @@ class PostgresRepository:
         async def write(careful: bool) -> list[str]:
             # The whole call pipelined; part by part (each in its savepoint) without.
             return await self.run(
-                pg_calls.write_call,
+                _write_call,
                 snap,
                 utcnow_iso(),
                 careful,
@@ -347,7 +354,7 @@ class PostgresRepository:
             rows = await self._fetch(queries.OPEN_CALLS_OF_CALLER_SQL, (seconds, identity))
         found = find_stale(rows, me=self.owner, now_iso=to_iso(utcnow() - lease), lease=lease)
         if found:
-            closed = await self.run(pg_calls.close_calls, found, self.spool_file, utcnow_iso())
+            closed = await self.run(_close_calls, found, self.spool_file, utcnow_iso())
         else:
             closed = []
         for call_id in closed:
@@ -427,7 +434,7 @@ class PostgresRepository:
                 log.warning("a table was busy: cleaned online, its freed space keeps erased bytes until reused")
             return rewritten
         except (psycopg.Error, RepositoryError) as exc:
-            log.warning("cleaning the pages after an erasure postponed: %s", pg_calls.describe(exc))
+            log.warning("cleaning the pages after an erasure postponed: %s", describe(exc))
             return False
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
@@ -438,7 +445,7 @@ class PostgresRepository:
                     await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     return await pg_privacy.export_caller(conn, identity)
         except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+            raise DatabaseUnavailable(f"database read failed: {describe(exc)}") from None
 
     async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:
         """Remove transcripts and free-text comments older than ``older_than``; orders and ratings stay."""
@@ -477,6 +484,17 @@ def find_stale(rows: Sequence[Sequence[Any]], *, me: Owner, now_iso: str, lease:
             hours = lease.total_seconds() / 3600
             found.append(stale.StaleCall(call.call_id, call.last_seen, stale.REASON_LEASE.format(hours=hours)))
     return found
+
+
+async def _write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool, audit_key: privacy.AuditKey) -> list[str]:
+    """See ``db.statements.calls.write_call``: the number's lock and the erasure check come first."""
+    erased = privacy.erased_since_query(audit_key, snap)
+    return await run_postgres(db, statements.write_call(snap, now, careful, None if erased is None else erased[1]))
+
+
+async def _close_calls(db: Conn, found: list[stale.StaleCall], spool_file: Path, now: str) -> list[str]:
+    """Close the stale calls that are not waiting in this host's spool to be replayed."""
+    return await run_postgres(db, statements.close_calls(found, spool.call_ids(spool_file), now))
 
 
 async def _beat(db: Conn, owner: Owner) -> None:
@@ -548,7 +566,7 @@ async def count_erasure(
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
     except psycopg.Error as exc:
-        raise DatabaseUnavailable(f"database read failed: {pg_calls.describe(exc)}") from None
+        raise DatabaseUnavailable(f"database read failed: {describe(exc)}") from None
     return await counted_with_spool(counted, identity, postgres_spool_path(url, spool_dir))
 
 
@@ -561,9 +579,7 @@ async def _migrate(url: str, where: str) -> None:
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
     except psycopg.Error as exc:
-        raise DatabaseUnavailable(
-            f"database {where} refused the migration: {scrub(pg_calls.describe(exc), url)}"
-        ) from None
+        raise DatabaseUnavailable(f"database {where} refused the migration: {scrub(describe(exc), url)}") from None
 
 
 async def prepare_postgres(url: str) -> None:

@@ -1,7 +1,7 @@
 """A write with decisions in between, written once: a plan that yields its statements and is sent their answers.
 
 A plan is a generator of ``Step``s: a statement (compiled once per dialect), its values, and what the plan
-wants back: nothing, one row, every row, the row count, or a ``later`` handle whose row a ``read`` step
+wants back: nothing, one row, every row, the row count, or a ``later`` handle whose row a ``Read`` step
 fetches when the plan needs it. It holds no connection and does no I/O, so one plan serves both backends,
 each run by its driver the way that was measured fastest:
 
@@ -12,8 +12,9 @@ each run by its driver the way that was measured fastest:
   asks, so two statements travel before either answer is awaited.
 
 ``Parts`` makes the parts of a write stand alone (``careful``): each runs in a SAVEPOINT, and a statement
-the database rejects (``StatementFailed``, thrown into the plan) leaves that part out and keeps the rest.
-The database refusing itself (locked, gone, out of memory) is never thrown in: it ends the write.
+the database rejects (``StatementFailed``, thrown into the plan; pipelined, possibly at a later step)
+leaves that part out and keeps the rest. The database refusing (locked, gone, out of memory) is never
+thrown in: it ends the write.
 """
 
 from __future__ import annotations
@@ -164,9 +165,16 @@ def run_sqlite(db: sqlite3.Connection, plan: Plan[_T]) -> _T:
             answer, failed = None, _failed(exc)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """A ``later`` row on SQLite, read at once: the writer thread is the only hop."""
+
+    row: Any
+
+
 def _answer_sqlite(db: sqlite3.Connection, step: Step | Read) -> Any:
     if isinstance(step, Read):
-        return step.handle
+        return step.handle.row
     if step.only not in (None, "sqlite"):
         return None
     sql = compiled(step.statement, "sqlite")
@@ -175,7 +183,9 @@ def _answer_sqlite(db: sqlite3.Connection, step: Step | Read) -> Any:
             db.executemany(sql, step.values)
         return None
     cursor = db.execute(sql, step.values)
-    if step.want in ("one", "later"):  # a later row is read at once: the thread is the only hop
+    if step.want == "later":
+        return _Fetched(cursor.fetchone())
+    if step.want == "one":
         return cursor.fetchone()
     if step.want == "all":
         return cursor.fetchall()

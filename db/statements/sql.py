@@ -62,7 +62,8 @@ def compiled(statement: Statement, dialect: Dialect) -> str:
 
 
 def _with_defaults(insert: Insert) -> Insert:
-    """``insert`` with the models' defaults written in, and no RETURNING it does not ask for."""
+    """``insert`` with the models' defaults written in (unless it inserts from a SELECT), and no RETURNING it
+    does not ask for."""
     given = {getattr(key, "key", key) for key in insert._values or {}}
     table = insert.table
     assert isinstance(table, Table)
@@ -71,6 +72,8 @@ def _with_defaults(insert: Insert) -> Insert:
         for column in table.columns
         if isinstance(column.default, ScalarElementColumnDefault) and column.key not in given
     }
+    if insert.select is not None:  # from a SELECT: its columns are the ones it names
+        defaults = {}
     element = insert.values(defaults) if defaults else insert
     return element if element._returning else element.inline()
 
@@ -90,7 +93,7 @@ def table(model: type[SQLModel]) -> Table:
     return found
 
 
-def upsert(table: Table, dialect: Dialect) -> Insert:
+def upsert(table: Table, dialect: Dialect) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that can take ``on_conflict_do_update``/``on_conflict_do_nothing`` in ``dialect``."""
     insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     return insert(table)
