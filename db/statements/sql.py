@@ -9,11 +9,12 @@ dialect)`` calls it once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ClauseList, ColumnElement, Insert, literal, literal_column
+from sqlalchemy import ClauseList, ColumnElement, Insert, bindparam, literal, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect as SaDialect
 from sqlalchemy.ext.compiler import compiles
@@ -115,6 +116,94 @@ def _greatest(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
     return f"greatest({compiler.process(element.clauses, **kw)})"
 
 
+def compiled_now(statement: ClauseElement, dialect: Dialect) -> str:
+    """The SQL text of a statement built for one use (its shape depends on the request), not kept."""
+    return str(statement.compile(dialect=_DIALECTS[dialect]))
+
+
+def words(text: str) -> ColumnElement[Any]:
+    """A constant text written into the statement (not a placeholder), as SQL quotes it."""
+    return literal_column("'" + text.replace("'", "''") + "'")
+
+
+class bytewise(FunctionElement[Any]):  # noqa: N801
+    """Text compared byte by byte: as SQLite always does; in PostgreSQL, in the "C" collation."""
+
+    inherit_cache = True
+
+
+@compiles(bytewise, "sqlite")
+def _bytewise_sqlite(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(bytewise)
+def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+class list_joined(FunctionElement[Any]):  # noqa: N801
+    """The texts of a JSON list (stored as text), in their order, joined by a separator: ``list_joined(x, sep)``."""
+
+    inherit_cache = True
+
+
+@compiles(list_joined, "sqlite")
+def _list_joined_sqlite(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
+    x, separator = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(SELECT group_concat(value, {separator}) FROM json_each({x}))"
+
+
+@compiles(list_joined)
+def _list_joined(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
+    x, separator = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(SELECT string_agg(e.value, {separator} ORDER BY e.n)"
+        f" FROM jsonb_array_elements_text(({x})::jsonb) WITH ORDINALITY AS e(value, n))"
+    )
+
+
+class list_first(FunctionElement[Any]):  # noqa: N801
+    """The first text of a JSON list (stored as text); NULL for an empty list."""
+
+    inherit_cache = True
+
+
+@compiles(list_first, "sqlite")
+def _list_first_sqlite(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$[0]')"
+
+
+@compiles(list_first)
+def _list_first(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(({compiler.process(element.clauses, **kw)})::jsonb ->> 0)"
+
+
+class at_offset(FunctionElement[Any]):  # noqa: N801
+    """A stored UTC time as ISO 8601 local time at a UTC offset, to the second: ``at_offset(x, '-05:00')``
+    gives ``2025-01-31T09:30:00-05:00``. The offset is written into the statement (it is not a value)."""
+
+    inherit_cache = False
+
+    def __init__(self, x: ColumnElement[Any], offset: str) -> None:
+        if not re.fullmatch(r"[+-]\d\d:\d\d(:\d\d)?", offset):
+            raise ValueError(f"not a UTC offset: {offset!r}")
+        self.offset = offset
+        super().__init__(x)
+
+
+@compiles(at_offset, "sqlite")
+def _at_offset_sqlite(element: at_offset, compiler: SQLCompiler, **kw: Any) -> str:
+    x, offset = compiler.process(element.clauses, **kw), element.offset
+    return f"strftime('%Y-%m-%dT%H:%M:%S', substr({x}, 1, 19), '{offset}') || '{offset}'"
+
+
+@compiles(at_offset)
+def _at_offset(element: at_offset, compiler: SQLCompiler, **kw: Any) -> str:
+    x, offset = compiler.process(element.clauses, **kw), element.offset
+    return f"""(to_char(left({x}, 19)::timestamp + interval '{offset}', 'YYYY-MM-DD"T"HH24:MI:SS') || '{offset}')"""
+
+
 class string_agg(FunctionElement[str]):  # noqa: N801  (named as the SQL function it is)
     """The texts of a group joined by ``separator`` in the order of ``order_by``: ``string_agg(... ORDER BY ...)``
     in PostgreSQL, ``group_concat`` in SQLite, which takes the order of the rows it is given: aggregate over a
@@ -162,3 +251,27 @@ def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> s
 def _json_rows(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
     values, order = compiler.process(element.clauses, **kw), compiler.process(element.order_by, **kw)
     return f"json_agg(json_build_array({values}) ORDER BY {order})::text"
+
+
+class in_list(FunctionElement[bool]):  # noqa: N801
+    """``column`` is one of the values of a JSON list given as one value (``json.dumps([...])``): a list of any
+    length is one placeholder, so the statement is compiled once. ``numbers``: the list holds integers."""
+
+    inherit_cache = False
+
+    def __init__(self, column: ColumnElement[Any], name: str, *, numbers: bool = False) -> None:
+        self.numbers = numbers
+        super().__init__(column, bindparam(name))
+
+
+@compiles(in_list, "sqlite")
+def _in_list_sqlite(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(in_list)
+def _in_list(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    value = "value::bigint" if element.numbers else "value"
+    return f"{column} IN (SELECT {value} FROM jsonb_array_elements_text(({values})::jsonb))"
