@@ -4,7 +4,6 @@
 """
 
 from db.backend import Repository
-from db.connection import database_path
 from db.errors import (
     CallerErased,
     DatabaseUnavailable,
@@ -13,7 +12,7 @@ from db.errors import (
     RepositoryError,
     SchemaTooNew,
 )
-from db.models import (
+from db.schema.models import (
     CallSnapshot,
     CustomerMemory,
     ErasureRequest,
@@ -22,8 +21,9 @@ from db.models import (
     Order,
     OrderLine,
 )
-from db.repository import Repository as SqliteRepository
-from db.repository import is_postgres_url, open_repository, open_sqlite_repository, prepare_database
+from db.sqlite.connection import database_path
+from db.sqlite.repository import Repository as SqliteRepository
+from db.sqlite.repository import is_postgres_url, open_repository, open_sqlite_repository, prepare_database
 
 __all__ = [
     "CallSnapshot",

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from db import stale
 from db.attempts import Outcome
-from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
+from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import ReplayResult
 
 if TYPE_CHECKING:
-    from db.repository import Erasure
+    from db.sqlite.repository import Erasure
 
 
 class Repository(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 
 from db.backend import Repository
 from db.errors import NotFound
-from db.models import TICKET_STATUSES
+from db.schema.models import TICKET_STATUSES
 
 MAX_BY = 60
 

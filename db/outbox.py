@@ -5,7 +5,7 @@ places it. The delivery worker (``memory_agent.outbox``) then gives each queued 
 delivery per configured destination (``dispatch``), claims the deliveries that are due (``claim``:
 the claim moves their next attempt one lease ahead, so a worker killed mid-delivery leaves them due
 again once the lease runs out), and records each attempt: delivered, due again later, or dead
-(too many failures, or a failure no retry can mend). ``db.pg.outbox`` is the same on PostgreSQL.
+(too many failures, or a failure no retry can mend). ``db.postgres.outbox`` is the same on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from db.connection import BUSY_TIMEOUT_MS, Writer, database_path, prepare
 from db.errors import DatabaseUnavailable
-from db.models import Delivery, DeliveryStatus
+from db.schema.models import Delivery, DeliveryStatus
+from db.sqlite.connection import BUSY_TIMEOUT_MS, Writer, database_path, prepare
 
 DISPATCH_SQL = """INSERT INTO deliveries (outbox_id, destination, next_attempt_at, created_at, updated_at)
 SELECT x.id, d.destination, ?, ?, ? FROM outbox AS x, ({destinations}) AS d
@@ -221,10 +221,10 @@ def _order_document(db: sqlite3.Connection, order_id: int) -> dict[str, Any] | N
 @asynccontextmanager
 async def open_outbox(url_or_path: str | Path) -> AsyncIterator[OutboxStore]:
     """The outbox of the database ``url_or_path`` names (a ``postgresql://`` URL or a SQLite file), migrated."""
-    from db.pg.safe_url import is_postgres_url
+    from db.postgres.safe_url import is_postgres_url
 
     if is_postgres_url(url_or_path):
-        from db.pg.outbox import open_postgres_outbox
+        from db.postgres.outbox import open_postgres_outbox
 
         async with open_postgres_outbox(str(url_or_path)) as pg:
             yield pg

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from db.models import CallSnapshot
+from db.schema.models import CallSnapshot
 from db.statements import privacy as statements
 from db.statements.plan import run_sqlite
 from db.statements.privacy import ASKED_ON_CALL as ASKED_ON_CALL

@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from db import calls, spool, stale
+from db import spool, stale
 from db.clock import utcnow, utcnow_iso
 from db.errors import CallerErased, DatabaseUnavailable, RepositoryError
-from db.models import ErasureRequest
+from db.schema.models import ErasureRequest
+from db.sqlite import calls
 
 if TYPE_CHECKING:
     from db.backend import Repository as AnyRepository
-    from db.repository import Repository
+    from db.sqlite.repository import Repository
 
 log = logging.getLogger("memory_agent.db")
 

@@ -13,11 +13,11 @@ from typing import get_args
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from db import migrations
 from db.clock import to_iso
-from db.connection import database_path
 from db.errors import NotADatabase
-from db.models import OrderStatus
+from db.schema.models import OrderStatus
+from db.sqlite import migrate
+from db.sqlite.connection import database_path
 from db.statements.reports import (
     EXPORT_FORMATS,
     TIME_RANGE,
@@ -75,7 +75,7 @@ def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
     any schema version from 1 up to this code's: reports use only the tables of version 1.
     """
     path = Path(database_path(url_or_path))
-    migrations.refuse_foreign_file(path)
+    migrate.refuse_foreign_file(path)
     uri = f"file:{quote(path.resolve().as_posix())}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -83,7 +83,7 @@ def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
         raise NotADatabase(f"cannot open {path}: {exc}") from None
     try:
         conn.execute("PRAGMA query_only = 1")
-        if migrations.schema_version(conn) == 0:
+        if migrate.schema_version(conn) == 0:
             raise NotADatabase(f"{path} is an empty SQLite database, not a memory-agent database")
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -178,7 +178,7 @@ def export_chunks(
     check_format(fmt)
     first, last = conn.execute(compiled(TIME_RANGE, "sqlite")).fetchone()
     spans = offsets(timezone, first, last)
-    version = migrations.schema_version(conn)
+    version = migrate.schema_version(conn)
     sql, params = export_query(filters, "sqlite", fmt=fmt, items=items, version=version, spans=spans)
     cursor = conn.cursor()
     cursor.row_factory = None

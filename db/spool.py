@@ -35,7 +35,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from db.errors import DatabaseUnavailable
-from db.models import CallSnapshot, ErasureRequest
+from db.schema.models import CallSnapshot, ErasureRequest
 
 log = logging.getLogger("memory_agent.db")
 

@@ -160,7 +160,7 @@ def backup(
 ) -> None:
     """Copy the database into one self-contained file, safely while calls are running."""
     from db import is_postgres_url
-    from db.backup import backup_database
+    from db.sqlite.backup import backup_database
 
     settings = _settings(db)
     if is_postgres_url(settings.db):
@@ -212,7 +212,7 @@ def _held_database(settings: Settings) -> None:
 
     try:
         if is_postgres_url(settings.db):
-            from db.pg.reports import open_read_only as open_postgres
+            from db.postgres.reports import open_read_only as open_postgres
 
             open_postgres(str(settings.db)).close()
         else:
@@ -232,7 +232,7 @@ def forget(
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
     from db import is_postgres_url
-    from db.repository import count_erasure
+    from db.sqlite.repository import count_erasure
 
     settings = _settings(db)
     key = _caller(identity)
@@ -302,8 +302,8 @@ def migrate_to_postgres(
     ],
 ) -> None:
     """Copy a SQLite database, while calls run, into PostgreSQL: safe to repeat and to resume; counts per table."""
-    from db.pg.migrate_sqlite import TableCopy, copy_to_postgres
-    from db.pg.safe_url import redact_url
+    from db.postgres.from_sqlite import TableCopy, copy_to_postgres
+    from db.postgres.safe_url import redact_url
     from db.spool import call_ids, spool_path
 
     settings = _settings()
@@ -351,8 +351,8 @@ def outbox(ctx: typer.Context, db: DbOption = None) -> None:
     """List the deliveries pending or dead (the failed ones), in the restaurant's local time."""
     if ctx.invoked_subcommand is not None:
         return
-    from db.models import Delivery
     from db.outbox import open_outbox
+    from db.schema.models import Delivery
     from memory_agent.datasette.localtime import local_time
 
     settings = _outbox_settings(db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from db.models import CallUsage
+from db.schema.models import CallUsage
 from memory_agent.settings import Prices
 
 MICROS = 1_000_000  # millionths of the currency's unit in one unit

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, NoReturn
 from pydantic import ValidationError
 
 from db import RepositoryError, database_path
-from db.pg.safe_url import is_postgres_url
+from db.postgres.safe_url import is_postgres_url
 from db.reports import (
     EXPORT_FORMATS,
     ORDER_STATUSES,
@@ -168,7 +168,7 @@ class _Source:
 
 def _open(db: str) -> _Source:
     if is_postgres_url(db):
-        from db.pg import reports as pg
+        from db.postgres import reports as pg
 
         return _Source(pg.open_read_only(db), pg.count_rows, pg.export_chunks, remote=True)
     return _Source(open_read_only(db), count_rows, export_chunks)

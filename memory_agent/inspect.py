@@ -30,7 +30,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from db import RepositoryError
-from db.pg.safe_url import is_postgres_url
+from db.postgres.safe_url import is_postgres_url
 from db.reports import open_read_only
 from memory_agent.costs import prices_config
 from memory_agent.datasette import dashboard, localtime

@@ -38,7 +38,7 @@ from db.attempts import Outcome
 from db.clock import utcnow_iso
 from db.kitchen import is_sold_out
 from db.kitchen_queue import kitchen_queue
-from db.models import PastOrder
+from db.schema.models import PastOrder
 from memory_agent.identity import redact
 
 log = logging.getLogger("memory_agent")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 
 from db import CustomerMemory, OrderLine
-from db.models import CallerFact
+from db.schema.models import CallerFact
 from memory_agent.allergens import ALLERGENS
 from memory_agent.speech import format_cents
 

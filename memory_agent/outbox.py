@@ -25,7 +25,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from db.clock import to_iso, utcnow
-from db.models import Delivery, DeliveryStatus
+from db.schema.models import Delivery, DeliveryStatus
 
 if TYPE_CHECKING:
     from db.outbox import OutboxStore

@@ -12,7 +12,7 @@ from pydantic import BaseModel, EmailStr, Field
 
 from db import CustomerMemory, Feedback, Order, OrderLine
 from db.clock import utcnow, utcnow_iso
-from db.models import (
+from db.schema.models import (
     MAX_QUANTITY,
     CallerFact,
     CallOutcome,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from livekit.agents.metrics import AgentSessionUsage, LLMModelUsage, STTModelUsage, TTSModelUsage
 
-from db.models import CallUsage
+from db.schema.models import CallUsage
 from memory_agent.replies import Ending
 
 

@@ -14,7 +14,7 @@ from livekit.agents import ToolError
 
 from db import CustomerMemory
 from db.clock import to_iso, utcnow
-from db.models import name_key
+from db.schema.models import name_key
 from memory_agent.identity import redact
 from memory_agent.state import Userdata
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import rows, scripted_call
 from db import CallSnapshot
-from db.models import CallerFact
+from db.schema.models import CallerFact
 from memory_agent.scripted_llm import Say, ToolCall
 
 ANNA = "+14155550177"  # trusted caller ID: known before the first word

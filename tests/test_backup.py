@@ -19,7 +19,7 @@ from backup_writers import add_customers
 
 from conftest import rows
 from db import CustomerMemory, open_repository
-from db.backup import PAGES_PER_STEP, backup_database
+from db.sqlite.backup import PAGES_PER_STEP, backup_database
 
 SPAWN = multiprocessing.get_context("spawn")
 WRITERS = 4

@@ -9,7 +9,7 @@ import pytest
 from datasette.app import Datasette
 
 from db import CallSnapshot, Order, OrderLine
-from db.models import CallUsage
+from db.schema.models import CallUsage
 from memory_agent.costs import cost_micros
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin

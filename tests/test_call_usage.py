@@ -6,7 +6,7 @@ from __future__ import annotations
 from livekit.agents.metrics import AgentSessionUsage, LLMModelUsage, STTModelUsage, TTSModelUsage
 
 from db import CallSnapshot, Repository
-from db.models import CallUsage
+from db.schema.models import CallUsage
 from memory_agent import start_call
 from memory_agent.identity import Caller
 from memory_agent.providers import make_llm

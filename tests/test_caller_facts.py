@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from db import CallSnapshot, Order, OrderLine, open_repository
-from db.migrations import migrate
-from db.models import CallerFact
+from db.schema.models import CallerFact
+from db.sqlite.migrate import migrate
 from tests.conftest import rows
 
 

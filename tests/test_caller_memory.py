@@ -8,7 +8,7 @@ import json
 
 from conftest import rows, scripted_call
 from db import CallSnapshot, Order, OrderLine
-from db.models import CallerFact
+from db.schema.models import CallerFact
 from memory_agent.agents.base import instructions
 from memory_agent.memory import DATA_NOTE, MAX_TEXT, memory_text
 from memory_agent.menu import Menu, load_menu

@@ -10,7 +10,7 @@ from datasette.app import Datasette
 
 from conftest import open_call
 from db import CallSnapshot, Feedback, Order, OrderLine, Repository, kitchen
-from db.models import StaffMessage
+from db.schema.models import StaffMessage
 from memory_agent.datasette import dashboard
 from memory_agent.datasette.serve import register_plugin
 from memory_agent.inspect import ROOT_ACTOR, load_metadata

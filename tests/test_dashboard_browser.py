@@ -16,7 +16,7 @@ import pytest
 from conftest import open_call
 from db import CallSnapshot, Feedback, Order, OrderLine, Repository, kitchen
 from db.clock import to_iso
-from db.models import StaffMessage
+from db.schema.models import StaffMessage
 from inspect_server import serve
 from memory_agent.datasette import dashboard
 

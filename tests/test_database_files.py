@@ -11,8 +11,8 @@ import pytest
 
 from conftest import rows
 from db import NotADatabase, RepositoryError, SchemaTooNew, open_repository
-from db.alembic import legacy
-from db.migrations import APPLICATION_ID, LATEST_VERSION
+from db.schema.alembic import legacy
+from db.sqlite.migrate import APPLICATION_ID, LATEST_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V1_TABLES = {

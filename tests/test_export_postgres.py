@@ -13,8 +13,8 @@ import pytest
 from conftest import scripted_call
 from db import CallSnapshot, Feedback, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
-from db.pg import reports as pg_reports
-from db.pg.migrate_sqlite import copy_to_postgres
+from db.postgres import reports as pg_reports
+from db.postgres.from_sqlite import copy_to_postgres
 from db.reports import OrderFilter
 from memory_agent import export
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS

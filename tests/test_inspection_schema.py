@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import open_call, rows, scripted_call
 from db import CallSnapshot, Feedback, Message, open_repository
-from db.alembic import legacy
+from db.schema.alembic import legacy
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 
 TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages")

@@ -12,8 +12,8 @@ from workers import place_while_locked_then_wait_to_be_killed, talk_then_wait_to
 
 from conftest import rows, scripted_call
 from db import open_repository
-from db.connection import CHECKPOINT_IDLE_S
 from db.spool import spool_path
+from db.sqlite.connection import CHECKPOINT_IDLE_S
 from db.stale import OPEN_CALLS_OF_CALLER_SQL
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 from memory_agent.scripted_llm import Say, ToolCall

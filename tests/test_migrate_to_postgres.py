@@ -17,7 +17,7 @@ from conftest import scripted_call
 from db import CallSnapshot, Feedback, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
 from db.errors import NotADatabase
-from db.pg.migrate_sqlite import ForeignTarget, TableCopy, copy_to_postgres
+from db.postgres.from_sqlite import ForeignTarget, TableCopy, copy_to_postgres
 from db.spool import append, spool_path
 from memory_agent.cli import main
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS

@@ -6,7 +6,7 @@ import pytest
 from test_trust import MARIA, maria_called_once, told
 
 from conftest import scripted_call
-from db.models import name_key
+from db.schema.models import name_key
 from memory_agent.scripted_llm import Say, ToolCall
 from memory_agent.settings import GuessLimits
 

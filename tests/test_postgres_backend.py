@@ -14,8 +14,8 @@ from test_trust import EMAIL, FIRST, FIRST_LINES, MARIA, WORD
 
 from conftest import scripted_call
 from db import CallSnapshot, CustomerMemory, DatabaseUnavailable, open_repository
-from db.models import Message, Order, OrderLine
-from db.pg.repository import PostgresRepository, postgres_spool_path
+from db.postgres.repository import PostgresRepository, postgres_spool_path
+from db.schema.models import Message, Order, OrderLine
 from db.spool import append
 from memory_agent.scripted_llm import Say, ToolCall
 

@@ -10,7 +10,7 @@ from test_trust import EMAIL, MARIA, WORD, maria_called_once, memory_agent
 
 from conftest import scripted_call
 from db import open_repository
-from db.pg import privacy as pg_privacy
+from db.postgres import privacy as pg_privacy
 from memory_agent.scripted_llm import Say, ToolCall
 
 # Every page of every relation of the database's own schema and of the TOAST tables, read by the

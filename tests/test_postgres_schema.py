@@ -8,9 +8,9 @@ import sqlite3
 import psycopg
 import pytest
 
-from db import migrations
-from db.models import SQLModel
-from db.pg import schema
+from db.postgres import migrate as postgres
+from db.schema.models import SQLModel
+from db.sqlite import migrate
 
 POSTGRES_ONLY_TABLES = {t.name for t in SQLModel.metadata.tables.values() if t.info.get("dialects") == ("postgresql",)}
 
@@ -19,7 +19,7 @@ def sqlite_schema() -> dict[str, dict[str, list[tuple[str, bool]]]]:
     """SQLite's latest schema: tables and views with their columns (and whether each is NOT NULL)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrations.migrate(conn)
+        migrate.migrate(conn)
         found: dict[str, dict[str, list[tuple[str, bool]]]] = {"table": {}, "view": {}}
         for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"):
             if "_fts" in name:
@@ -34,7 +34,7 @@ def sqlite_schema() -> dict[str, dict[str, list[tuple[str, bool]]]]:
 def sqlite_indexes() -> set[str]:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrations.migrate(conn)
+        migrate.migrate(conn)
         found = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         return {row[0] for row in found}
     finally:
@@ -43,7 +43,7 @@ def sqlite_indexes() -> set[str]:
 
 async def postgres_schema(url: str) -> tuple[dict[str, dict[str, list[tuple[str, bool]]]], set[str]]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await schema.migrate(conn)
+        await postgres.migrate(conn)
         found: dict[str, dict[str, list[tuple[str, bool]]]] = {"table": {}, "view": {}}
         cur = await conn.execute(
             "SELECT t.table_type, c.table_name, c.column_name, c.is_nullable = 'NO'"
@@ -86,37 +86,38 @@ async def test_postgres_has_sqlites_indexes_and_searches_text_with_its_own(pg_ur
 
 async def test_the_full_text_search_finds_words_in_any_form(pg_url):
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-        await schema.migrate(conn)
+        await postgres.migrate(conn)
         await conn.execute("INSERT INTO calls (id, started_at) VALUES ('c1', '2026-01-01T00:00:00+00:00')")
         await conn.execute(
             "INSERT INTO messages (call_id, seq, role, content, created_at) VALUES"
             " ('c1', 1, 'user', 'The pizzas arrived cold', 'x'), ('c1', 2, 'user', 'Thanks!', 'x')"
         )
-        query = f"SELECT seq FROM messages WHERE {schema.MESSAGES_SEARCH} @@ websearch_to_tsquery(%s, %s) ORDER BY seq"
-        cur = await conn.execute(query, (schema.SEARCH_CONFIG, "pizza arriving"))
+        search = f"{postgres.MESSAGES_SEARCH} @@ websearch_to_tsquery(%s, %s)"
+        query = f"SELECT seq FROM messages WHERE {search} ORDER BY seq"
+        cur = await conn.execute(query, (postgres.SEARCH_CONFIG, "pizza arriving"))
         assert await cur.fetchall() == [(1,)]
-        cur = await conn.execute(query, (schema.SEARCH_CONFIG, "cold -crust"))
+        cur = await conn.execute(query, (postgres.SEARCH_CONFIG, "cold -crust"))
         assert await cur.fetchall() == [(1,)]
         plan = await conn.execute("SET enable_seqscan = off")
-        plan = await conn.execute("EXPLAIN " + query, (schema.SEARCH_CONFIG, "cold"))
+        plan = await conn.execute("EXPLAIN " + query, (postgres.SEARCH_CONFIG, "cold"))
         assert "ix_messages_search" in " ".join(row[0] for row in await plan.fetchall())
 
 
 async def test_hosts_starting_at_once_migrate_once(pg_url):
     async def one() -> int:
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-            return await schema.migrate(conn)
+            return await postgres.migrate(conn)
 
-    assert await asyncio.gather(*(one() for _ in range(6))) == [schema.LATEST_VERSION] * 6
+    assert await asyncio.gather(*(one() for _ in range(6))) == [postgres.LATEST_VERSION] * 6
     async with await psycopg.AsyncConnection.connect(pg_url) as conn:
         cur = await conn.execute("SELECT version FROM schema_migrations ORDER BY version")
-        assert [row[0] for row in await cur.fetchall()] == list(range(1, schema.LEGACY_VERSION + 1))
+        assert [row[0] for row in await cur.fetchall()] == list(range(1, postgres.LEGACY_VERSION + 1))
         cur = await conn.execute("SELECT version_num FROM alembic_version")
-        assert await cur.fetchall() == [(f"{schema.LATEST_VERSION:04d}",)]
+        assert await cur.fetchall() == [(f"{postgres.LATEST_VERSION:04d}",)]
 
 
 async def test_a_database_holding_other_tables_is_refused(pg_url):
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await conn.execute("CREATE TABLE invoices (id int)")
         with pytest.raises(Exception, match="not a memory-agent database"):
-            await schema.migrate(conn)
+            await postgres.migrate(conn)

@@ -20,10 +20,12 @@ from sqlalchemy import Connection, create_engine, inspect
 from sqlmodel import SQLModel
 
 from conftest import rows
-from db import SchemaTooNew, migrations, open_repository, views
-from db import alembic as schema
-from db.alembic import legacy, schema_objects
-from db.pg import schema as pg_schema
+from db import SchemaTooNew, open_repository
+from db.postgres import migrate as postgres
+from db.schema import alembic as schema
+from db.schema import views
+from db.schema.alembic import legacy, schema_objects
+from db.sqlite import migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES = ("customers", "calls", "orders", "order_items", "feedback", "messages")
@@ -83,12 +85,12 @@ def _fk_signature(fk: Any) -> tuple[str, tuple[str, ...], str]:
 
 def test_a_new_sqlite_database_is_the_models(db_path):
     sqlite3.connect(db_path).close()
-    migrations.migrate(sqlite3.connect(db_path, isolation_level=None))
+    migrate.migrate(sqlite3.connect(db_path, isolation_level=None))
 
     with connected(db_path) as connection:
         assert differences(connection) == []
         assert views.up_to_date(connection)
-    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(f"{migrations.LATEST_VERSION:04d}",)]
+    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(f"{migrate.LATEST_VERSION:04d}",)]
 
 
 async def test_a_new_postgres_database_is_the_models(pg_url, tmp_path):
@@ -114,8 +116,8 @@ async def test_sqlite_deletes_cascade_where_the_models_say(repo, db_path):
 def test_revisions_are_numbered_on_from_the_old_schema_versions():
     files = sorted(p.name for p in (Path(schema.__file__).parent / "versions").glob("*.py"))
     assert all(re.fullmatch(r"v\d{4}_\w+\.py", name) for name in files), files
-    assert schema.head() == f"{migrations.LATEST_VERSION:04d}" == files[-1][1:5]
-    assert migrations.LATEST_VERSION >= legacy.SQLITE[-1].version
+    assert schema.head() == f"{migrate.LATEST_VERSION:04d}" == files[-1][1:5]
+    assert migrate.LATEST_VERSION >= legacy.SQLITE[-1].version
 
 
 async def test_a_sqlite_file_at_version_6_upgrades_in_place_with_its_rows(tmp_path):
@@ -173,7 +175,7 @@ async def test_a_postgres_database_at_version_2_upgrades_in_place_with_its_rows(
             ("Maria (+15551234567)", 3650),
         ]
         versions = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
-        assert versions == [(v,) for v in range(1, pg_schema.LEGACY_VERSION + 1)]
+        assert versions == [(v,) for v in range(1, postgres.LEGACY_VERSION + 1)]
         new_customer = conn.execute(
             "INSERT INTO customers (participant_identity, created_at, last_seen_at)"
             " VALUES ('x', 'now', 'now') RETURNING id"
@@ -186,10 +188,9 @@ async def test_a_postgres_database_at_version_2_upgrades_in_place_with_its_rows(
 
 _MIGRATE = """
 import sqlite3, sys
-from db import migrations
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("PRAGMA busy_timeout = 60000")
-print(migrations.migrate(conn))
+print(migrate.migrate(conn))
 """
 
 
@@ -203,22 +204,22 @@ def test_sqlite_processes_migrating_at_once_migrate_once(db_path):
     outputs = [process.communicate()[0] for process in running]
 
     assert [process.returncode for process in running] == [0, 0, 0]
-    assert outputs == [f"{migrations.LATEST_VERSION}\n"] * 3
+    assert outputs == [f"{migrate.LATEST_VERSION}\n"] * 3
     assert rows(db_path, "SELECT version FROM schema_migrations ORDER BY 1") == [(m.version,) for m in legacy.SQLITE]
-    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(f"{migrations.LATEST_VERSION:04d}",)]
+    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(f"{migrate.LATEST_VERSION:04d}",)]
 
 
 async def test_a_postgres_database_from_a_newer_version_is_refused(pg_url, tmp_path):
     async with open_repository(pg_url, spool_dir=tmp_path):
         pass
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = %s", (f"{migrations.LATEST_VERSION + 1:04d}",))
+        conn.execute("UPDATE alembic_version SET version_num = %s", (f"{migrate.LATEST_VERSION + 1:04d}",))
 
     with pytest.raises(SchemaTooNew) as refused:
         async with open_repository(pg_url, spool_dir=tmp_path):
             pass
 
-    assert f"version {migrations.LATEST_VERSION + 1} is newer than this code supports" in str(refused.value)
+    assert f"version {migrate.LATEST_VERSION + 1} is newer than this code supports" in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
@@ -285,7 +286,7 @@ async def test_postgres_checks_are_the_models(pg_url, tmp_path):
 
 def test_search_triggers_a_revision_dropped_with_their_table_are_created_again(db_path):
     conn = sqlite3.connect(db_path, isolation_level=None)
-    migrations.migrate(conn)
+    migrate.migrate(conn)
     # what SQLite's batch mode does to a table it copies: its triggers go with it
     conn.executescript("DROP TRIGGER messages_ai; DROP TRIGGER messages_au;")
     conn.execute("INSERT INTO calls (id, started_at) VALUES ('c', '2026-01-01T00:00:00+00:00')")
@@ -312,10 +313,10 @@ def test_a_file_another_process_is_writing_waits_then_fails_with_sqlites_own_err
     conn.execute("PRAGMA busy_timeout = 50")
 
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        migrations.migrate(conn)  # what db.connection.prepare turns into its one-line error
+        migrate.migrate(conn)  # what db.sqlite.connection.prepare turns into its one-line error
 
     writer.rollback()
     writer.close()
-    assert migrations.migrate(conn) == migrations.LATEST_VERSION
+    assert migrate.migrate(conn) == migrate.LATEST_VERSION
     conn.close()
-    assert rows(path, "SELECT version_num FROM alembic_version") == [(f"{migrations.LATEST_VERSION:04d}",)]
+    assert rows(path, "SELECT version_num FROM alembic_version") == [(f"{migrate.LATEST_VERSION:04d}",)]

@@ -7,8 +7,8 @@ import socket
 import pytest
 from psycopg import conninfo
 
-from db.connection import prepare
-from db.pg.safe_url import redact_url, scrub
+from db.postgres.safe_url import redact_url, scrub
+from db.sqlite.connection import prepare
 from memory_agent.cli import main
 
 # "Wr+ongPw" as a caller would write it: "+" and "/" need percent-encoding in a URL.

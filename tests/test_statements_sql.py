@@ -2,7 +2,7 @@ import sqlite3
 
 import sqlalchemy as sa
 
-from db.models import CustomerRow
+from db.schema.models import CustomerRow
 from db.statements.sql import compiled, greatest, table, upsert
 
 CUSTOMERS = table(CustomerRow)

@@ -17,10 +17,11 @@ from livekit.agents import JobExecutorType, JobProcess
 from test_crashes import kill_mid_call
 
 from conftest import open_all_hours, rows
-from db import CallSnapshot, migrations, open_repository, prepare_database, spool
+from db import CallSnapshot, open_repository, prepare_database, spool
 from db.clock import utcnow_iso
-from db.pg.repository import POOL_SIZE, postgres_spool_path
+from db.postgres.repository import POOL_SIZE, postgres_spool_path
 from db.spool import spool_path
+from db.sqlite import migrate
 from memory_agent.process_database import process_database
 from memory_agent.restaurant import load_restaurant
 from memory_agent.scripted_llm import Say, ScriptedLLM
@@ -102,7 +103,7 @@ async def test_the_worker_migrates_before_any_call_process_is_prewarmed_and_repl
     def setup(proc: JobProcess) -> None:
         conn = sqlite3.connect(db)
         try:
-            seen.append(migrations.schema_version(conn))
+            seen.append(migrate.schema_version(conn))
         finally:
             conn.close()
         proc.userdata["vad"] = None
@@ -117,7 +118,7 @@ async def test_the_worker_migrates_before_any_call_process_is_prewarmed_and_repl
         await started.wait()
         assert server.repository is not None
         await server.repository.recovered()
-    assert seen == [migrations.LATEST_VERSION]  # prewarmed after the migration, not before it
+    assert seen == [migrate.LATEST_VERSION]  # prewarmed after the migration, not before it
     assert rows(db, "SELECT id FROM calls") == [("left-in-the-spool",)]
     assert spool.call_ids(spool_path(db)) == set()
     await process_database(settings).repository()  # the prewarmed process attached to the migrated file

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from db.writer_lock import WriterLock, WriterLockTimeout
+from db.sqlite.writer_lock import WriterLock, WriterLockTimeout
 
 
 def test_a_writer_waits_for_the_holder_and_gives_up_after_its_timeout(tmp_path):

@@ -2,7 +2,7 @@
 the call), and calls closed as abandoned.
 
 The writes are plans (``db.statements.plan``): sqlite3 runs them on the writer thread inside the
-transaction ``db.connection.Writer`` opened; psycopg runs them pipelined (``db.pg.repository``), where
+transaction ``db.sqlite.connection.Writer`` opened; psycopg runs them pipelined (``db.postgres.repository``), where
 only the statements whose answer decides what comes next wait for it. Statements update before they
 insert where a row usually exists: PostgreSQL's INSERT ... ON CONFLICT takes a number from the
 sequence at every write, and the update is as cheap on SQLite.
@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as param
 
 from db.errors import CallerErased
-from db.models import (
+from db.outbox import idempotency_key
+from db.schema.models import (
     USAGE_FIELDS,
     CallerFact,
     CallerFactRow,
@@ -43,7 +44,6 @@ from db.models import (
     columns,
     values,
 )
-from db.outbox import idempotency_key
 from db.statements.plan import (
     Parts,
     Plan,

@@ -5,7 +5,7 @@ wants back: nothing, one row, every row, the row count, or a ``later`` handle wh
 fetches when the plan needs it. It holds no connection and does no I/O, so one plan serves both backends,
 each run by its driver the way that was measured fastest:
 
-- ``run_sqlite``: sqlite3 on SQLite's writer thread, inside the transaction ``db.connection.Writer`` opened
+- ``run_sqlite``: sqlite3 on SQLite's writer thread, inside the transaction ``db.sqlite.connection.Writer`` opened
   (the whole write is one hop to that thread);
 - ``run_postgres``: psycopg, on a connection the repository may have put in pipeline mode: a step whose
   answer nothing waits for is only sent, and ``later`` sends a statement now and reads its row when the plan

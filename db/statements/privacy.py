@@ -4,7 +4,7 @@ request (``export_caller``), and not kept past its time (``purge``).
 Each is a plan (``db.statements.plan``): it yields its statements and decides on their answers, so one
 definition serves SQLite's writer thread and PostgreSQL's connection. What only one database has stays with
 it: SQLite merges its full-text indexes afterwards (``db.privacy``); PostgreSQL takes the numbers' locks
-first and rewrites the tables' pages afterwards (``db.pg.privacy``).
+first and rewrites the tables' pages afterwards (``db.postgres.privacy``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, insert, null, or_, select, update
 from sqlalchemy.sql.elements import BindParameter
 
-from db.models import (
+from db.schema.models import (
     CallerFactRow,
     CallRow,
     CustomerRow,

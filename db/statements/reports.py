@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, liter
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from db.models import CallRow, CustomerRow, FeedbackRow, OrderItemRow, OrderRow
+from db.schema.models import CallRow, CustomerRow, FeedbackRow, OrderItemRow, OrderRow
 from db.statements.sql import (
     Dialect,
     at_offset,

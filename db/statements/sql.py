@@ -86,7 +86,7 @@ def _constant(value: object) -> ColumnElement[Any]:
 
 
 def table(model: type[SQLModel]) -> Table:
-    """The table of a table model (``db.models``' ``*Row`` classes)."""
+    """The table of a table model (``db.schema.models``' ``*Row`` classes)."""
     found = getattr(model, "__table__", None)
     if not isinstance(found, Table):
         raise TypeError(f"{model.__name__} is not a table model")

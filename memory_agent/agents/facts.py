@@ -8,7 +8,7 @@ import unicodedata
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from db.models import MAX_FACT, MAX_TOPIC, FactKind
+from db.schema.models import MAX_FACT, MAX_TOPIC, FactKind
 from memory_agent.agents.base import BellaVistaAgent
 from memory_agent.allergens import in_order, read_allergies
 from memory_agent.memory import as_data

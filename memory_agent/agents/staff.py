@@ -13,7 +13,7 @@ import phonenumbers
 from livekit.agents import Agent, RunContext, ToolError, function_tool
 
 from db.clock import to_iso
-from db.models import StaffMessage
+from db.schema.models import StaffMessage
 from memory_agent.journal import in_background
 from memory_agent.memory import as_data
 from memory_agent.state import StaffLine, Userdata

@@ -1,12 +1,12 @@
-"""Alembic's environment: the connection, its transaction and its lock come from ``db.alembic.upgrade``."""
+"""Alembic's environment: the connection, its transaction and its lock come from ``db.schema.alembic.upgrade``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import db.models  # noqa: F401  (the tables)
-from db.alembic import schema_objects
+import db.schema.models  # noqa: F401  (the tables)
+from db.schema.alembic import schema_objects
 
 connection = context.config.attributes["connection"]
 context.configure(

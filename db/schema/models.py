@@ -5,8 +5,8 @@ around (the agents' state, the journal's snapshots, the spool, the caller lookup
 model that inherits it and adds the keys. The table models are the schema: every column with its
 type, nullability, default and checks, every key and index, on SQLite and PostgreSQL (what differs
 is one named construct each: ``TEXT``, ``INTEGER``, ``Flag``, ``json_text``, ``FULL_TEXT``,
-``only_on``). The revisions in ``db/alembic`` bring a database to them, and a test compares the
-two on both databases. The SQL in ``db.calls`` takes its column lists from these models, so a new
+``only_on``). The revisions in ``db/schema/alembic`` bring a database to them, and a test compares the
+two on both databases. The SQL in ``db.sqlite.calls`` takes its column lists from these models, so a new
 field is declared once. Totals are computed here and nowhere else.
 """
 
@@ -127,7 +127,7 @@ def partial(name: str, *columns: str, where: str) -> Index:
 
 
 def only_on(dialect: str) -> dict[str, Any]:
-    """``info`` of a table or index that only ``dialect`` has (see ``db.alembic.schema_objects``)."""
+    """``info`` of a table or index that only ``dialect`` has (see ``db.schema.alembic.schema_objects``)."""
     return {"dialects": (dialect,)}
 
 
@@ -138,7 +138,7 @@ SEARCH_CONFIG = "english"
 @dataclass(frozen=True)
 class FullTextSearch:
     """Words searched in a text column: on SQLite an FTS5 table ``<table>_fts`` kept by triggers (Alembic cannot
-    compare it: ``db.alembic`` creates again a trigger a revision dropped with its table), on PostgreSQL a GIN
+    compare it: ``db.schema.alembic`` creates again a trigger a revision dropped with its table), on PostgreSQL a GIN
     index on ``to_tsvector`` of the column itself."""
 
     table: str

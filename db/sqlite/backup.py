@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from db import migrations, spool
-from db.connection import BUSY_TIMEOUT_MS
+from db import spool
 from db.errors import BackupRefused, NotADatabase, RepositoryError
+from db.sqlite import migrate
+from db.sqlite.connection import BUSY_TIMEOUT_MS
 
 PAGES_PER_STEP = 1024
 
@@ -90,7 +91,7 @@ def _open_source(source: Path) -> sqlite3.Connection:
 
     A file that is not ours is refused from its header, before SQLite opens it (and its WAL).
     """
-    migrations.refuse_foreign_file(source)
+    migrate.refuse_foreign_file(source)
     uri = f"file:{quote(source.resolve().as_posix())}?mode=rw"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -103,7 +104,7 @@ def _open_source(source: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         conn.close()
         raise NotADatabase(f"{source} is not a usable database ({_one_line(exc)})") from None
-    if app_id != migrations.APPLICATION_ID:
+    if app_id != migrate.APPLICATION_ID:
         conn.close()
         raise NotADatabase(f"{source} is a SQLite database, but not a memory-agent database")
     return conn

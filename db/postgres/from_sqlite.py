@@ -7,7 +7,7 @@ are updated only if they changed). Each batch commits on its own, so an interrup
 finished by running it again, and a second run over an unchanged file changes nothing. Rows
 the file no longer has (a caller erased since the last run) are removed from the target.
 
-The tables and columns copied are the schema's (``db.models``): those both databases have, none computed.
+The tables and columns copied are the schema's (``db.schema.models``): those both databases have, none computed.
 
 The target records which file it was copied from (``memory_agent_import``) and how many rows
 of each table that left (``memory_agent_import_rows``): it refuses a database that holds rows
@@ -28,12 +28,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from db import migrations
 from db.clock import utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
-from db.models import SQLModel
-from db.pg.safe_url import postgres_url, redact_url, scrub
+from db.postgres.safe_url import postgres_url, redact_url, scrub
 from db.reports import open_read_only
+from db.schema.models import SQLModel
+from db.sqlite import migrate
 
 BATCH_ROWS = 5_000
 IMPORT_TABLE = "memory_agent_import"
@@ -118,10 +118,10 @@ def copy_to_postgres(
     path = Path(sqlite_path)
     src = open_read_only(path)
     try:
-        version = migrations.schema_version(src)
-        if version != migrations.LATEST_VERSION:
+        version = migrate.schema_version(src)
+        if version != migrate.LATEST_VERSION:
             raise NotADatabase(
-                f"{path} has schema version {version} and this memory-agent {migrations.LATEST_VERSION}:"
+                f"{path} has schema version {version} and this memory-agent {migrate.LATEST_VERSION}:"
                 " open it once with this version (any memory-agent command that writes, or the agent) to migrate it"
             )
         source_id = _source_id(src)
@@ -192,11 +192,11 @@ def _copy(
 
 def _migrate(url: str) -> None:
     """The target's schema, brought to this version by the backend's own migrations."""
-    from db.pg.schema import migrate
+    from db.postgres import migrate as postgres
 
     async def run() -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10) as conn:
-            await migrate(conn)
+            await postgres.migrate(conn)
 
     asyncio.run(run())
 
@@ -212,7 +212,7 @@ def _source_id(src: sqlite3.Connection) -> str:
 
 
 def _tables(src: sqlite3.Connection) -> list[_Table]:
-    """The schema's tables (``db.models``) that both databases have, parents first, with their columns (none
+    """The schema's tables (``db.schema.models``) that both databases have, parents first, with their columns (none
     computed). Not copied: what the schema does not hold (the bookkeeping of migrations and of this copy,
     SQLite's full-text tables, which PostgreSQL replaces with its own indexes) and PostgreSQL's own tables."""
     schema = {
@@ -483,7 +483,7 @@ def _remove_gone(src: sqlite3.Connection, pg: psycopg.Connection[Any], table: _T
 
 
 def _refers_to(table: str, column: str, parent: str) -> bool:
-    """``table.column`` refers to a row of ``parent`` (in the schema, ``db.models``)."""
+    """``table.column`` refers to a row of ``parent`` (in the schema, ``db.schema.models``)."""
     return any(
         fk.parent.name == column and fk.column.table.name == parent
         for fk in SQLModel.metadata.tables[table].foreign_keys

@@ -1,4 +1,4 @@
-"""The schema before Alembic: SQLite's migrations 1 to 11, PostgreSQL's 1 to 7 (see db.alembic.legacy).
+"""The schema before Alembic: SQLite's migrations 1 to 11, PostgreSQL's 1 to 7 (see db.schema.alembic.legacy).
 
 Revision ID: 0011
 Revises:
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from db.alembic import legacy
+from db.schema.alembic import legacy
 
 revision = "0011"
 down_revision = None

@@ -1,5 +1,5 @@
 """A call's statements (``db.statements.calls``) on SQLite: run on the writer thread, inside the
-transaction ``db.connection.Writer`` opened, in one hop."""
+transaction ``db.sqlite.connection.Writer`` opened, in one hop."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 from db import spool, stale
-from db.models import CallSnapshot
 from db.privacy import AuditKey, erased_since_query
+from db.schema.models import CallSnapshot
 from db.statements import calls
 from db.statements.plan import run_sqlite
 

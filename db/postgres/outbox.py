@@ -16,9 +16,9 @@ from psycopg.rows import dict_row
 
 from db import outbox
 from db.errors import DatabaseUnavailable
-from db.models import Delivery, DeliveryStatus
-from db.pg import schema
-from db.pg.safe_url import redact_url
+from db.postgres import migrate
+from db.postgres.safe_url import redact_url
+from db.schema.models import Delivery, DeliveryStatus
 
 Conn = psycopg.AsyncConnection[Any]
 CONNECT_TIMEOUT_S = 10
@@ -108,7 +108,7 @@ async def open_postgres_outbox(url: str) -> AsyncIterator[PostgresOutbox]:
     except psycopg.OperationalError:
         raise DatabaseUnavailable(f"database {redact_url(url)} unavailable: no connection") from None
     try:
-        await schema.migrate(conn)
+        await migrate.migrate(conn)
         yield PostgresOutbox(conn)
     finally:
         await conn.close()

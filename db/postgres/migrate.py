@@ -1,9 +1,9 @@
-"""PostgreSQL's side of the migrations (``db.alembic``): refusing databases that are not ours, migrating under a lock.
+"""PostgreSQL's side of the migrations (``db.schema.alembic``): refusing databases not ours, migrating under a lock.
 
 The tables, columns, views and indexes are SQLite's, from the same models and revisions, so a row
 reads the same on either backend: timestamps stay ISO 8601 text, JSON stays text, every text column
 compares byte by byte (``COLLATE "C"``, SQLite's ``BINARY``). Full-text search is PostgreSQL's own:
-GIN indexes on ``to_tsvector`` of the transcripts and comments (``db.models.FULL_TEXT``, in place of
+GIN indexes on ``to_tsvector`` of the transcripts and comments (``db.schema.models.FULL_TEXT``, in place of
 SQLite's FTS5 tables), without an extra column, so ``SELECT *`` gives SQLite's row.
 
 Several hosts starting at once migrate once: the migration runs in one transaction under an
@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.errors import NotADatabase
-from db.migrations import LATEST_VERSION, checked_version
-from db.models import MESSAGES_SEARCH, SEARCH_CONFIG
+from db.schema import LATEST_VERSION, checked_version
+from db.schema.models import MESSAGES_SEARCH, SEARCH_CONFIG
 
 __all__ = [
     "LATEST_VERSION",
@@ -35,8 +35,9 @@ __all__ = [
 
 # Any key will do, as long as it is this product's: "MEMA" as in SQLite's application_id.
 MIGRATION_LOCK = 0x4D454D41
-# The last version of PostgreSQL's migrations before Alembic (``db.alembic.legacy``).
+# The last version of PostgreSQL's migrations before Alembic (``db.schema.alembic.legacy``).
 LEGACY_VERSION = 7
+
 
 async def schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
     """The database's schema version (SQLite's numbers), 0 when empty; refuses databases that are not ours."""
@@ -63,8 +64,8 @@ async def schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
-    """Bring the database to this code's schema (``db.alembic.upgrade``) in one transaction under the lock."""
-    from db import alembic as schema  # Alembic is loaded only where a database is migrated
+    """Bring the database to this code's schema (``db.schema.alembic.upgrade``) in one transaction under the lock."""
+    from db.schema import alembic as schema  # Alembic is loaded only where a database is migrated
 
     await schema_version(conn)
     autocommit = conn.autocommit

@@ -1,6 +1,6 @@
 """The views over the tables (for Datasette, the owner's questions and the reports): one text for both databases.
 
-A view holds no data, so it is not migrated: each time the schema is brought up to date (``db.alembic``),
+A view holds no data, so it is not migrated: each time the schema is brought up to date (``db.schema.alembic``),
 a view whose stored text differs from this one is dropped and created again, after the revisions ran. A
 change to a view is an edit here and nothing else. Where the databases differ in types, a ``CAST`` says
 what both must return (``BIGINT``: SQLite's INTEGER; ``DOUBLE PRECISION``: SQLite's REAL).

@@ -1,4 +1,4 @@
-"""SQLite's side of the migrations (``db.alembic``): refusing files that are not ours, and migrating under the lock.
+"""SQLite's side of the migrations (``db.schema.alembic``): refusing files not ours, migrating under the lock.
 
 A file's schema version is its Alembic revision (``alembic_version``), or for a file no memory-agent
 with Alembic has opened yet, the last of the migrations before it (``schema_migrations``).
@@ -7,7 +7,6 @@ with Alembic has opened yet, the last of the migrations before it (``schema_migr
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import Connection, StaticPool, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from db import views
-from db.errors import NotADatabase, SchemaTooNew
+from db.errors import NotADatabase
+from db.schema import LATEST_VERSION, checked_version, views
 
 # PRAGMA application_id marks a file as this product's database ("MEMA").
 APPLICATION_ID = 0x4D454D41
@@ -44,14 +43,7 @@ def refuse_foreign_file(path: Path) -> None:
         raise NotADatabase(f"{path} is a SQLite database, but not a memory-agent database")
 
 
-def _latest_version() -> int:
-    """The head revision's number, from the revision files' names (``vNNNN_*.py``), without loading Alembic."""
-    versions = Path(__file__).parent / "alembic" / "versions"
-    return max(int(m[1]) for p in versions.glob("v*.py") if (m := re.fullmatch(r"v(\d+)_\w+\.py", p.name)))
-
-
-LATEST_VERSION = _latest_version()
-# The last version of the migrations before Alembic (``db.alembic.legacy``), which revision 0011 applies.
+# The last version of the migrations before Alembic (``db.schema.alembic.legacy``), which revision 0011 applies.
 LEGACY_VERSION = 11
 
 
@@ -75,24 +67,14 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return checked_version(str(version)) if version > LEGACY_VERSION else version
 
 
-def checked_version(revision: str) -> int:
-    """A revision's number, if this code knows it; ``SchemaTooNew`` otherwise."""
-    if not revision.isdigit() or int(revision) > LATEST_VERSION:
-        raise SchemaTooNew(
-            f"database schema version {revision.lstrip('0') or revision} is newer than this code supports "
-            f"({LATEST_VERSION}); upgrade memory-agent"
-        )
-    return int(revision)
-
-
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the file to this code's schema (``db.alembic.upgrade``) in one IMMEDIATE transaction; its version."""
+    """Bring the file to this code's schema (``db.schema.alembic.upgrade``) in one IMMEDIATE transaction."""
     version = schema_version(conn)
     stamped = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone()
     with _bound(conn) as connection:
         if version == LATEST_VERSION and stamped and views.up_to_date(connection):
             return LATEST_VERSION  # read without the lock: the usual case, nothing to do (and Alembic not loaded)
-        from db import alembic as schema
+        from db.schema import alembic as schema
 
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # another process migrating holds it: we wait, then re-check
         try:
@@ -114,17 +96,3 @@ def _bound(conn: sqlite3.Connection) -> Iterator[Connection]:
             yield connection
     except DBAPIError as exc:  # the driver's own error, as the callers know it ("database is locked"...)
         raise (exc.orig or exc) from None
-
-
-def _statements(script: str) -> list[str]:
-    """Split a script into complete statements (triggers contain semicolons)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip():
-        statements.append(current.strip())
-    return statements

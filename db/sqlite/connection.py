@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from db import migrations
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
-from db.pg.safe_url import redact_url
-from db.writer_lock import WriterLock, WriterLockTimeout
+from db.postgres.safe_url import redact_url
+from db.sqlite import migrate
+from db.sqlite.writer_lock import WriterLock, WriterLockTimeout
 
 _T = TypeVar("_T")
 
@@ -79,11 +79,11 @@ def prepare(path: str, busy_timeout_ms: int) -> None:
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         try:
-            migrations.schema_version(conn)
+            migrate.schema_version(conn)
         except NotADatabase as exc:
             raise NotADatabase(f"{path}: {exc}") from None
         conn.execute("PRAGMA journal_mode = WAL")
-        migrations.migrate(conn)
+        migrate.migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise NotADatabase(f"{path} is not a usable database ({exc})") from None
     finally:

@@ -22,17 +22,18 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from db import attempts, calls, migrations, privacy, recovery, spool, stale
+from db import attempts, privacy, recovery, spool, stale
 from db.attempts import Outcome
 from db.backend import Repository as Store
 from db.clock import to_iso, utcnow, utcnow_iso
-from db.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound
-from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import current_owner
-from db.pg.safe_url import is_postgres_url
+from db.postgres.safe_url import is_postgres_url
 from db.reports import open_read_only
+from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
+from db.sqlite import calls, migrate
+from db.sqlite.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.statements import calls as lookup
 from db.statements.sql import compiled
 
@@ -237,7 +238,7 @@ async def count_erasure(
     """What ``forget`` would erase, by reading only: no database, key, lock or spool file is created or
     changed, so a snapshot still in the spool is counted as its line rather than replayed first."""
     if is_postgres_url(url_or_path):
-        from db.pg.repository import count_erasure as count_on_postgres
+        from db.postgres.repository import count_erasure as count_on_postgres
 
         return await count_on_postgres(str(url_or_path), identity, name=name, spool_dir=spool_dir)
     path = database_path(url_or_path)
@@ -281,15 +282,15 @@ def _check_prepared(path: str, busy_timeout_ms: int) -> None:
     conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        version = migrations.schema_version(conn)
+        version = migrate.schema_version(conn)
     except sqlite3.DatabaseError as exc:
         raise NotADatabase(f"{path} is not a usable database ({exc})") from None
     except NotADatabase as exc:
         raise NotADatabase(f"{path}: {exc}") from None
     finally:
         conn.close()
-    if version != migrations.LATEST_VERSION:
-        raise NotADatabase(f"{path} is at schema version {version}, not {migrations.LATEST_VERSION}: not migrated yet")
+    if version != migrate.LATEST_VERSION:
+        raise NotADatabase(f"{path} is at schema version {version}, not {migrate.LATEST_VERSION}: not migrated yet")
 
 
 def _owned(snap: CallSnapshot) -> CallSnapshot:
@@ -304,7 +305,7 @@ async def prepare_database(url_or_path: str | Path, *, busy_timeout_ms: int = BU
     """Create and migrate the database ``url_or_path`` names, and open nothing: ``NotADatabase``,
     ``SchemaTooNew`` or ``DatabaseUnavailable`` in one line if it cannot be used."""
     if is_postgres_url(url_or_path):
-        from db.pg.repository import prepare_postgres
+        from db.postgres.repository import prepare_postgres
 
         await prepare_postgres(str(url_or_path))
         return
@@ -325,7 +326,7 @@ async def open_repository(
     attach: bool = False,
 ) -> AsyncIterator[Store]:
     """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
-    ``postgres://``) URL opens PostgreSQL (``db.pg``), anything else a SQLite file.
+    ``postgres://``) URL opens PostgreSQL (``db.postgres``), anything else a SQLite file.
 
     ``attach``: only the connections, to a database another process prepared and looks after (migrated,
     its spool replayed and drained, stale calls closed, retention applied): what a call's process needs.
@@ -337,7 +338,7 @@ async def open_repository(
     whose lease ran out; default: the lease there, ``recovery.SWEEP`` on SQLite).
     """
     if is_postgres_url(url_or_path):
-        from db.pg.repository import open_postgres
+        from db.postgres.repository import open_postgres
 
         async with open_postgres(
             str(url_or_path),

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
-from db.pg.lookup import Conn
+from db.postgres.lookup import Conn
 from db.statements import privacy as statements
 from db.statements.plan import Plan, every, number_lock, run_postgres
 from db.statements.privacy import ERASED as ERASED

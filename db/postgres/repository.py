@@ -1,7 +1,7 @@
-"""The PostgreSQL repository: ``db.repository.Repository``'s interface and behaviour on a connection pool.
+"""The PostgreSQL repository: ``db.sqlite.repository.Repository``'s interface and behaviour on a connection pool.
 
 Every write is one transaction on a pooled connection, its statements pipelined; caller lookups
-have a connection of their own (``db.pg.lookup``), and other reads use the pool, so no write holds
+have a connection of their own (``db.postgres.lookup``), and other reads use the pool, so no write holds
 up a caller lookup. The server refusing (unreachable, shutting down, out of connections) is
 ``DatabaseUnavailable``, and the journal spools; the spool lives on this host (``spool_dir``, or the
 current folder) and is replayed when the repository opens and, while it is open, by its drainer.
@@ -39,14 +39,14 @@ from db import attempts, privacy, recovery, spool, stale
 from db.attempts import Outcome
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
-from db.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.owner import Owner
-from db.pg import privacy as pg_privacy
-from db.pg import queries, schema
-from db.pg.lookup import Conn, LookupConnection
-from db.pg.safe_url import postgres_url, scrub
-from db.repository import Erasure, counted_with_spool
+from db.postgres import migrate, queries
+from db.postgres import privacy as pg_privacy
+from db.postgres.lookup import Conn, LookupConnection
+from db.postgres.safe_url import postgres_url, scrub
+from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
+from db.sqlite.repository import Erasure, counted_with_spool
 from db.statements import calls as statements
 from db.statements.plan import describe, run_postgres
 from db.statements.sql import compiled
@@ -383,7 +383,7 @@ class PostgresRepository:
         """Erase the profiles on ``identity`` and the calls from it where no name was given (or the one
         person ``name``, or with ``exact`` the one profile keyed ``identity``) and all that is theirs, in
         one transaction; then clean the tables' pages and indexes and drop their snapshots from this
-        host's spool (unless ``drop_spooled`` is False: see ``db.repository.Repository.forget``). Calls
+        host's spool (unless ``drop_spooled`` is False: see ``db.sqlite.repository.Repository.forget``). Calls
         still running, on any host, never write them back. ``dry_run`` only counts. ``online``: clean
         without locking the tables (see ``pg_privacy.clean_after_erasure``), for an erasure asked for
         during a call while other calls write (its audit row says so).
@@ -551,7 +551,7 @@ def postgres_spool_path(url: str, spool_dir: str | Path | None) -> Path:
 async def count_erasure(
     url: str, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
 ) -> Erasure:
-    """See ``db.repository.count_erasure``: the counts from one read-only transaction, nothing written."""
+    """See ``db.sqlite.repository.count_erasure``: the counts from one read-only transaction, nothing written."""
     url = postgres_url(url)
     where = describe_url(url)
     try:
@@ -575,7 +575,7 @@ async def _migrate(url: str, where: str) -> None:
         async with await psycopg.AsyncConnection.connect(
             url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
         ) as conn:
-            await schema.migrate(conn)
+            await migrate.migrate(conn)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None
     except psycopg.Error as exc:

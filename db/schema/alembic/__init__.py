@@ -1,11 +1,11 @@
 """The schema's migrations, by Alembic: one history for both databases, run when the repository opens.
 
-The tables are the SQLModel table models (``db.models``), the views ``db.views``. A change to a table
+The tables are the SQLModel table models (``db.schema.models``), the views ``db.schema.views``. A change to a table
 is one revision in ``versions/``, for SQLite (in batch mode) and PostgreSQL alike; revision ``0011``
 is the history before Alembic (``legacy``), so a database of any earlier version upgrades in place.
 Revision ids are numbers that go on from the old schema versions: ``LATEST_VERSION`` is the head's.
 
-The callers hold the lock (``db.migrations.migrate``: SQLite's write lock; ``db.pg.schema.migrate``:
+The callers hold the lock (``db.sqlite.migrate.migrate``: SQLite's write lock; ``db.postgres.migrate.migrate``:
 an advisory lock) and the transaction; ``upgrade`` runs inside both. No ``alembic.ini``: the
 configuration is built here.
 """
@@ -28,8 +28,8 @@ from alembic.runtime.migration import MigrationContext  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
 from sqlalchemy import Connection  # noqa: E402
 
-from db import views  # noqa: E402
 from db.errors import SchemaTooNew  # noqa: E402
+from db.schema import views  # noqa: E402
 
 SCRIPTS = Path(__file__).parent
 
@@ -41,7 +41,7 @@ def _scripts() -> ScriptDirectory:
 
 def head() -> str:
     found = _scripts().get_current_head()
-    assert found is not None, "no revision in db/alembic/versions"
+    assert found is not None, "no revision in db/schema/alembic/versions"
     return found
 
 
@@ -77,7 +77,7 @@ def upgrade(connection: Connection) -> None:
 def _ensure_search_triggers(connection: Connection) -> None:
     """Create again the full-text triggers a revision dropped with their table (SQLite's batch mode copies a
     table to change it), and index the text again if one was missing."""
-    from db.models import FULL_TEXT
+    from db.schema.models import FULL_TEXT
 
     found = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     for search in FULL_TEXT:
@@ -104,12 +104,12 @@ def schema_objects(dialect: str) -> Callable[[Any, str | None, str, bool, Any], 
 
     - SQLite's full-text indexes: FTS5 virtual tables and their shadow tables (``messages_fts``,
       ``messages_fts_data``...), which SQLAlchemy cannot read as tables; PostgreSQL indexes in place
-      (``db.models.FULL_TEXT``), and those indexes are compared;
+      (``db.schema.models.FULL_TEXT``), and those indexes are compared;
     - ``schema_migrations``, the record of the history before Alembic (``legacy``), kept as it was;
     - the record ``memory-agent migrate-to-postgres`` keeps of its copy (``memory_agent_import*``);
-    - what the models mark as another database's only (``db.models.only_on``): PostgreSQL's ``worker_hosts``.
+    - what the models mark as another database's only (``db.schema.models.only_on``): PostgreSQL's ``worker_hosts``.
     """
-    from db.models import FULL_TEXT
+    from db.schema.models import FULL_TEXT
 
     fts = tuple(f"{search.table}_fts" for search in FULL_TEXT)
 

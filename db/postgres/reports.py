@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from db.errors import DatabaseUnavailable, NotADatabase
-from db.pg.safe_url import postgres_url, redact_url, scrub
+from db.postgres.safe_url import postgres_url, redact_url, scrub
 from db.reports import ExportFormat, OrderFilter, assemble, check_format, offsets
 from db.statements.reports import TIME_RANGE, count_query, export_query
 from db.statements.sql import compiled

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.clock import utcnow_iso
-from db.migrations import _statements
 
 
 @dataclass(frozen=True)
@@ -225,8 +224,8 @@ CREATE TABLE erasures (
 
 # Version 6: what callers tell us about themselves (allergies, preferences), each with the call
 # it came from; the allergies a kitchen must know on each order, and the ones a caller accepted
-# on a line; and each caller's usual order (kept by the end-of-call write, see db.calls). Its
-# views are the same text on both backends (db.pg.schema uses them too).
+# on a line; and each caller's usual order (kept by the end-of-call write, see db.sqlite.calls). Its
+# views are the same text on both backends (db.postgres.migrate uses them too).
 _CALLER_FACT_VIEWS = """DROP VIEW order_lines;
 CREATE VIEW order_lines AS
 SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
@@ -304,7 +303,7 @@ CREATE INDEX ix_identity_attempts_subject ON identity_attempts(subject, attempte
 # Version 10: the outbox (a placed order queued for delivery in the transaction that places it,
 # then one delivery per destination with its retries and dead letters) and the kitchen board's
 # record: each ticket's status changes and the dishes sold out for a day, with who and when.
-# The same text on both backends (db.pg.schema uses it too, with its own types).
+# The same text on both backends (db.postgres.migrate uses it too, with its own types).
 _OUTBOX_AND_KITCHEN = """
 CREATE TABLE outbox (
     id {ID},
@@ -389,7 +388,7 @@ CREATE INDEX ix_staff_messages_customer_id ON staff_messages(customer_id);
 """
 
 
-# Version 11: what each call used of the paid providers (db.models.CallUsage), for its cost.
+# Version 11: what each call used of the paid providers (db.schema.models.CallUsage), for its cost.
 _CALL_USAGE = """
 ALTER TABLE calls ADD COLUMN llm_requests {BIGINT} NOT NULL DEFAULT 0;
 ALTER TABLE calls ADD COLUMN llm_cancelled {BIGINT} NOT NULL DEFAULT 0;
@@ -613,7 +612,7 @@ UPDATE customers SET usual_order_id = {_PG_USUAL_ORDER} WHERE last_order_id IS N
 
 """
 
-# SQLite's version 7: calls' numbers and erasures' scopes (see db.migrations._PG_ERASURE_WINS).
+# SQLite's version 7: calls' numbers and erasures' scopes (see db.sqlite.migrate._PG_ERASURE_WINS).
 _PG_ERASURE_WINS = f"""
 ALTER TABLE calls ADD COLUMN caller_number {_TEXT};
 UPDATE calls SET caller_number = (SELECT household FROM customers WHERE customers.id = calls.customer_id);
@@ -733,3 +732,17 @@ def sqlite_file_at(conn: sqlite3.Connection, version: int) -> None:
     """Make the empty database on ``conn`` a memory-agent file of the old schema ``version`` (for tests)."""
     conn.execute("PRAGMA application_id = 0x4D454D41")
     apply_sqlite(conn.execute, set(), target=version)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (triggers contain semicolons)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
