@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from db import stale
+from db import spool, stale
 from db.attempts import Outcome
 from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import ReplayResult
 
-if TYPE_CHECKING:
-    from db.sqlite.repository import Erasure
+
+@dataclass(frozen=True)
+class Erasure:
+    """What ``forget`` removed (or would remove), by table; whether the write-ahead log was emptied at once."""
+
+    counts: dict[str, int]
+    log_emptied: bool
 
 
 class Repository(Protocol):
@@ -85,3 +91,12 @@ class Repository(Protocol):
     async def export_caller(self, identity: str) -> dict[str, Any]: ...
 
     async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]: ...
+
+
+async def counted_with_spool(found: dict[str, Any], identity: str, spool_file: Path) -> Erasure:
+    """A dry run's counts with the spooled lines an erasure would drop."""
+    keys = {identity, *found["keys"]}
+    spooled = await asyncio.to_thread(
+        spool.forget, spool_file, keys, [*keys, *found["names"]], households=True, dry_run=True
+    )
+    return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=True)

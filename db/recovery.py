@@ -13,20 +13,17 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from db import spool, stale
-from db.clock import utcnow, utcnow_iso
+from db import spool
 from db.errors import CallerErased, DatabaseUnavailable, RepositoryError
 from db.schema.models import ErasureRequest
-from db.sqlite import calls
 
 if TYPE_CHECKING:
-    from db.backend import Repository as AnyRepository
-    from db.sqlite.repository import Repository
+    from db.backend import Repository
 
 log = logging.getLogger("memory_agent.db")
 
 
-async def recover(repo: AnyRepository, keep_transcripts: timedelta | None = None) -> None:
+async def recover(repo: Repository, keep_transcripts: timedelta | None = None) -> None:
     """What runs in the background at open, on either backend."""
     try:
         await repo.replay_spool()
@@ -47,7 +44,7 @@ DRAIN_BACKOFF_S = (0.25, 4.0)
 SWEEP = timedelta(seconds=30)
 
 
-async def drain(repo: AnyRepository, wake: asyncio.Event, *, idle_s: float = DRAIN_IDLE_S) -> None:
+async def drain(repo: Repository, wake: asyncio.Event, *, idle_s: float = DRAIN_IDLE_S) -> None:
     """Replay the spool for as long as the database is open: at once when this process spools, every
     ``idle_s`` otherwise, and with a growing pause while the database refuses the records."""
     with contextlib.suppress(Exception):
@@ -74,7 +71,7 @@ async def drain(repo: AnyRepository, wake: asyncio.Event, *, idle_s: float = DRA
             await asyncio.wait_for(wake.wait(), idle_s)
 
 
-async def sweep(repo: AnyRepository, every_s: float) -> None:
+async def sweep(repo: Repository, every_s: float) -> None:
     """Close the calls whose owner is gone, every ``every_s``, for as long as the database is open: a call
     process that died (killed, out of memory) leaves no open call behind until the worker restarts."""
     await asyncio.shield(repo.recovered())  # which closes them once at open
@@ -93,7 +90,7 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def replay_spool(repo: AnyRepository, *, quiet: bool = False) -> spool.ReplayResult:
+async def replay_spool(repo: Repository, *, quiet: bool = False) -> spool.ReplayResult:
     """Write the snapshots spooled while the database refused them, each exactly once, except those of
     callers erased since (by another process, whose erasure could not reach this spool); a spooled erasure
     is carried out in its place.
@@ -127,7 +124,7 @@ async def replay_spool(repo: AnyRepository, *, quiet: bool = False) -> spool.Rep
     return result
 
 
-async def _erase(repo: AnyRepository, request: ErasureRequest) -> None:
+async def _erase(repo: Repository, request: ErasureRequest) -> None:
     """A caller's erasure the database could not take when they asked, carried out now. The snapshots of
     theirs spooled before it were replayed first; those after it are dropped by the erasure check."""
     await repo.forget(request.erase, exact=True, drop_spooled=False, online=True)
@@ -161,21 +158,3 @@ async def purge_in_batches(purge_batch: Callable[[], Awaitable[dict[str, int]]],
             total[key] += value
         if done["calls"] < batch:
             return total
-
-
-async def close_stale_calls(
-    repo: Repository, *, identity: str | None = None, lease: timedelta = stale.LEASE
-) -> list[str]:
-    """Close as abandoned the open calls (of one caller, or all) whose process is gone; returns their ids."""
-    if identity is None:
-        rows = await repo.read(stale.OPEN_CALLS_SQL, ())
-    else:
-        rows = await repo.read(stale.OPEN_CALLS_OF_CALLER_SQL, (identity,))
-    found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
-    if not found:
-        return []
-    closed = await repo.writer.run(calls.close_calls, found, repo.spool_file, utcnow_iso())
-    for call_id in closed:
-        reason = next(c.reason for c in found if c.call_id == call_id)
-        log.warning("call %s closed as abandoned: %s", call_id, reason)
-    return closed

@@ -1,33 +1,22 @@
-"""Read-only reports on SQLite: the order export (``db.statements.reports``) streamed in chunks, and what both
-backends share around it (the filters' parsing, the restaurant's offsets, the assembly of chunks).
+"""The order export around its statement (``db.statements.reports``): the filters' parsing, the restaurant's
+offsets and the assembly of chunks, for both backends (``db.sqlite.reports``, ``db.postgres.reports``).
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import get_args
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from db.clock import to_iso
-from db.errors import NotADatabase
 from db.schema.models import OrderStatus
-from db.sqlite import migrate
-from db.sqlite.connection import database_path
 from db.statements.reports import (
     EXPORT_FORMATS,
-    TIME_RANGE,
     ExportFormat,
-    OrderFilter,
-    count_query,
     export_columns,
-    export_query,
 )
-from db.statements.sql import compiled
 
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
 
@@ -66,32 +55,6 @@ def parse_statuses(text: str) -> tuple[str, ...]:
             f"unknown status {', '.join(map(repr, unknown)) or repr(text)} (choose from {', '.join(ORDER_STATUSES)})"
         )
     return statuses
-
-
-def open_read_only(url_or_path: str | Path) -> sqlite3.Connection:
-    """Open a memory-agent database for reading only; refuse anything else before touching it.
-
-    Opens with ``mode=ro`` (not ``immutable``), so a live database's WAL is read too. Accepts
-    any schema version from 1 up to this code's: reports use only the tables of version 1.
-    """
-    path = Path(database_path(url_or_path))
-    migrate.refuse_foreign_file(path)
-    uri = f"file:{quote(path.resolve().as_posix())}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise NotADatabase(f"cannot open {path}: {exc}") from None
-    try:
-        conn.execute("PRAGMA query_only = 1")
-        if migrate.schema_version(conn) == 0:
-            raise NotADatabase(f"{path} is an empty SQLite database, not a memory-agent database")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise NotADatabase(f"{path} is not a usable database ({exc})") from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 # -- local time: a stored UTC time as the restaurant's ISO 8601 local time, with its offset -----------
@@ -158,37 +121,6 @@ def _quote_after_separator(match: re.Match[bytes]) -> bytes:
     end = _FRAGMENT_END.search(text, match.end())
     fragment = text[match.end() : end.start() if end else len(text)].strip()
     return match.group() if _NUMBER.fullmatch(fragment) else match.group() + b"'"
-
-
-def count_rows(conn: sqlite3.Connection, filters: OrderFilter, *, items: bool = False) -> int:
-    """How many rows an export will write (for a progress bar)."""
-    return int(conn.execute(*count_query(filters, "sqlite", items=items)).fetchone()[0])
-
-
-def export_chunks(
-    conn: sqlite3.Connection,
-    filters: OrderFilter,
-    *,
-    fmt: ExportFormat,
-    items: bool = False,
-    chunk_rows: int = 1_000,
-    timezone: str = "UTC",
-) -> Iterator[tuple[bytes, int]]:
-    """The whole export as UTF-8 chunks, each with the number of rows it holds; times in ``timezone``."""
-    check_format(fmt)
-    first, last = conn.execute(compiled(TIME_RANGE, "sqlite")).fetchone()
-    spans = offsets(timezone, first, last)
-    version = migrate.schema_version(conn)
-    sql, params = export_query(filters, "sqlite", fmt=fmt, items=items, version=version, spans=spans)
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    conn.text_factory = bytes
-    try:
-        cursor.execute(sql, params)
-        yield from assemble(iter(lambda: cursor.fetchmany(chunk_rows), []), fmt=fmt, items=items)
-    finally:
-        conn.text_factory = str
-        cursor.close()
 
 
 def check_format(fmt: str) -> None:

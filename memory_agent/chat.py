@@ -6,7 +6,7 @@ import asyncio
 import sys
 from dataclasses import replace
 
-from db.postgres.safe_url import redact_url
+from db.safe_url import redact_url
 from memory_agent.call import start_call
 from memory_agent.demo import print_events
 from memory_agent.identity import Caller

@@ -216,7 +216,7 @@ def _held_database(settings: Settings) -> None:
 
             open_postgres(str(settings.db)).close()
         else:
-            from db.reports import open_read_only
+            from db.sqlite.reports import open_read_only
 
             open_read_only(settings.db).close()
     except NotADatabase as exc:
@@ -232,7 +232,7 @@ def forget(
 ) -> None:
     """Erase a caller and everything about them: profile, calls, orders, feedback, transcripts, spool."""
     from db import is_postgres_url
-    from db.sqlite.repository import count_erasure
+    from db.open import count_erasure
 
     settings = _settings(db)
     key = _caller(identity)
@@ -303,7 +303,7 @@ def migrate_to_postgres(
 ) -> None:
     """Copy a SQLite database, while calls run, into PostgreSQL: safe to repeat and to resume; counts per table."""
     from db.postgres.from_sqlite import TableCopy, copy_to_postgres
-    from db.postgres.safe_url import redact_url
+    from db.safe_url import redact_url
     from db.spool import call_ids, spool_path
 
     settings = _settings()
@@ -351,7 +351,7 @@ def outbox(ctx: typer.Context, db: DbOption = None) -> None:
     """List the deliveries pending or dead (the failed ones), in the restaurant's local time."""
     if ctx.invoked_subcommand is not None:
         return
-    from db.outbox import open_outbox
+    from db.open import open_outbox
     from db.schema.models import Delivery
     from memory_agent.datasette.localtime import local_time
 
@@ -385,7 +385,7 @@ def outbox_retry(
 ) -> None:
     """Try a pending or dead delivery again now, with its attempts counted afresh."""
     from db.clock import utcnow_iso
-    from db.outbox import open_outbox
+    from db.open import open_outbox
 
     settings = _outbox_settings(db)
 

@@ -21,17 +21,9 @@ from typing import Any, BinaryIO, NoReturn
 from pydantic import ValidationError
 
 from db import RepositoryError, database_path
-from db.postgres.safe_url import is_postgres_url
-from db.reports import (
-    EXPORT_FORMATS,
-    ORDER_STATUSES,
-    OrderFilter,
-    count_rows,
-    export_chunks,
-    open_read_only,
-    parse_moment,
-    parse_statuses,
-)
+from db.reports import EXPORT_FORMATS, ORDER_STATUSES, parse_moment, parse_statuses
+from db.safe_url import is_postgres_url
+from db.statements.reports import OrderFilter
 from memory_agent.datasette.sqlfunctions import caller_key
 from memory_agent.settings import Settings, invalid_setting
 
@@ -171,7 +163,9 @@ def _open(db: str) -> _Source:
         from db.postgres import reports as pg
 
         return _Source(pg.open_read_only(db), pg.count_rows, pg.export_chunks, remote=True)
-    return _Source(open_read_only(db), count_rows, export_chunks)
+    from db.sqlite import reports as lite
+
+    return _Source(lite.open_read_only(db), lite.count_rows, lite.export_chunks)
 
 
 def _export(source: _Source, filters: OrderFilter, args: argparse.Namespace, fail: _Fail, zone: str) -> int:

@@ -30,8 +30,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from db import RepositoryError
-from db.postgres.safe_url import is_postgres_url
-from db.reports import open_read_only
+from db.safe_url import is_postgres_url
+from db.sqlite.reports import open_read_only
 from memory_agent.costs import prices_config
 from memory_agent.datasette import dashboard, localtime
 from memory_agent.settings import Prices

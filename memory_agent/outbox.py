@@ -318,7 +318,7 @@ class DeliveryWorker:
 
 async def run_delivery_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Deliver the database's outbox to the configured destinations until ``stop`` is set (or cancelled)."""
-    from db.outbox import open_outbox
+    from db.open import open_outbox
 
     destinations = configured_destinations(settings)
     if not destinations:

@@ -20,8 +20,8 @@ import pytest
 from conftest import open_call, rows, scripted_call
 from db import CallSnapshot, Feedback, Order, OrderLine, Repository
 from db.clock import utcnow_iso
-from db.reports import export_columns
 from db.schema.alembic import legacy
+from db.statements.reports import export_columns
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 from memory_agent.scripted_llm import Say, ToolCall
 

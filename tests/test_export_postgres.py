@@ -15,7 +15,7 @@ from db import CallSnapshot, Feedback, Order, OrderLine, open_repository
 from db.clock import utcnow_iso
 from db.postgres import reports as pg_reports
 from db.postgres.from_sqlite import copy_to_postgres
-from db.reports import OrderFilter
+from db.statements.reports import OrderFilter
 from memory_agent import export
 from memory_agent.demo import FIRST_CALL_LINES, FIRST_CALL_STEPS, RETURN_CALL_LINES, RETURN_CALL_STEPS
 from memory_agent.inspect import inspect_database

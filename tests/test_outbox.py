@@ -15,7 +15,8 @@ import pytest
 
 from conftest import rows
 from db import CallSnapshot, Order, OrderLine, open_repository
-from db.outbox import SqliteOutbox, open_outbox
+from db.open import open_outbox
+from db.sqlite.outbox import SqliteOutbox
 from memory_agent.outbox import (
     DeliveryWorker,
     RetryPolicy,

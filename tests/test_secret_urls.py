@@ -7,7 +7,7 @@ import socket
 import pytest
 from psycopg import conninfo
 
-from db.postgres.safe_url import redact_url, scrub
+from db.safe_url import redact_url, scrub
 from db.sqlite.connection import prepare
 from memory_agent.cli import main
 

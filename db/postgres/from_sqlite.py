@@ -30,10 +30,10 @@ from psycopg import sql
 
 from db.clock import utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
-from db.postgres.safe_url import postgres_url, redact_url, scrub
-from db.reports import open_read_only
+from db.safe_url import postgres_url, redact_url, scrub
 from db.schema.models import SQLModel
 from db.sqlite import migrate
+from db.sqlite.reports import open_read_only
 
 BATCH_ROWS = 5_000
 IMPORT_TABLE = "memory_agent_import"

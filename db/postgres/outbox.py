@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from db import outbox
 from db.errors import DatabaseUnavailable
 from db.postgres import migrate
-from db.postgres.safe_url import redact_url
+from db.safe_url import redact_url
 from db.schema.models import Delivery, DeliveryStatus
 
 Conn = psycopg.AsyncConnection[Any]

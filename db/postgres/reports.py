@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 
 from db.errors import DatabaseUnavailable, NotADatabase
-from db.postgres.safe_url import postgres_url, redact_url, scrub
-from db.reports import ExportFormat, OrderFilter, assemble, check_format, offsets
-from db.statements.reports import TIME_RANGE, count_query, export_query
+from db.reports import assemble, check_format, offsets
+from db.safe_url import postgres_url, redact_url, scrub
+from db.statements.reports import TIME_RANGE, ExportFormat, OrderFilter, count_query, export_query
 from db.statements.sql import compiled
 
 

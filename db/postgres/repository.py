@@ -37,16 +37,16 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from db import attempts, privacy, recovery, spool, stale
 from db.attempts import Outcome
+from db.backend import Erasure, counted_with_spool
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound, RepositoryError
 from db.owner import Owner
 from db.postgres import migrate, queries
 from db.postgres import privacy as pg_privacy
 from db.postgres.lookup import Conn, LookupConnection
-from db.postgres.safe_url import postgres_url, scrub
+from db.safe_url import postgres_url, scrub
 from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
-from db.sqlite.repository import Erasure, counted_with_spool
 from db.statements import calls as statements
 from db.statements.plan import describe, run_postgres
 from db.statements.sql import compiled
@@ -551,7 +551,7 @@ def postgres_spool_path(url: str, spool_dir: str | Path | None) -> Path:
 async def count_erasure(
     url: str, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
 ) -> Erasure:
-    """See ``db.sqlite.repository.count_erasure``: the counts from one read-only transaction, nothing written."""
+    """See ``db.open.count_erasure``: the counts from one read-only transaction, nothing written."""
     url = postgres_url(url)
     where = describe_url(url)
     try:

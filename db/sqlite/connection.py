@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from db.errors import DatabaseUnavailable, NotADatabase, RepositoryError
-from db.postgres.safe_url import redact_url
+from db.safe_url import redact_url
 from db.sqlite import migrate
 from db.sqlite.writer_lock import WriterLock, WriterLockTimeout
 

@@ -14,7 +14,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,16 +23,15 @@ import aiosqlite
 
 from db import attempts, privacy, recovery, spool, stale
 from db.attempts import Outcome
-from db.backend import Repository as Store
+from db.backend import Erasure, counted_with_spool
 from db.clock import to_iso, utcnow, utcnow_iso
 from db.errors import DatabaseUnavailable, NotADatabase, NotFound
 from db.owner import current_owner
-from db.postgres.safe_url import is_postgres_url
-from db.reports import open_read_only
 from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 from db.sqlite import calls, migrate
 from db.sqlite.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
+from db.sqlite.reports import open_read_only
 from db.statements import calls as lookup
 from db.statements.sql import compiled
 
@@ -42,7 +40,7 @@ log = logging.getLogger("memory_agent.db")
 _T = TypeVar("_T")
 
 
-class Repository:
+class SqliteRepository:
     """Reads and writes of customers and their calls."""
 
     def __init__(self, path: str, reader: aiosqlite.Connection, writer: Writer, spool_file: Path) -> None:
@@ -142,8 +140,19 @@ class Repository:
         return self.spool_file
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
-        """Close as abandoned the open calls (of one caller, or all) whose process is gone."""
-        return await recovery.close_stale_calls(self, identity=identity, lease=lease)
+        """Close as abandoned the open calls (of one caller, or all) whose process is gone; returns their ids."""
+        if identity is None:
+            rows = await self.read(stale.OPEN_CALLS_SQL, ())
+        else:
+            rows = await self.read(stale.OPEN_CALLS_OF_CALLER_SQL, (identity,))
+        found = stale.find_stale((tuple(row) for row in rows), now=utcnow(), lease=lease)
+        if not found:
+            return []
+        closed = await self.writer.run(calls.close_calls, found, self.spool_file, utcnow_iso())
+        for call_id in closed:
+            reason = next(c.reason for c in found if c.call_id == call_id)
+            log.warning("call %s closed as abandoned: %s", call_id, reason)
+        return closed
 
     async def replay_spool(self) -> ReplayResult:
         return await recovery.replay_spool(self)
@@ -224,23 +233,10 @@ class Repository:
         return await recovery.purge_in_batches(lambda: self.writer.run(privacy.purge, cutoff, batch), batch)
 
 
-@dataclass(frozen=True)
-class Erasure:
-    """What ``forget`` removed (or would remove), by table; whether the write-ahead log was emptied at once."""
-
-    counts: dict[str, int]
-    log_emptied: bool
-
-
 async def count_erasure(
-    url_or_path: str | Path, identity: str, *, name: str | None = None, spool_dir: str | Path | None = None
+    url_or_path: str | Path, identity: str, *, name: str | None, spool_dir: str | Path | None
 ) -> Erasure:
-    """What ``forget`` would erase, by reading only: no database, key, lock or spool file is created or
-    changed, so a snapshot still in the spool is counted as its line rather than replayed first."""
-    if is_postgres_url(url_or_path):
-        from db.postgres.repository import count_erasure as count_on_postgres
-
-        return await count_on_postgres(str(url_or_path), identity, name=name, spool_dir=spool_dir)
+    """What ``forget`` would erase from the SQLite file, by reading only (see ``db.open.count_erasure``)."""
     path = database_path(url_or_path)
 
     def count() -> dict[str, Any]:
@@ -254,13 +250,9 @@ async def count_erasure(
     return await counted_with_spool(found, identity, spool_path(path, spool_dir))
 
 
-async def counted_with_spool(found: dict[str, Any], identity: str, spool_file: Path) -> Erasure:
-    """A dry run's counts with the spooled lines an erasure would drop."""
-    keys = {identity, *found["keys"]}
-    spooled = await asyncio.to_thread(
-        spool.forget, spool_file, keys, [*keys, *found["names"]], households=True, dry_run=True
-    )
-    return Erasure(counts={**found["counts"], "spool_lines": spooled}, log_emptied=True)
+async def prepare_database(url_or_path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    """Create and migrate the SQLite file, and open nothing (see ``db.open.prepare_database``)."""
+    await asyncio.to_thread(prepare, database_path(url_or_path), busy_timeout_ms)
 
 
 def _execute(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> None:
@@ -301,68 +293,6 @@ def _owned(snap: CallSnapshot) -> CallSnapshot:
     return snap.model_copy(update={"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started})
 
 
-async def prepare_database(url_or_path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
-    """Create and migrate the database ``url_or_path`` names, and open nothing: ``NotADatabase``,
-    ``SchemaTooNew`` or ``DatabaseUnavailable`` in one line if it cannot be used."""
-    if is_postgres_url(url_or_path):
-        from db.postgres.repository import prepare_postgres
-
-        await prepare_postgres(str(url_or_path))
-        return
-    await asyncio.to_thread(prepare, database_path(url_or_path), busy_timeout_ms)
-
-
-@asynccontextmanager
-async def open_repository(
-    url_or_path: str | Path,
-    *,
-    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-    spool_dir: str | Path | None = None,
-    keep_transcripts: timedelta | None = None,
-    host_id: str | None = None,
-    lease: timedelta | None = None,
-    erasure_key_file: str | Path | None = None,
-    sweep: timedelta | None = None,
-    attach: bool = False,
-) -> AsyncIterator[Store]:
-    """Open the database ``url_or_path`` names and yield its repository: a ``postgresql://`` (or
-    ``postgres://``) URL opens PostgreSQL (``db.postgres``), anything else a SQLite file.
-
-    ``attach``: only the connections, to a database another process prepared and looks after (migrated,
-    its spool replayed and drained, stale calls closed, retention applied): what a call's process needs.
-
-    ``host_id``, ``lease`` and ``erasure_key_file`` are PostgreSQL's: this process's host (default: the
-    hostname), how long a host's heartbeat stands for its open calls (default 30 s), and the key of the
-    erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the file).
-    ``sweep``: how often the open database is searched for calls whose owner is gone (on PostgreSQL,
-    whose lease ran out; default: the lease there, ``recovery.SWEEP`` on SQLite).
-    """
-    if is_postgres_url(url_or_path):
-        from db.postgres.repository import open_postgres
-
-        async with open_postgres(
-            str(url_or_path),
-            spool_dir=spool_dir,
-            keep_transcripts=keep_transcripts,
-            host_id=host_id,
-            lease=lease,
-            erasure_key_file=erasure_key_file,
-            sweep=sweep,
-            attach=attach,
-        ) as pg:
-            yield pg
-        return
-    async with open_sqlite_repository(
-        url_or_path,
-        busy_timeout_ms=busy_timeout_ms,
-        spool_dir=spool_dir,
-        keep_transcripts=keep_transcripts,
-        attach=attach,
-        sweep=sweep,
-    ) as lite:
-        yield lite
-
-
 @asynccontextmanager
 async def open_sqlite_repository(
     url_or_path: str | Path,
@@ -372,7 +302,7 @@ async def open_sqlite_repository(
     keep_transcripts: timedelta | None = None,
     attach: bool = False,
     sweep: timedelta | None = None,
-) -> AsyncIterator[Repository]:
+) -> AsyncIterator[SqliteRepository]:
     """Open the SQLite database and yield the repository.
 
     Creates and migrates it; then, in the background (``repo.recovery``), replays the snapshots
@@ -380,7 +310,7 @@ async def open_sqlite_repository(
     ``keep_transcripts``) removes transcripts and comments older than that; while open, it drains the
     spool and closes calls left by dead processes every ``sweep``. A
     database that still refuses writes does not stop the product from starting. (Reports open
-    it read-only with ``db.reports.open_read_only``.)
+    it read-only with ``db.sqlite.reports.open_read_only``.)
 
     ``attach``: the connections only, to a file another process prepared (see ``open_repository``);
     ``NotADatabase`` if it is missing or not migrated.
@@ -391,7 +321,7 @@ async def open_sqlite_repository(
     reader = await connect_reader(path, busy_timeout_ms)
     try:
         await writer.start()
-        repo = Repository(path, reader, writer, spool_path(path, spool_dir))
+        repo = SqliteRepository(path, reader, writer, spool_path(path, spool_dir))
         if attach:
             yield repo
             return
