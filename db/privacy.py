@@ -1,10 +1,11 @@
-"""A caller's personal data on SQLite: erased on request, handed over on request, and not kept past its time
-(``db.statements.privacy``, written once for both backends), and the erasure audit's key.
+"""The erasure audit's key (erasures and identity attempts are recorded by a keyed hash of the number, never
+the number), and the one check of every write of a call: whether its caller was erased since it began.
 
-The functions taking a ``sqlite3.Connection`` run on the writer thread inside one transaction.
-Deleted content leaves no trace inside the file: the writer runs with ``secure_delete`` (freed
-pages are zeroed), the full-text indexes are merged afterwards (so no token of the deleted rows
-stays in their shadow tables), and the caller of these functions empties the write-ahead log.
+A call (running, or spooled) whose caller was erased after it began must not be written: that would bring
+them back. Every write of a call (the end-of-call write, each checkpoint, the spool's replay) on both
+backends checks ``db.statements.calls.ERASED_SINCE`` with ``erased_since_values``: an erasure of the
+call's profile, or of everything on the number it came from. (Another person of the household, erased
+alone, takes nothing of the others' calls.)
 """
 
 from __future__ import annotations
@@ -13,74 +14,20 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from db.schema.models import CallSnapshot
-from db.statements import privacy as statements
-from db.statements.plan import run_sqlite
-from db.statements.privacy import ASKED_ON_CALL as ASKED_ON_CALL
-from db.statements.privacy import audit_counts as audit_counts
-
-_FTS = ("messages_fts", "feedback_fts")
 
 
-def forget(
-    db: sqlite3.Connection,
-    identity: str,
-    name: str | None,
-    exact: bool,
-    dry_run: bool,
-    subject: Callable[[str], str],
-    now: str,
-    on_call: bool = False,
-) -> dict[str, Any]:
-    """``db.statements.privacy.forget`` on SQLite, then its full-text indexes merged."""
-    found = run_sqlite(db, statements.forget(identity, name, exact, dry_run, subject, now, on_call))
-    if not dry_run and any(found["counts"].values()):
-        merge_search_indexes(db)
-    return found
-
-
-def purge(db: sqlite3.Connection, cutoff: str, batch: int) -> dict[str, int]:
-    """``db.statements.privacy.purge`` on SQLite, then its full-text indexes merged."""
-    done = run_sqlite(db, statements.purge(cutoff, batch))
-    if done["messages"] or done["comments"]:
-        merge_search_indexes(db)
-    return done
-
-
-def merge_search_indexes(db: sqlite3.Connection) -> None:
-    """Rewrite the full-text indexes so that deleted rows leave no token behind."""
-    for table in _FTS:
-        db.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
-
-
-def export_caller(db: sqlite3.Connection, identity: str) -> dict[str, Any]:
-    """``db.statements.privacy.export_caller`` on SQLite."""
-    return run_sqlite(db, statements.export_caller(identity))
-
-
-# A call (running, or spooled) whose caller was erased after it began: writing it would bring them back.
-# The one check of every write of a call (the end-of-call write, each checkpoint, the spool's replay),
-# on both backends: an erasure of the call's profile, or of everything on the number it came from.
-# (Another person of the household, erased alone, takes nothing of the others' calls.)
-ERASED_SINCE_SQL = """
-SELECT count(*) FROM erasures
-WHERE erased_at >= ? AND (subject = ? OR (subject = ? AND scope = 'number'))
-"""
-
-
-def erased_since_query(key: AuditKey, snap: CallSnapshot) -> tuple[str, list[object]] | None:
-    """The statement (``?`` placeholders) that counts erasures of ``snap``'s caller since it began;
-    None when none can apply (no key yet means no erasure ever; an anonymous call with no number)."""
+def erased_since_values(key: AuditKey, snap: CallSnapshot) -> dict[str, object] | None:
+    """The values of ``db.statements.calls.ERASED_SINCE`` for ``snap``'s caller (since when, and the keyed
+    subjects of the identity and the number); None when no erasure can apply (no key yet means no erasure
+    ever; an anonymous call with no number)."""
     if not (snap.identity or snap.household) or key.existing() is None:
         return None
     identity = key.subject(snap.identity) if snap.identity else None
     number = key.subject(snap.household) if snap.household else None
-    return ERASED_SINCE_SQL, [snap.started_at or "", identity, number]
+    return {"since": snap.started_at or "", "identity": identity, "number": number}
 
 
 class AuditKey:

@@ -15,8 +15,8 @@ from conftest import scripted_call
 from db import CallSnapshot, Order, OrderLine, Repository, kitchen
 from db.clock import to_iso
 from db.kitchen_queue import kitchen_queue
-from db.privacy import ASKED_ON_CALL
 from db.schema.models import StaffMessage
+from db.statements.privacy import ASKED_ON_CALL
 from memory_agent.scripted_llm import Say, ToolCall
 
 PIZZA = OrderLine(menu_item="margherita_pizza", name="Margherita Pizza", quantity=1, unit_price_cents=1450)

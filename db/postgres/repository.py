@@ -338,8 +338,11 @@ class PostgresRepository:
         return int((await self.read(attempts.COUNT_SQL, (subject, since)))[0][0])
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await in_spool_thread(privacy.erased_since_query, self.audit_key, snap)
-        return query is not None and (await self.read(*query))[0][0] > 0
+        values = await in_spool_thread(privacy.erased_since_values, self.audit_key, snap)
+        return (
+            values is not None
+            and (await self._fetch(compiled(statements.ERASED_SINCE, "postgresql"), values))[0][0] > 0
+        )
 
     async def close_stale_calls(self, *, identity: str | None = None, lease: timedelta = stale.LEASE) -> list[str]:
         """Close as abandoned the open calls (of one caller, or all) whose owner's heartbeat ran out.
@@ -488,8 +491,8 @@ def find_stale(rows: Sequence[Sequence[Any]], *, me: Owner, now_iso: str, lease:
 
 async def _write_call(db: Conn, snap: CallSnapshot, now: str, careful: bool, audit_key: privacy.AuditKey) -> list[str]:
     """See ``db.statements.calls.write_call``: the number's lock and the erasure check come first."""
-    erased = privacy.erased_since_query(audit_key, snap)
-    return await run_postgres(db, statements.write_call(snap, now, careful, None if erased is None else erased[1]))
+    erased = privacy.erased_since_values(audit_key, snap)
+    return await run_postgres(db, statements.write_call(snap, now, careful, erased))
 
 
 async def _close_calls(db: Conn, found: list[stale.StaleCall], spool_file: Path, now: str) -> list[str]:

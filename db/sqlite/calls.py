@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from db import spool, stale
-from db.privacy import AuditKey, erased_since_query
+from db.privacy import AuditKey, erased_since_values
 from db.schema.models import CallSnapshot
 from db.statements import calls
 from db.statements.plan import run_sqlite
@@ -17,8 +17,8 @@ def write_call(
     db: sqlite3.Connection, snap: CallSnapshot, now: str, careful: bool, audit_key: AuditKey | None = None
 ) -> list[str]:
     """See ``db.statements.calls.write_call``; returns the parts left out (``careful`` only)."""
-    erased = None if audit_key is None else erased_since_query(audit_key, snap)
-    return run_sqlite(db, calls.write_call(snap, now, careful, None if erased is None else erased[1]))
+    erased = None if audit_key is None else erased_since_values(audit_key, snap)
+    return run_sqlite(db, calls.write_call(snap, now, careful, erased))
 
 
 def close_calls(db: sqlite3.Connection, found: list[stale.StaleCall], spool_file: Path, now: str) -> list[str]:

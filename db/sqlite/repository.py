@@ -30,6 +30,7 @@ from db.owner import current_owner
 from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 from db.sqlite import calls, migrate
+from db.sqlite import privacy as sqlite_privacy
 from db.sqlite.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.sqlite.reports import open_read_only
 from db.statements import calls as lookup
@@ -158,8 +159,8 @@ class SqliteRepository:
         return await recovery.replay_spool(self)
 
     async def erased_since(self, snap: CallSnapshot) -> bool:
-        query = await in_spool_thread(privacy.erased_since_query, self.audit_key, snap)
-        return query is not None and (await self.read(*query))[0][0] > 0
+        values = await in_spool_thread(privacy.erased_since_values, self.audit_key, snap)
+        return values is not None and (await self.read(compiled(lookup.ERASED_SINCE, "sqlite"), values))[0][0] > 0
 
     async def checkpoint(self) -> None:
         """Copy the write-ahead log into the main file now."""
@@ -211,7 +212,15 @@ class SqliteRepository:
     ) -> dict[str, int]:
         await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
         found = await self.writer.run(
-            privacy.forget, identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), on_call, forced=True
+            sqlite_privacy.forget,
+            identity,
+            name,
+            exact,
+            dry_run,
+            self.audit_key.subject,
+            utcnow_iso(),
+            on_call,
+            forced=True,
         )
         keys = {identity, *found["keys"]}
         needles = [*keys, *found["names"]]
@@ -225,12 +234,12 @@ class SqliteRepository:
     async def export_caller(self, identity: str) -> dict[str, Any]:
         """Everything held about the profiles on ``identity`` and its calls where no name was given, as plain
         data (for a caller's access request)."""
-        return await asyncio.to_thread(_read_only, self.path, privacy.export_caller, identity)
+        return await asyncio.to_thread(_read_only, self.path, sqlite_privacy.export_caller, identity)
 
     async def purge_transcripts(self, *, older_than: timedelta, batch: int = 500) -> dict[str, int]:
         """Remove transcripts and free-text comments older than ``older_than``; orders and ratings stay."""
         cutoff = to_iso(utcnow() - older_than)
-        return await recovery.purge_in_batches(lambda: self.writer.run(privacy.purge, cutoff, batch), batch)
+        return await recovery.purge_in_batches(lambda: self.writer.run(sqlite_privacy.purge, cutoff, batch), batch)
 
 
 async def count_erasure(
@@ -242,7 +251,7 @@ async def count_erasure(
     def count() -> dict[str, Any]:
         conn = open_read_only(path)
         try:
-            return privacy.forget(conn, identity, name, False, True, lambda key: "", "")
+            return sqlite_privacy.forget(conn, identity, name, False, True, lambda key: "", "")
         finally:
             conn.close()
 

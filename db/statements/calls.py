@@ -11,7 +11,7 @@ sequence at every write, and the update is as cheap on SQLite.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -319,7 +319,7 @@ DROP_LATER_MESSAGES = sa.delete(MESSAGES).where(MESSAGES.c.call_id == param("cal
 
 
 def write_call(
-    snap: CallSnapshot, now: str, careful: bool, erased_since: Sequence[object] | None = None
+    snap: CallSnapshot, now: str, careful: bool, erased_since: Mapping[str, object] | None = None
 ) -> Plan[list[str]]:
     """Write what ``snap`` holds; returns the parts left out (``careful`` only).
 
@@ -338,8 +338,7 @@ def write_call(
         yield number_lock(number, shared=True)
     erased = None
     if erased_since is not None:
-        since, identity_key, number_key = erased_since
-        erased = yield later(ERASED_SINCE, {"since": since, "identity": identity_key, "number": number_key})
+        erased = yield later(ERASED_SINCE, erased_since)
     # The customer's row updated and the call's locked, in this order, both sent before either answer is read.
     touched = None
     if snap.identity is not None:

@@ -114,7 +114,7 @@ def forget(
 
     Without ``name`` or ``exact``, everything on the number goes, its calls where no name was given
     included. Each erasure leaves an audit row (``subject`` hashes the key), which calls still running
-    read before they write (``db.privacy.ERASED_SINCE_SQL``): one for the number, or one per person erased.
+    read before they write (``db.statements.calls.ERASED_SINCE``): one for the number, or one per person erased.
     An erasure the caller asked for on a call (``on_call``) says so in its row (``audit_counts``): the
     call's outcome, which goes with the call, is still counted on the dashboard.
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from db.privacy import ASKED_ON_CALL
+from db.statements.privacy import ASKED_ON_CALL
 from memory_agent.datasette.sqlfunctions import OUTCOME_WORDS, TRANSFER_REASON_WORDS, words_sql
 
 SLUG = "owner"
