@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from db import spool
 from db.errors import CallerErased, DatabaseUnavailable, RepositoryError
@@ -158,3 +158,33 @@ async def purge_in_batches(purge_batch: Callable[[], Awaitable[dict[str, int]]],
             total[key] += value
         if done["calls"] < batch:
             return total
+
+
+async def erase(
+    repo: Repository,
+    erase_rows: Callable[[], Awaitable[dict[str, Any]]],
+    identity: str,
+    *,
+    exact: bool,
+    dry_run: bool,
+    drop_spooled: bool,
+) -> dict[str, int]:
+    """An erasure's counts by table: its rows (``erase_rows``, the backend's one transaction), then the spooled
+    lines of the same people, under ``repo.replaying`` so that no replay writes back what the erasure drops
+    (unless ``drop_spooled`` is False: the spool's replay carrying out an erasure holds it, and drops them)."""
+
+    async def rows_then_spool() -> dict[str, int]:
+        found = await erase_rows()
+        keys = {identity, *found["keys"]}
+        spooled = 0
+        if drop_spooled:
+            needles = [*keys, *found["names"]]
+            spooled = await spool.in_spool_thread(
+                spool.forget, repo.spool_file, keys, needles, households=not exact, dry_run=dry_run
+            )
+        return {**found["counts"], "spool_lines": spooled}
+
+    if not drop_spooled:
+        return await rows_then_spool()
+    async with repo.replaying:
+        return await rows_then_spool()

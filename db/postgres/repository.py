@@ -391,41 +391,26 @@ class PostgresRepository:
         without locking the tables (see ``pg_privacy.clean_after_erasure``), for an erasure asked for
         during a call while other calls write (its audit row says so).
         """
-        if drop_spooled:
-            async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
-                counts = await self._erase(
-                    identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True, on_call=online
-                )
-        else:  # the spool's replay, which holds ``replaying`` already
-            counts = await self._erase(
-                identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False, on_call=online
+
+        async def erase_rows() -> dict[str, Any]:
+            await asyncio.to_thread(self.audit_key.load)
+            return await self.run(
+                pg_privacy.forget,
+                identity,
+                name,
+                exact,
+                dry_run,
+                self.audit_key.subject,
+                utcnow_iso(),
+                online,
+                forced=True,
             )
+
+        counts = await recovery.erase(
+            self, erase_rows, identity, exact=exact, dry_run=dry_run, drop_spooled=drop_spooled
+        )
         vacuumed = dry_run or await self._vacuum(pg_privacy.ERASED, online=online)
         return Erasure(counts=counts, log_emptied=vacuumed)
-
-    async def _erase(
-        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool, on_call: bool
-    ) -> dict[str, int]:
-        await asyncio.to_thread(self.audit_key.load)
-        found = await self.run(
-            pg_privacy.forget,
-            identity,
-            name,
-            exact,
-            dry_run,
-            self.audit_key.subject,
-            utcnow_iso(),
-            on_call,
-            forced=True,
-        )
-        keys = {identity, *found["keys"]}
-        needles = [*keys, *found["names"]]
-        spooled = 0
-        if drop_spooled:
-            spooled = await in_spool_thread(
-                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-            )
-        return {**found["counts"], "spool_lines": spooled}
 
     async def _vacuum(self, tables: Sequence[str], *, online: bool) -> bool:
         """Clear the erased rows out of the tables' pages and indexes (``pg_privacy.clean_after_erasure``),

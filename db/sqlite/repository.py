@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from db import attempts, privacy, recovery, spool, stale
+from db import attempts, privacy, recovery, stale
 from db.attempts import Outcome
 from db.backend import Erasure, counted_with_spool
 from db.clock import to_iso, utcnow, utcnow_iso
@@ -195,41 +195,26 @@ class SqliteRepository:
         still running never write them back. ``dry_run`` only counts. ``online``: an erasure asked for
         during a call, while other calls run (SQLite's cleaning takes no long lock; its audit row says so).
         """
-        if drop_spooled:
-            async with self.replaying:  # no replay of this process writes a snapshot the erasure drops
-                counts = await self._erase(
-                    identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=True, on_call=online
-                )
-        else:  # the spool's replay, which holds ``replaying`` already
-            counts = await self._erase(
-                identity, name=name, exact=exact, dry_run=dry_run, drop_spooled=False, on_call=online
+
+        async def erase_rows() -> dict[str, Any]:
+            await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
+            return await self.writer.run(
+                sqlite_privacy.forget,
+                identity,
+                name,
+                exact,
+                dry_run,
+                self.audit_key.subject,
+                utcnow_iso(),
+                online,
+                forced=True,
             )
+
+        counts = await recovery.erase(
+            self, erase_rows, identity, exact=exact, dry_run=dry_run, drop_spooled=drop_spooled
+        )
         log_emptied = dry_run or await self.writer.checkpoint(mode="TRUNCATE")
         return Erasure(counts=counts, log_emptied=log_emptied)
-
-    async def _erase(
-        self, identity: str, *, name: str | None, exact: bool, dry_run: bool, drop_spooled: bool, on_call: bool
-    ) -> dict[str, int]:
-        await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
-        found = await self.writer.run(
-            sqlite_privacy.forget,
-            identity,
-            name,
-            exact,
-            dry_run,
-            self.audit_key.subject,
-            utcnow_iso(),
-            on_call,
-            forced=True,
-        )
-        keys = {identity, *found["keys"]}
-        needles = [*keys, *found["names"]]
-        spooled = 0
-        if drop_spooled:
-            spooled = await in_spool_thread(
-                spool.forget, self.spool_file, keys, needles, households=not exact, dry_run=dry_run
-            )
-        return {**found["counts"], "spool_lines": spooled}
 
     async def export_caller(self, identity: str) -> dict[str, Any]:
         """Everything held about the profiles on ``identity`` and its calls where no name was given, as plain
