@@ -5,7 +5,7 @@ repository rewrites the tables so that no erased byte stays in their pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import errors as pg_errors
@@ -16,20 +16,9 @@ from db.statements.plan import Plan, every, number_lock, run_postgres
 from db.statements.privacy import ERASED as ERASED
 
 
-async def forget(
-    db: Conn,
-    identity: str,
-    name: str | None,
-    exact: bool,
-    dry_run: bool,
-    subject: Callable[[str], str],
-    now: str,
-    on_call: bool = False,
-) -> dict[str, Any]:
-    """``db.statements.privacy.forget``, once the numbers it erases are locked."""
-    return await run_postgres(
-        db, _locked(identity, exact, statements.forget(identity, name, exact, dry_run, subject, now, on_call))
-    )
+async def forget(db: Conn, identity: str, exact: bool, erasure: Plan[dict[str, Any]]) -> dict[str, Any]:
+    """An erasure (``db.statements.privacy.forget`` of ``identity``), once the numbers it erases are locked."""
+    return await run_postgres(db, _locked(identity, exact, erasure))
 
 
 def _locked(identity: str, exact: bool, erasure: Plan[dict[str, Any]]) -> Plan[dict[str, Any]]:

@@ -48,6 +48,7 @@ from db.safe_url import postgres_url, scrub
 from db.schema.models import CallSnapshot, CustomerMemory, ErasureRequest, PastOrder
 from db.spool import Appender, ReplayResult, in_spool_thread, spool_path
 from db.statements import calls as statements
+from db.statements import privacy as privacy_statements
 from db.statements.plan import describe, run_postgres
 from db.statements.sql import compiled
 
@@ -394,17 +395,10 @@ class PostgresRepository:
 
         async def erase_rows() -> dict[str, Any]:
             await asyncio.to_thread(self.audit_key.load)
-            return await self.run(
-                pg_privacy.forget,
-                identity,
-                name,
-                exact,
-                dry_run,
-                self.audit_key.subject,
-                utcnow_iso(),
-                online,
-                forced=True,
+            erasure = privacy_statements.forget(
+                identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), online
             )
+            return await self.run(pg_privacy.forget, identity, exact, erasure, forced=True)
 
         counts = await recovery.erase(
             self, erase_rows, identity, exact=exact, dry_run=dry_run, drop_spooled=drop_spooled
@@ -549,7 +543,8 @@ async def count_erasure(
             found = await cur.fetchone()
             if not found or not found[0]:
                 raise NotADatabase(f"{where} is not a memory-agent database (no schema_migrations table)")
-            counted = await pg_privacy.forget(conn, identity, name, False, True, lambda key: "", "")
+            dry_run = privacy_statements.forget(identity, name, False, True, lambda key: "", "")
+            counted = await pg_privacy.forget(conn, identity, False, dry_run)
             await conn.rollback()
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database {where}: {scrub(_reason(exc), url)}") from None

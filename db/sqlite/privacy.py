@@ -10,27 +10,17 @@ functions empties the write-ahead log.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 from db.statements import privacy as statements
-from db.statements.plan import run_sqlite
+from db.statements.plan import Plan, run_sqlite
 
 _FTS = ("messages_fts", "feedback_fts")
 
 
-def forget(
-    db: sqlite3.Connection,
-    identity: str,
-    name: str | None,
-    exact: bool,
-    dry_run: bool,
-    subject: Callable[[str], str],
-    now: str,
-    on_call: bool = False,
-) -> dict[str, Any]:
-    """``db.statements.privacy.forget`` on SQLite, then its full-text indexes merged."""
-    found = run_sqlite(db, statements.forget(identity, name, exact, dry_run, subject, now, on_call))
+def forget(db: sqlite3.Connection, erasure: Plan[dict[str, Any]], dry_run: bool) -> dict[str, Any]:
+    """An erasure (``db.statements.privacy.forget``) on SQLite, then its full-text indexes merged."""
+    found = run_sqlite(db, erasure)
     if not dry_run and any(found["counts"].values()):
         merge_search_indexes(db)
     return found

@@ -34,6 +34,7 @@ from db.sqlite import privacy as sqlite_privacy
 from db.sqlite.connection import BUSY_TIMEOUT_MS, Writer, connect_reader, database_path, prepare
 from db.sqlite.reports import open_read_only
 from db.statements import calls as lookup
+from db.statements import privacy as privacy_statements
 from db.statements.sql import compiled
 
 log = logging.getLogger("memory_agent.db")
@@ -198,17 +199,10 @@ class SqliteRepository:
 
         async def erase_rows() -> dict[str, Any]:
             await asyncio.to_thread(self.audit_key.subject, identity)  # the key exists before the transaction
-            return await self.writer.run(
-                sqlite_privacy.forget,
-                identity,
-                name,
-                exact,
-                dry_run,
-                self.audit_key.subject,
-                utcnow_iso(),
-                online,
-                forced=True,
+            erasure = privacy_statements.forget(
+                identity, name, exact, dry_run, self.audit_key.subject, utcnow_iso(), online
             )
+            return await self.writer.run(sqlite_privacy.forget, erasure, dry_run, forced=True)
 
         counts = await recovery.erase(
             self, erase_rows, identity, exact=exact, dry_run=dry_run, drop_spooled=drop_spooled
@@ -236,7 +230,8 @@ async def count_erasure(
     def count() -> dict[str, Any]:
         conn = open_read_only(path)
         try:
-            return sqlite_privacy.forget(conn, identity, name, False, True, lambda key: "", "")
+            dry_run = privacy_statements.forget(identity, name, False, True, lambda key: "", "")
+            return sqlite_privacy.forget(conn, dry_run, True)
         finally:
             conn.close()
 
