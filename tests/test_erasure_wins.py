@@ -216,7 +216,7 @@ async def test_forget_me_with_the_database_locked_is_spooled_and_carried_out_lat
 
 
 async def test_forget_me_with_postgresql_refusing_is_spooled_and_carried_out_later(pg_url, tmp_path, caplog):
-    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+    async with open_repository(pg_url, spool_dir=tmp_path, busy_timeout_ms=20) as repo:
         await repo.recovered()
         call, _ = await scripted_call(
             repo, NUMBER, FORGET_ME, ["I'm Quinn", f"forget me and the {SECRET}"], finish=False, trust_caller_id=True
