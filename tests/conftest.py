@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from pg_server import pg_migrated, pg_migrated_url, pg_server, pg_url  # noqa: F401  (fixtures)
 from psycopg.sql import SQL, Identifier
 
 from db import CallSnapshot, Repository, open_repository
@@ -107,7 +107,7 @@ class Backend:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Each backend in turn: a test that takes this runs on SQLite, then on PostgreSQL."""
-    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_migrated_url")
     return Backend(request.param, target, tmp_path)
 
 
