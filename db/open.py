@@ -65,6 +65,8 @@ async def open_repository(
     erasure audit's hashes (default: in the spool folder; SQLite keeps its key beside the file).
     ``sweep``: how often the open database is searched for calls whose owner is gone (on PostgreSQL,
     whose lease ran out; default: the lease there, ``recovery.SWEEP`` on SQLite).
+    ``busy_timeout_ms``: how long a statement waits for the database to take it (SQLite's busy timeout;
+    on PostgreSQL, the wait for a pooled connection) before the journal spools.
     """
     if is_postgres_url(url_or_path):
         from db.postgres.repository import open_postgres
@@ -78,6 +80,7 @@ async def open_repository(
             erasure_key_file=erasure_key_file,
             sweep=sweep,
             attach=attach,
+            busy_timeout_ms=busy_timeout_ms,
         ) as pg:
             yield pg
         return

@@ -1,4 +1,5 @@
-"""Fixtures: a migrated SQLite file in a temporary folder and scripted calls through the real agents."""
+"""Fixtures: a migrated SQLite file in a temporary folder (or a PostgreSQL database of its own, for the tests
+that run on both backends) and scripted calls through the real agents."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import dataclasses
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from pg_server import pg_migrated, pg_migrated_url, pg_server, pg_url  # noqa: F401  (fixtures)
+from psycopg.sql import SQL, Identifier
 
 from db import CallSnapshot, Repository, open_repository
+from db.postgres.queries import qmark
+from db.postgres.repository import postgres_spool_path
+from db.spool import SUFFIX, spool_path
 from memory_agent import Call, CallConfig, start_call
 from memory_agent.identity import Caller
 from memory_agent.scripted_llm import ScriptedLLM, Step
@@ -32,11 +39,82 @@ async def repo(db_path: Path) -> AsyncIterator[Repository]:
         yield repository
 
 
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """Where a test's data lives: a SQLite file, or a PostgreSQL database of its own on the session's server."""
+
+    name: str  # "sqlite" or "postgres"
+    target: str  # what ``open_repository`` and the CLI's ``--db`` take: the file's path or the database's URL
+    spool_dir: Path  # this host's spool (and, on PostgreSQL, the erasure key) live here
+
+    def open(self, **options: Any) -> AbstractAsyncContextManager[Repository]:
+        """The repository on this database, opened as the worker opens it (``open_repository``'s options)."""
+        return open_repository(self.target, spool_dir=self.spool_dir, **options)
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        """Read the database the way an owner would: a plain connection of its own; ``?`` placeholders."""
+        if self.name == "sqlite":
+            return rows(Path(self.target), sql, params)
+        with psycopg.connect(self.target, autocommit=True) as conn:
+            cursor = conn.execute(qmark(sql), tuple(params)) if params else conn.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+
+    @property
+    def spool_file(self) -> Path:
+        """This host's spool of the snapshots (and erasures) the database refused."""
+        if self.name == "sqlite":
+            return spool_path(self.target, self.spool_dir)
+        return postgres_spool_path(self.target, self.spool_dir)
+
+    def holds(self, *needles: str) -> dict[str, list[str]]:
+        """Where the database still holds any of ``needles``: which of the SQLite files (the log and the spool
+        included), byte for byte, or which PostgreSQL tables, in any column, and which of this host's spools."""
+        if self.name == "sqlite":
+            return traces(Path(self.target), *needles)
+        stem = self.spool_file.name.removesuffix(SUFFIX)
+        found = _files_holding(list(self.spool_dir.glob(stem + ".spool*")), needles)
+        with psycopg.connect(self.target, autocommit=True) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            ).fetchall()
+            for (table,) in tables:
+                held = conn.execute(SQL("SELECT t::text FROM {} AS t").format(Identifier(table))).fetchall()
+                text = "\n".join(row[0] for row in held)
+                if hits := [n for n in needles if n in text]:
+                    found[table] = hits
+        return found
+
+    @contextlib.contextmanager
+    def refusing(self) -> Iterator[None]:
+        """The database refuses writes: another connection holds SQLite's write lock (open the repository with
+        a short ``busy_timeout_ms``), or the PostgreSQL database refuses every connection."""
+        if self.name == "sqlite":
+            from test_failing_database import write_lock_held
+
+            with write_lock_held(Path(self.target)):
+                yield
+            return
+        from test_postgres_backend import refuse_connections
+
+        refuse_connections(self.target, True)
+        try:
+            yield
+        finally:
+            refuse_connections(self.target, False)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-async def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
-    """The repository on each backend in turn: a SQLite file, then a PostgreSQL database of its own."""
-    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    async with open_repository(target, spool_dir=tmp_path) as repository:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each backend in turn: a test that takes this runs on SQLite, then on PostgreSQL."""
+    target = str(tmp_path / "memory.db") if request.param == "sqlite" else request.getfixturevalue("pg_migrated_url")
+    return Backend(request.param, target, tmp_path)
+
+
+@pytest.fixture
+async def any_repo(backend: Backend) -> AsyncIterator[Repository]:
+    """The repository on each backend in turn, its recovery at open done."""
+    async with backend.open() as repository:
         await repository.recovered()
         yield repository
 
@@ -48,6 +126,22 @@ def rows(db_path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def traces(db_path: Path, *needles: str) -> dict[str, list[str]]:
+    """Which of the database's files still hold any of ``needles``, byte for byte."""
+    files = [db_path, *db_path.parent.glob(db_path.name + "-*"), *db_path.parent.glob(db_path.name + ".spool*")]
+    return _files_holding(files, needles)
+
+
+def _files_holding(files: Iterable[Path], needles: Sequence[str]) -> dict[str, list[str]]:
+    found = {}
+    for file in files:
+        data = file.read_bytes()
+        hits = [n for n in needles if n.encode() in data]
+        if hits:
+            found[file.name] = hits
+    return found
 
 
 async def scripted_call(

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the tests: started once per session on 127.0.0.1, a fresh database per test.
+"""A throwaway PostgreSQL server for the tests: started once per session on 127.0.0.1, a fresh database per test
+(empty, or a copy of one migrated once per session).
 
 ``MEMORY_AGENT_TEST_PG_URL`` names a running server to use instead (CI starts one). Without it, the
 server's own binaries are looked for on the PATH and in Debian's ``/usr/lib/postgresql/*/bin``; when
@@ -7,6 +8,7 @@ there are none, the tests that need PostgreSQL are skipped with one line saying 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from psycopg import sql
+
+from db import prepare_database
 
 ENV_URL = "MEMORY_AGENT_TEST_PG_URL"
 _SEARCH = ("/usr/local/bin", "/usr/local/pgsql/bin")
@@ -60,10 +64,15 @@ class Server:
         parts = urlsplit(self.admin_url)
         return urlunsplit(parts._replace(path=f"/{name}"))
 
-    def create_database(self) -> str:
+    def create_database(self, template: str = "template0") -> str:
+        """A new database: empty, or a copy of ``template`` (which nothing may be connected to)."""
         name = f"test_{secrets.token_hex(6)}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} ENCODING 'UTF8'").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
         return name
 
     def drop_database(self, name: str) -> None:
@@ -149,6 +158,27 @@ def pg_server() -> Iterator[Server]:
 def pg_url(pg_server: Server) -> Iterator[str]:
     """A URL of a new, empty database of its own, dropped after the test."""
     name = pg_server.create_database()
+    try:
+        yield pg_server.database_url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server: Server) -> Iterator[str]:
+    """A database of the session's server migrated once, which each test's migrated database is a copy of."""
+    name = pg_server.create_database()
+    try:
+        asyncio.run(prepare_database(pg_server.database_url(name)))
+        yield name
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_migrated_url(pg_server: Server, pg_migrated: str) -> Iterator[str]:
+    """A URL of a new database of its own with the schema in place (quicker than migrating an empty one)."""
+    name = pg_server.create_database(template=pg_migrated)
     try:
         yield pg_server.database_url(name)
     finally:

@@ -6,12 +6,10 @@ import contextlib
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-import pytest
 
-from conftest import scripted_call
+from conftest import Backend, scripted_call
 from db import CallSnapshot, Order, OrderLine, Repository, kitchen
 from db.clock import to_iso
 from db.kitchen_queue import kitchen_queue
@@ -83,20 +81,20 @@ async def test_the_ready_time_is_stored_on_the_placed_order_and_makes_the_kitche
     assert await kitchen_queue(any_repo, now=now, until=now + timedelta(hours=4)) == 3
 
 
-def _move_ticket(request: pytest.FixtureRequest, tmp_path: Path, order_id: int, status: str) -> None:
+def _move_ticket(backend: Backend, order_id: int, status: str) -> None:
     """What the kitchen board writes (``db.kitchen.move_ticket``), on the backend under test."""
-    if request.node.callspec.params["any_repo"] == "sqlite":
-        with contextlib.closing(sqlite3.connect(tmp_path / "memory.db")) as conn, conn:
+    if backend.name == "sqlite":
+        with contextlib.closing(sqlite3.connect(backend.target)) as conn, conn:
             kitchen.move_ticket(conn, order_id, status, "Marco", START)
         return
-    with psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True) as conn:
+    with psycopg.connect(backend.target, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO ticket_changes (order_id, status, changed_by, changed_at) VALUES (%s, %s, %s, %s)",
             (order_id, status, "Marco", START),
         )
 
 
-async def test_the_queue_is_what_the_kitchen_still_has_to_make_by_the_boards_statuses(any_repo, request, tmp_path):
+async def test_the_queue_is_what_the_kitchen_still_has_to_make_by_the_boards_statuses(any_repo, backend):
     now = datetime(2026, 12, 8, 23, 0, tzinfo=UTC)
     later = now + timedelta(hours=1)
     for n, minutes in enumerate((20, 25, 30, -10, -15), start=1):  # three ahead, two past their ready time
@@ -104,11 +102,11 @@ async def test_the_queue_is_what_the_kitchen_still_has_to_make_by_the_boards_sta
         await _call(any_repo, f"o{n}", order=Order(status="placed", items=[PIZZA], ready_at=ready))
     ids = [row[0] for row in await _rows(any_repo, "SELECT id FROM orders ORDER BY id")]
     assert await kitchen_queue(any_repo, now=now, until=later) == 3  # untouched: gone at their ready time
-    _move_ticket(request, tmp_path, ids[0], "preparing")
-    _move_ticket(request, tmp_path, ids[1], "preparing")
-    _move_ticket(request, tmp_path, ids[1], "ready")  # made early: out of the queue
-    _move_ticket(request, tmp_path, ids[2], "collected")
-    _move_ticket(request, tmp_path, ids[3], "preparing")  # late: still being made, still in the way
+    _move_ticket(backend, ids[0], "preparing")
+    _move_ticket(backend, ids[1], "preparing")
+    _move_ticket(backend, ids[1], "ready")  # made early: out of the queue
+    _move_ticket(backend, ids[2], "collected")
+    _move_ticket(backend, ids[3], "preparing")  # late: still being made, still in the way
     assert await kitchen_queue(any_repo, now=now, until=later) == 2
     assert await kitchen_queue(any_repo, now=now + timedelta(hours=13), until=later + timedelta(hours=13)) == 0
 

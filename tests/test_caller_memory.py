@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import rows, scripted_call
+from conftest import scripted_call
 from db import CallSnapshot, Order, OrderLine
 from db.schema.models import CallerFact
 from memory_agent.agents.base import instructions
@@ -61,9 +61,9 @@ async def call(repo, steps, lines=(), identity=ANNA, **options):
 # -- allergies ----------------------------------------------------------------------------------
 
 
-async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(repo, db_path):
+async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(any_repo, backend):
     await call(
-        repo,
+        any_repo,
         [
             Say("Hi! Your name?"),
             ToolCall("save_customer_name", {"name": "Anna"}),
@@ -72,7 +72,7 @@ async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(r
             Say("Noted."),
         ],
     )
-    assert rows(db_path, "SELECT kind, topic, value FROM caller_facts") == [("allergy", "tree nuts", "pine nuts")]
+    assert backend.rows("SELECT kind, topic, value FROM caller_facts") == [("allergy", "tree nuts", "pine nuts")]
 
     steps = [
         *GREET,
@@ -85,7 +85,7 @@ async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(r
         ToolCall("confirm_order", {"allergies_checked": True}),
         Say("Placed."),
     ]
-    _, llm = await call(repo, steps)
+    _, llm = await call(any_repo, steps)
 
     assert caller_data(llm)["allergies"] == ["tree nuts"]
     told = outputs(llm)
@@ -93,12 +93,12 @@ async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(r
     assert refused[1] and "Pesto Pizza" in refused[0] and "tree nuts" in refused[0]
     assert not accepted[1]
     assert unchecked[1] and "still allergic" in unchecked[0] and "tree nuts" in unchecked[0]
-    assert rows(db_path, "SELECT menu_item, accepted_allergens FROM order_items") == [("pesto_pizza", '["tree nuts"]')]
-    assert rows(db_path, "SELECT status, kitchen_note FROM orders") == [("placed", "Allergies: tree nuts")]
+    assert backend.rows("SELECT menu_item, accepted_allergens FROM order_items") == [("pesto_pizza", '["tree nuts"]')]
+    assert backend.rows("SELECT status, kitchen_note FROM orders") == [("placed", "Allergies: tree nuts")]
 
-    await call(repo, [*GREET, ToolCall("forget_allergy", {"allergen": "nuts"}), Say("Dropped.")])
+    await call(any_repo, [*GREET, ToolCall("forget_allergy", {"allergen": "nuts"}), Say("Dropped.")])
     _, llm = await call(
-        repo,
+        any_repo,
         [
             *GREET,
             ToolCall("add_to_order", {"item": "pesto_pizza"}),
@@ -110,14 +110,14 @@ async def test_an_allergy_said_once_protects_every_later_order_until_withdrawn(r
     assert "allergies" not in caller_data(llm)
     assert "nuts" not in llm.requests[0].instructions
     assert [error for _, error in outputs(llm)] == [False]
-    assert rows(db_path, "SELECT kitchen_note FROM orders ORDER BY id")[-1] == (None,)
-    assert rows(db_path, "SELECT topic, value, superseded_at IS NULL FROM caller_facts ORDER BY id") == [
+    assert backend.rows("SELECT kitchen_note FROM orders ORDER BY id")[-1] == (None,)
+    assert backend.rows("SELECT topic, value, superseded_at IS NULL FROM caller_facts ORDER BY id") == [
         ("tree nuts", "pine nuts", 0),
         ("tree nuts", None, 1),
     ]
 
 
-async def test_an_allergy_stated_on_this_call_is_not_asked_again_and_reaches_the_kitchen(repo, db_path):
+async def test_an_allergy_stated_on_this_call_is_not_asked_again_and_reaches_the_kitchen(any_repo, backend):
     steps = [
         *GREET,
         ToolCall("remember_allergy", {"allergen": "Dairy"}),
@@ -133,20 +133,18 @@ async def test_an_allergy_stated_on_this_call_is_not_asked_again_and_reaches_the
         ToolCall("confirm_order"),
         Say("Placed."),
     ]
-    _, llm = await call(repo, steps)
+    _, llm = await call(any_repo, steps)
     told = outputs(llm)
     assert "milk" in told[0][0] and "Tiramisu" in told[0][0]
     assert 'not checked for ["mustard"]' in told[1][0]
     assert told[2][1] and "milk" in told[2][0]
     assert told[3][1] and 'not checked for ["mustard"]' in told[3][0] and "Sparkling Water" in told[3][0]
     assert len(told) == 5 and not told[4][1]
-    assert rows(db_path, "SELECT kitchen_note FROM orders") == [("Allergies: milk, mustard",)]
-    assert rows(db_path, "SELECT menu_item, accepted_allergens FROM order_items") == [
-        ("sparkling_water", '["mustard"]')
-    ]
+    assert backend.rows("SELECT kitchen_note FROM orders") == [("Allergies: milk, mustard",)]
+    assert backend.rows("SELECT menu_item, accepted_allergens FROM order_items") == [("sparkling_water", '["mustard"]')]
 
 
-async def test_a_caller_not_yet_known_is_protected_on_this_call_but_nothing_is_remembered(repo, db_path):
+async def test_a_caller_not_yet_known_is_protected_on_this_call_but_nothing_is_remembered(any_repo, backend):
     steps = [
         Say("Hello! Your name?"),
         ToolCall("transfer_to_order_taker"),
@@ -158,21 +156,21 @@ async def test_a_caller_not_yet_known_is_protected_on_this_call_but_nothing_is_r
         ToolCall("confirm_order"),
         Say("Placed."),
     ]
-    _, llm = await scripted_call(repo, None, steps, ["..."] * 5)
+    _, llm = await scripted_call(any_repo, None, steps, ["..."] * 5)
     assert "for this call only" in outputs(llm)[0][0]
-    assert rows(db_path, "SELECT kitchen_note FROM orders") == [("Allergies: sesame",)]
-    assert rows(db_path, "SELECT count(*) FROM caller_facts") == [(0,)]
+    assert backend.rows("SELECT kitchen_note FROM orders") == [("Allergies: sesame",)]
+    assert backend.rows("SELECT count(*) FROM caller_facts") == [(0,)]
 
 
 # -- preferences --------------------------------------------------------------------------------
 
 
-async def test_a_new_preference_on_the_same_subject_supersedes_the_old(repo, db_path):
+async def test_a_new_preference_on_the_same_subject_supersedes_the_old(any_repo, backend):
     await call(
-        repo, [*GREET, ToolCall("remember_preference", {"about": "diet", "preference": "vegetarian"}), Say("Ok.")]
+        any_repo, [*GREET, ToolCall("remember_preference", {"about": "diet", "preference": "vegetarian"}), Say("Ok.")]
     )
     _, llm = await call(
-        repo,
+        any_repo,
         [
             *GREET,
             ToolCall("remember_preference", {"about": "Diet", "preference": "eats meat again"}),
@@ -183,14 +181,14 @@ async def test_a_new_preference_on_the_same_subject_supersedes_the_old(repo, db_
     )
     assert caller_data(llm)["preferences"] == ["diet: vegetarian"]
 
-    _, llm = await call(repo, [*GREET, ToolCall("forget_preference", {"about": "crust"}), Say("Dropped.")])
+    _, llm = await call(any_repo, [*GREET, ToolCall("forget_preference", {"about": "crust"}), Say("Dropped.")])
     assert caller_data(llm)["preferences"] == ["crust: well done", "diet: eats meat again"]
     assert "vegetarian" not in llm.requests[0].instructions
 
-    _, llm = await call(repo, [*GREET, ToolCall("forget_preference", {"about": "onions"}), Say("None.")])
+    _, llm = await call(any_repo, [*GREET, ToolCall("forget_preference", {"about": "onions"}), Say("None.")])
     assert caller_data(llm)["preferences"] == ["diet: eats meat again"]
     assert outputs(llm)[0][1]  # nothing about onions on record
-    assert rows(db_path, "SELECT topic, value, superseded_at IS NULL FROM caller_facts ORDER BY id") == [
+    assert backend.rows("SELECT topic, value, superseded_at IS NULL FROM caller_facts ORDER BY id") == [
         ("diet", "vegetarian", 0),
         ("diet", "eats meat again", 1),
         ("crust", "well done", 0),
@@ -211,7 +209,7 @@ def order_steps(*items: str) -> list:
     ]
 
 
-async def test_my_usual_is_the_most_frequent_order_checked_against_todays_menu(repo, db_path):
+async def test_my_usual_is_the_most_frequent_order_checked_against_todays_menu(any_repo, backend):
     for items in [
         ("margherita_pizza", "tiramisu"),
         ("caesar_salad",),
@@ -219,22 +217,24 @@ async def test_my_usual_is_the_most_frequent_order_checked_against_todays_menu(r
         ("spaghetti_carbonara",),
         ("tiramisu", "margherita_pizza"),
     ]:
-        await call(repo, order_steps(*items))
+        await call(any_repo, order_steps(*items))
 
     today = menu_with(tiramisu={"available": False}, margherita_pizza={"price_cents": 1500})
     _, llm = await call(
-        repo, [*GREET, ToolCall("reorder_usual"), Say("Added."), ToolCall("confirm_order"), Say("Placed.")], menu=today
+        any_repo,
+        [*GREET, ToolCall("reorder_usual"), Say("Added."), ToolCall("confirm_order"), Say("Placed.")],
+        menu=today,
     )
     said = outputs(llm)[0][0]
     assert "Tiramisu" in said.split("Not available today")[1]
     assert "Margherita Pizza now $15.00 (was $14.50)" in said
-    assert rows(
-        db_path, "SELECT menu_item, unit_price_cents FROM order_items WHERE order_id = (SELECT max(id) FROM orders)"
+    assert backend.rows(
+        "SELECT menu_item, unit_price_cents FROM order_items WHERE order_id = (SELECT max(id) FROM orders)"
     ) == [("margherita_pizza", 1500)]
 
 
-async def test_the_same_as_last_time_leaves_out_what_is_unavailable_or_unsafe(repo, db_path):
-    await call(repo, order_steps("pesto_pizza", "tiramisu", "sparkling_water"))
+async def test_the_same_as_last_time_leaves_out_what_is_unavailable_or_unsafe(any_repo, backend):
+    await call(any_repo, order_steps("pesto_pizza", "tiramisu", "sparkling_water"))
     steps = [
         *GREET,
         ToolCall("remember_allergy", {"allergen": "walnuts"}),
@@ -242,18 +242,18 @@ async def test_the_same_as_last_time_leaves_out_what_is_unavailable_or_unsafe(re
         ToolCall("reorder_last_order"),
         Say("Added."),
     ]
-    _, llm = await call(repo, steps, menu=menu_with(tiramisu={"available": False}))
+    _, llm = await call(any_repo, steps, menu=menu_with(tiramisu={"available": False}))
     said = outputs(llm)[1][0]
     assert "Not available today, left out: Tiramisu" in said
     assert "Left out, it has their allergen: Pesto Pizza (tree nuts)" in said
     assert "1x Sparkling Water" in said
 
 
-async def test_past_orders_on_request_newest_first_and_bounded(repo):
+async def test_past_orders_on_request_newest_first_and_bounded(any_repo):
     for item in ["caesar_salad", "spaghetti_carbonara", "tiramisu", "pepperoni_pizza"]:
-        await call(repo, order_steps(item))
+        await call(any_repo, order_steps(item))
     _, llm = await call(
-        repo,
+        any_repo,
         [
             *GREET,
             ToolCall("recall_past_orders", {"limit": 3}),
@@ -273,10 +273,10 @@ async def test_past_orders_on_request_newest_first_and_bounded(repo):
 # -- the memory text ----------------------------------------------------------------------------
 
 
-async def test_the_memory_text_stays_bounded_for_a_long_history(repo):
+async def test_the_memory_text_stays_bounded_for_a_long_history(any_repo):
     lines = [OrderLine(menu_item="tiramisu", name="Tiramisu", quantity=2, unit_price_cents=750)]
     for n in range(1000):
-        await repo.save_call(
+        await any_repo.save_call(
             CallSnapshot(
                 call_id=f"c{n}",
                 identity=ANNA,
@@ -296,7 +296,7 @@ async def test_the_memory_text_stays_bounded_for_a_long_history(repo):
                 else [],
             )
         )
-    memory = await repo.recall(ANNA)
+    memory = await any_repo.recall(ANNA)
     assert memory is not None and memory.order_count == 1000 and len(memory.facts) == 50
     text = memory_text(memory)
     assert len(text) <= MAX_TEXT
@@ -305,9 +305,9 @@ async def test_the_memory_text_stays_bounded_for_a_long_history(repo):
     assert data["allergies"][-1].startswith("and ")
 
 
-async def test_a_stranger_and_another_household_member_never_see_a_callers_facts(repo):
+async def test_a_stranger_and_another_household_member_never_see_a_callers_facts(any_repo):
     await call(
-        repo,
+        any_repo,
         [
             Say("Hi! Name?"),
             ToolCall("save_customer_name", {"name": "Anna"}),
@@ -319,14 +319,14 @@ async def test_a_stranger_and_another_household_member_never_see_a_callers_facts
     )
     # The same number, caller ID not trusted, nobody says a name.
     _, stranger = await scripted_call(
-        repo,
+        any_repo,
         ANNA,
         [Say("Welcome back! Who is it?"), ToolCall("transfer_to_order_taker"), Say("Sure.")],
         ["hi", "order"],
     )
     # The same number, another person of the household.
     _, brother = await scripted_call(
-        repo,
+        any_repo,
         ANNA,
         [
             Say("Who is it?"),
@@ -341,9 +341,9 @@ async def test_a_stranger_and_another_household_member_never_see_a_callers_facts
         assert "shrimp" not in said and "crustacean" not in said and "olives" not in said
 
 
-async def test_the_feedback_agent_gets_the_name_only(repo):
+async def test_the_feedback_agent_gets_the_name_only(any_repo):
     await call(
-        repo,
+        any_repo,
         [
             Say("Hi! Name?"),
             ToolCall("save_customer_name", {"name": "Anna"}),
@@ -362,7 +362,7 @@ async def test_the_feedback_agent_gets_the_name_only(repo):
         ToolCall("confirm_order", {"allergies_checked": True}),
         Say("Placed, ready in 25 minutes. Rate us?"),
     ]
-    _, llm = await call(repo, steps)
+    _, llm = await call(any_repo, steps)
     by_agent = {r.instructions.split("\n\n")[1][:40]: r.instructions for r in llm.requests}
     feedback = next(text for task, text in by_agent.items() if task.startswith("The order is done"))
     # The name, and this call's order just placed; nothing of the caller's past.
@@ -387,7 +387,7 @@ def test_instructions_put_everything_about_the_caller_after_the_static_part():
     assert DATA_NOTE in static  # how to read caller data is said once, before any of it
 
 
-async def test_an_allergy_stated_after_the_dish_was_added_stops_the_order_until_resolved(repo, db_path):
+async def test_an_allergy_stated_after_the_dish_was_added_stops_the_order_until_resolved(any_repo, backend):
     steps = [
         *GREET,
         ToolCall("add_to_order", {"item": "pesto_pizza"}),
@@ -402,11 +402,11 @@ async def test_an_allergy_stated_after_the_dish_was_added_stops_the_order_until_
         ToolCall("confirm_order"),
         Say("Placed."),
     ]
-    _, llm = await call(repo, steps, identity=None)
+    _, llm = await call(any_repo, steps, identity=None)
     told = outputs(llm)
     assert "The order has Pesto Pizza" in told[1][0]
     refused = told[2]
     assert refused[1] and "Pesto Pizza (tree nuts)" in refused[0] and "allergic" in refused[0]
-    assert rows(
-        db_path, "SELECT o.status, i.accepted_allergens FROM orders AS o JOIN order_items AS i ON i.order_id = o.id"
+    assert backend.rows(
+        "SELECT o.status, i.accepted_allergens FROM orders AS o JOIN order_items AS i ON i.order_id = o.id"
     ) == [("placed", '["tree nuts"]')]

@@ -3,11 +3,16 @@ and the spool's replay joins a call's lines up into the whole call, on either ba
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
 from test_failing_database import FAST_GIVE_UP_MS, write_lock_held
 from test_writer_queue import writer_busy
 
-from conftest import rows
-from db import CallSnapshot, Message, Order, OrderLine, open_repository
+from conftest import Backend, rows
+from db import CallSnapshot, Message, Order, OrderLine
 from db.spool import spool_path
 from memory_agent import start_call
 from memory_agent.identity import Caller
@@ -34,19 +39,32 @@ async def transcript(repo) -> list[str]:
     return [row[0] for row in await repo.read("SELECT content FROM messages WHERE call_id = 'c1' ORDER BY seq", ())]
 
 
-async def test_each_spooled_turn_holds_only_that_turn_and_the_replay_writes_the_whole_call(db_path):
+@contextlib.contextmanager
+def writes_held(backend: Backend) -> Iterator[None]:
+    """Another connection holds the database's write lock (SQLite's; on PostgreSQL, the calls table's, which
+    every write of a call takes): writes wait, reads go on."""
+    if backend.name == "sqlite":
+        with write_lock_held(Path(backend.target)):
+            yield
+        return
+    with psycopg.connect(backend.target) as other, other.transaction():
+        other.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
+        yield
+
+
+async def test_each_spooled_turn_holds_only_that_turn_and_the_replay_writes_the_whole_call(backend):
     lines = [f"caller line {n}" for n in range(1, 6)]
-    async with open_repository(db_path, busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
+    async with backend.open(busy_timeout_ms=FAST_GIVE_UP_MS) as repo:
         steps = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
         call = await start_call(repo, Caller.typed("+15550007777"), llm=ScriptedLLM(steps), call_id="long")
         assert call.greeting is not None
         await call.greeting
         await call.journal.flush()  # the greeting is in the database
-        with write_lock_held(db_path):
+        with writes_held(backend):
             for line in lines:
                 await call.session.run(user_input=line)
-                await call.journal.saved()  # refused by the locked database: in the spool
-            spooled = [CallSnapshot.model_validate_json(raw) for raw in spool_path(db_path).read_bytes().splitlines()]
+                await call.journal.saved()  # refused by the database: in the spool
+            spooled = [CallSnapshot.model_validate_json(raw) for raw in backend.spool_file.read_bytes().splitlines()]
         await repo.replay_spool()
 
         # one line per turn, each with the caller's line and the answer, whatever came before
@@ -54,13 +72,13 @@ async def test_each_spooled_turn_holds_only_that_turn_and_the_replay_writes_the_
         assert [(snap.first_seq, [m.content for m in snap.messages]) for snap in spooled] == [
             (2 * n + 1, [line, f"Noted: {line}"]) for n, line in enumerate(lines, start=1)
         ]
-        assert rows(db_path, "SELECT role, content FROM messages WHERE call_id = 'long' ORDER BY seq") == [
+        assert backend.rows("SELECT role, content FROM messages WHERE call_id = 'long' ORDER BY seq") == [
             ("handoff", "start -> greeter"),
             ("assistant", "Welcome to Bella Vista!"),
             *(row for line in lines for row in (("user", line), ("assistant", f"Noted: {line}"))),
         ]
         await call.finish("caller_hung_up")
-    assert not spool_path(db_path).exists()
+    assert not backend.spool_file.exists()
 
 
 async def test_a_calls_lines_are_joined_in_their_order_the_later_part_winning(any_repo):

@@ -9,18 +9,14 @@ import asyncio
 import json
 import multiprocessing
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-import pytest
-from psycopg import sql
 from test_failing_database import write_lock_held
 from test_postgres_backend import refuse_connections
-from test_trust import memory_agent, traces
+from test_trust import memory_agent
 from workers import talk_through_an_erasure
 
-from conftest import rows, scripted_call
+from conftest import Backend, rows, scripted_call, traces
 from db import open_repository
 from memory_agent.scripted_llm import Say, ToolCall
 
@@ -73,42 +69,13 @@ def sqlite_holds(db_path: Path, needles: list[str]) -> dict[str, list[str]]:
     return found
 
 
-async def postgres_holds(url: str, needles: list[str]) -> dict[str, list[str]]:
-    """Which tables of the database hold any needle, in any column."""
-    found = {}
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-        )
-        for (table,) in await cur.fetchall():
-            cur = await conn.execute(sql.SQL("SELECT t::text FROM {} AS t").format(sql.Identifier(table)))
-            text = "\n".join(row[0] for row in await cur.fetchall())
-            if hits := [n for n in needles if n in text]:
-                found[table] = hits
-    return found
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Callable[[list[str]], object]]:
-    """Where the data lives (a SQLite file or a PostgreSQL URL) and how to search all of it."""
-    if request.param == "sqlite":
-        db_path = tmp_path / "memory.db"
-
-        async def search_file(needles: list[str]) -> dict[str, list[str]]:
-            return sqlite_holds(db_path, needles)
-
-        return str(db_path), search_file
-    url = request.getfixturevalue("pg_url")
-
-    async def search_tables(needles: list[str]) -> dict[str, list[str]]:
-        return await postgres_holds(url, needles)
-
-    return url, search_tables
+def holds(backend: Backend, needles: list[str]) -> dict[str, list[str]]:
+    """Where the database still holds any needle: on SQLite also in its full-text indexes' own terms."""
+    return sqlite_holds(Path(backend.target), needles) if backend.name == "sqlite" else backend.holds(*needles)
 
 
 async def test_a_call_running_when_its_caller_is_erased_by_another_process_never_writes_them_back(backend, tmp_path):
-    target, holds = backend
+    target = backend.target
     ready, go_on, report = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
     child = SPAWN.Process(
         target=talk_through_an_erasure,
@@ -117,7 +84,7 @@ async def test_a_call_running_when_its_caller_is_erased_by_another_process_never
     child.start()
     try:
         assert await asyncio.to_thread(ready.wait, 120), "the call never got going"
-        assert await holds(NEEDLES) != {}, "the call wrote nothing to erase"
+        assert holds(backend, NEEDLES) != {}, "the call wrote nothing to erase"
 
         erased = await asyncio.to_thread(memory_agent, "forget", NUMBER, "--db", target, cwd=tmp_path)
 
@@ -130,7 +97,7 @@ async def test_a_call_running_when_its_caller_is_erased_by_another_process_never
         await asyncio.to_thread(child.join, 120)
     assert child.exitcode == 0
 
-    assert await holds(NEEDLES) == {}
+    assert holds(backend, NEEDLES) == {}
     assert knew, "the call did not learn that its caller was erased"
     assert any("could not be recorded" in error for error in errors), errors  # the order was never promised
     async with open_repository(target, spool_dir=tmp_path) as repo:
@@ -187,7 +154,7 @@ async def calls_with_and_without_a_name(target: str, tmp_path: Path) -> None:
 
 
 async def test_forget_number_erases_its_calls_where_no_name_was_given(backend, tmp_path):
-    target, holds = backend
+    target = backend.target
     await calls_with_and_without_a_name(target, tmp_path)
 
     held = memory_agent("export-caller", NUMBER, "--db", target, cwd=tmp_path)
@@ -201,7 +168,7 @@ async def test_forget_number_erases_its_calls_where_no_name_was_given(backend, t
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("erased: customers 1, calls 2, orders 1,")
-    assert await holds([ANSWERED, EMAIL, NUMBER, "Maria"]) == {}
+    assert holds(backend, [ANSWERED, EMAIL, NUMBER, "Maria"]) == {}
     again = memory_agent("export-caller", NUMBER, "--db", target, cwd=tmp_path)
     assert again.returncode != 0 and "nothing is held" in again.stderr
 
@@ -249,7 +216,7 @@ async def test_forget_me_with_the_database_locked_is_spooled_and_carried_out_lat
 
 
 async def test_forget_me_with_postgresql_refusing_is_spooled_and_carried_out_later(pg_url, tmp_path, caplog):
-    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
+    async with open_repository(pg_url, spool_dir=tmp_path, busy_timeout_ms=20) as repo:
         await repo.recovered()
         call, _ = await scripted_call(
             repo, NUMBER, FORGET_ME, ["I'm Quinn", f"forget me and the {SECRET}"], finish=False, trust_caller_id=True
@@ -261,10 +228,10 @@ async def test_forget_me_with_postgresql_refusing_is_spooled_and_carried_out_lat
         finally:
             refuse_connections(pg_url, False)
         assert "the caller's erasure was spooled" in caplog.text
-    assert await postgres_holds(pg_url, ["Quinn"]) != {}  # the checkpoints got in before
+    assert Backend("postgres", pg_url, tmp_path).holds("Quinn") != {}  # the checkpoints got in before
 
     async with open_repository(pg_url, spool_dir=tmp_path) as repo:  # the next start carries it out
         await repo.recovered()
         assert not repo.spool_file.exists()
 
-    assert await postgres_holds(pg_url, ["Quinn", SECRET, NUMBER]) == {}
+    assert Backend("postgres", pg_url, tmp_path).holds("Quinn", SECRET, NUMBER) == {}

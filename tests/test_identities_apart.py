@@ -29,11 +29,8 @@ async def a_household(repo) -> None:
     """Maria (the number's first profile) and Tom (its second, keyed ``+1…#2``), each with a placed order."""
     await scripted_call(repo, MARIA, FIRST, FIRST_LINES, trust_caller_id=True)
     await scripted_call(repo, MARIA, TOMS_CALL, ["Tom here", "a tiramisu"])
-    assert rows_of(repo) == [(MARIA, "Maria"), (TOM, "Tom")]
-
-
-def rows_of(repo) -> list[tuple]:
-    return rows(repo.path, "SELECT participant_identity, name FROM customers ORDER BY id")
+    profiles = await repo.read("SELECT participant_identity, name FROM customers ORDER BY id", ())
+    assert [tuple(row) for row in profiles] == [(MARIA, "Maria"), (TOM, "Tom")]
 
 
 @pytest.mark.parametrize("identity", [TOM, "+14155550134#12", "alice#2"])
@@ -47,9 +44,9 @@ def test_a_participant_presenting_a_household_members_key_is_refused_in_one_line
     assert not any(ch.isdigit() for ch in record.getMessage())  # nothing of the identity in the log
 
 
-async def test_a_web_identity_equal_to_a_household_key_reads_and_erases_nothing(repo, db_path, caplog):
-    await a_household(repo)
-    before = rows(db_path, "SELECT * FROM customers ORDER BY id")
+async def test_a_web_identity_equal_to_a_household_key_reads_and_erases_nothing(any_repo, backend, caplog):
+    await a_household(any_repo)
+    before = backend.rows("SELECT * FROM customers ORDER BY id")
     steps = [
         Say("Welcome! How can I help?"),
         ToolCall("transfer_to_order_taker"),
@@ -60,15 +57,15 @@ async def test_a_web_identity_equal_to_a_household_key_reads_and_erases_nothing(
         Say("I can't do that yet."),
     ]
 
-    _, llm = await scripted_call(repo, TOM, steps, ["order", "what did I have last time?", "forget me"])
+    _, llm = await scripted_call(any_repo, TOM, steps, ["order", "what did I have last time?", "forget me"])
 
     said = told(llm)
     for secret in ["Tom", "no cocoa on top", *PERSONAL]:
         assert secret not in said, secret
     outputs = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"]
     assert all(output.is_error for output in outputs[-2:])  # no past orders; no erasure
-    assert rows(db_path, "SELECT * FROM customers ORDER BY id") == before
-    assert rows(db_path, "SELECT customer_id, caller_number FROM calls ORDER BY started_at DESC LIMIT 1") == [
+    assert backend.rows("SELECT * FROM customers ORDER BY id") == before
+    assert backend.rows("SELECT customer_id, caller_number FROM calls ORDER BY started_at DESC LIMIT 1") == [
         (None, None)
     ]
     assert "household member's key was refused" in caplog.text

@@ -7,7 +7,7 @@ import multiprocessing
 import shutil
 import sqlite3
 
-from test_failing_database import write_lock_held
+import psycopg
 from workers import place_while_locked_then_wait_to_be_killed, talk_then_wait_to_be_killed
 
 from conftest import rows, scripted_call
@@ -27,17 +27,18 @@ def kill(child) -> None:
     assert child.exitcode == -9
 
 
-async def test_an_order_announced_as_placed_survives_sigkill_while_the_database_is_locked(db_path):
-    async with open_repository(db_path):
+async def test_an_order_announced_as_placed_survives_sigkill_while_the_database_refuses_writes(backend):
+    async with backend.open():
         pass
     ordered, locked, placed = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
     child = SPAWN.Process(
-        target=place_while_locked_then_wait_to_be_killed, args=(str(db_path), "placed-call", ordered, locked, placed)
+        target=place_while_locked_then_wait_to_be_killed,
+        args=(backend.target, str(backend.spool_dir), "placed-call", ordered, locked, placed),
     )
     child.start()
     try:
         assert ordered.wait(timeout=60), "the child's call never got its items"
-        with write_lock_held(db_path):  # an owner's sqlite3 shell, a backup
+        with backend.refusing():  # an owner's sqlite3 shell, a backup; a server turning clients away
             locked.set()
             heard = placed.get(timeout=60)
             kill(child)
@@ -45,36 +46,41 @@ async def test_an_order_announced_as_placed_survives_sigkill_while_the_database_
         if child.is_alive():
             kill(child)
     assert heard == ([], "Feedback")  # placed: the call went on to feedback, which says so
+    if backend.name == "postgres":  # the killed process's heartbeat is as old as a lease run out
+        with psycopg.connect(backend.target, autocommit=True) as conn:
+            conn.execute("UPDATE worker_hosts SET heartbeat_at = now() - interval '1 hour'")
 
-    async with open_repository(db_path) as repo:  # the restart
-        await repo.recovery
+    async with backend.open() as repo:  # the restart
+        await repo.recovered()
 
-    assert rows(db_path, "SELECT status, total_cents, placed_at IS NOT NULL FROM orders") == [("placed", 3650, 1)]
-    assert rows(db_path, "SELECT menu_item, quantity FROM order_items ORDER BY position") == [
+    assert backend.rows("SELECT status, total_cents, placed_at IS NOT NULL FROM orders") == [("placed", 3650, 1)]
+    assert backend.rows("SELECT menu_item, quantity FROM order_items ORDER BY position") == [
         ("margherita_pizza", 2),
         ("tiramisu", 1),
     ]
-    assert rows(db_path, "SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 3650)]
-    [(reason,)] = rows(db_path, "SELECT end_reason FROM calls")
+    assert backend.rows("SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 3650)]
+    [(reason,)] = backend.rows("SELECT end_reason FROM calls")
     assert reason.startswith("abandoned: the process running the call")  # the call itself never ended
-    assert not spool_path(db_path).exists()
+    assert not backend.spool_file.exists()
 
 
-async def test_a_killed_call_keeps_every_completed_turn(db_path):
-    async with open_repository(db_path):
+async def test_a_killed_call_keeps_every_completed_turn(backend):
+    async with backend.open():
         pass
     lines = [f"caller line {n}" for n in range(1, 8)]
     ready = SPAWN.Event()
-    child = SPAWN.Process(target=talk_then_wait_to_be_killed, args=(str(db_path), "talk", lines, ready))
+    child = SPAWN.Process(
+        target=talk_then_wait_to_be_killed, args=(backend.target, str(backend.spool_dir), "talk", lines, ready)
+    )
     child.start()
     try:
         assert ready.wait(timeout=60), "the child's call never finished its turns"
     finally:
         kill(child)
 
-    said = [r[0] for r in rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY seq")]
+    said = [r[0] for r in backend.rows("SELECT content FROM messages WHERE role = 'user' ORDER BY seq")]
     assert said == lines
-    replies = rows(db_path, "SELECT count(*) FROM messages WHERE role = 'assistant'")
+    replies = backend.rows("SELECT count(*) FROM messages WHERE role = 'assistant'")
     assert replies == [(len(lines) + 1,)]
 
 
@@ -85,31 +91,32 @@ SURROGATE_STEPS = [
 ]
 
 
-async def test_lone_surrogates_from_the_caller_and_the_llm_are_stored_as_replacement_characters(repo, db_path):
-    call, _ = await scripted_call(repo, "+15550007777", SURROGATE_STEPS, ["I'm Jos\udce9, caf\udce9 please"])
+async def test_lone_surrogates_from_the_caller_and_the_llm_are_stored_as_replacement_characters(any_repo, backend):
+    call, _ = await scripted_call(any_repo, "+15550007777", SURROGATE_STEPS, ["I'm Jos\udce9, caf\udce9 please"])
 
     assert call.finished
-    assert rows(db_path, "SELECT content FROM messages WHERE role IN ('user', 'assistant') ORDER BY seq") == [
+    assert backend.rows("SELECT content FROM messages WHERE role IN ('user', 'assistant') ORDER BY seq") == [
         ("Welcome \ufffd to Bella Vista!",),
         ("I'm Jos\ufffd, caf\ufffd please",),
         ("Hello!",),
     ]
-    assert rows(db_path, "SELECT name FROM customers") == [("Jos",)]  # a name keeps printable characters only
-    assert rows(db_path, "SELECT ended_at IS NOT NULL FROM calls") == [(1,)]
+    assert backend.rows("SELECT name FROM customers") == [("Jos",)]  # a name keeps printable characters only
+    assert backend.rows("SELECT ended_at IS NOT NULL FROM calls") == [(1,)]
 
 
-async def test_lone_surrogates_survive_the_spool_too(db_path):
-    async with open_repository(db_path, busy_timeout_ms=20) as repo:
+async def test_lone_surrogates_survive_the_spool_too(backend):
+    async with backend.open(busy_timeout_ms=20) as repo:
         call, _ = await scripted_call(repo, "+15550006666", SURROGATE_STEPS, ["caf\udce9"], finish=False)
-        with write_lock_held(db_path):
+        with backend.refusing():
             await call.finish()
-    assert spool_path(db_path).exists()
+            assert backend.spool_file.exists()
 
-    async with open_repository(db_path):
-        pass
+    async with backend.open() as repo:
+        await repo.recovered()
 
-    said = rows(db_path, "SELECT content FROM messages WHERE role = 'user'")
+    said = backend.rows("SELECT content FROM messages WHERE role = 'user'")
     assert said == [("caf\ufffd",)]
+    assert not backend.spool_file.exists()
 
 
 async def test_a_full_disk_under_the_database_loses_nothing_when_the_spool_is_elsewhere(tmp_path):
@@ -140,28 +147,29 @@ async def test_a_full_disk_under_the_database_loses_nothing_when_the_spool_is_el
     assert [r[0] for r in said] == lines
 
 
-async def test_a_call_forces_two_writes_to_disk_placing_the_order_and_ending(repo, db_path):
+async def test_a_call_forces_two_writes_to_disk_placing_the_order_and_ending(any_repo, backend):
     forced = []
     for steps, lines in [(FIRST_CALL_STEPS, FIRST_CALL_LINES), (RETURN_CALL_STEPS, RETURN_CALL_LINES)]:
-        before = repo.write_counts["forced"]
-        await scripted_call(repo, "+15550004444", steps, lines, trust_caller_id=True)
-        forced.append(repo.write_counts["forced"] - before)
+        before = any_repo.write_counts["forced"]
+        await scripted_call(any_repo, "+15550004444", steps, lines, trust_caller_id=True)
+        forced.append(any_repo.write_counts["forced"] - before)
 
     assert forced == [2, 2]  # a new caller and a returning one: the placed order, then the call's end
-    assert repo.write_counts["relaxed"] > 0  # the checkpoints on the way
-    assert rows(db_path, "SELECT count(*), sum(status = 'placed') FROM orders") == [(2, 2)]
+    assert any_repo.write_counts["relaxed"] > 0  # the checkpoints on the way
+    placed = "SELECT count(*), count(*) FILTER (WHERE status = 'placed') FROM orders"
+    assert backend.rows(placed) == [(2, 2)]
 
 
-async def test_a_checkpoint_with_nothing_new_writes_nothing(repo):
-    call, _ = await scripted_call(repo, "+15550003333", FIRST_CALL_STEPS[:3], FIRST_CALL_LINES[:1], finish=False)
+async def test_a_checkpoint_with_nothing_new_writes_nothing(any_repo):
+    call, _ = await scripted_call(any_repo, "+15550003333", FIRST_CALL_STEPS[:3], FIRST_CALL_LINES[:1], finish=False)
     await call.journal.flush()
-    before = repo.write_counts.copy()
+    before = any_repo.write_counts.copy()
 
     for _ in range(3):  # as each agent's on_exit does
         call.journal.checkpoint()
     await call.journal.flush()
 
-    assert repo.write_counts == before
+    assert any_repo.write_counts == before
     await call.finish()
 
 

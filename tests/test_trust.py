@@ -9,14 +9,14 @@ import stat
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_failing_database import write_lock_held
 
-from conftest import rows, scripted_call
+from conftest import Backend, scripted_call
 from db import open_repository
-from db.spool import spool_path
+from db.spool import REJECTED_SUFFIX, SUFFIX
 from memory_agent.identity import Caller
 from memory_agent.logs import protect_logs
 from memory_agent.memory import as_data
@@ -63,8 +63,8 @@ async def maria_called_once(repo) -> None:
 # -- verification -------------------------------------------------------------------------------
 
 
-async def test_a_known_number_alone_reveals_nothing_personal_until_the_name_on_file_is_said(repo, db_path):
-    await maria_called_once(repo)
+async def test_a_known_number_alone_reveals_nothing_personal_until_the_name_on_file_is_said(any_repo, backend):
+    await maria_called_once(any_repo)
 
     steps = [
         Say("Welcome back! Who's calling?"),
@@ -73,34 +73,34 @@ async def test_a_known_number_alone_reveals_nothing_personal_until_the_name_on_f
         ToolCall("reorder_last_order"),
         Say("Nothing on record."),
     ]
-    _, llm = await scripted_call(repo, MARIA, steps, ["I want what I had last time", "the same as last time"])
+    _, llm = await scripted_call(any_repo, MARIA, steps, ["I want what I had last time", "the same as last time"])
 
     said = told(llm)
     for secret in PERSONAL:
         assert secret not in said, secret
     assert "who is speaking is not confirmed" in llm.requests[0].instructions
-    assert rows(db_path, "SELECT name, order_count, call_count FROM customers") == [("Maria", 1, 1)]
+    assert backend.rows("SELECT name, order_count, call_count FROM customers") == [("Maria", 1, 1)]
 
 
-async def test_the_name_on_file_in_any_case_accent_or_with_a_surname_brings_the_memory(repo, db_path):
-    await maria_called_once(repo)
+async def test_the_name_on_file_in_any_case_accent_or_with_a_surname_brings_the_memory(any_repo, backend):
+    await maria_called_once(any_repo)
 
     steps = [
         Say("Welcome back! Who's calling?"),
         ToolCall("save_customer_name", {"name": "MARÍA rossi"}),
         Say("Maria! The same as last time?"),
     ]
-    _, llm = await scripted_call(repo, MARIA, steps, ["It's María Rossi"])
+    _, llm = await scripted_call(any_repo, MARIA, steps, ["It's María Rossi"])
 
     assert "Maria" not in llm.requests[0].instructions
     after = llm.requests[-1].instructions
     assert '"name": "Maria"' in after and "2x Margherita Pizza (extra basil)" in after
-    assert rows(db_path, "SELECT count(*), sum(call_count) FROM customers") == [(1, 2)]
+    assert backend.rows("SELECT count(*), sum(call_count) FROM customers") == [(1, 2)]
 
 
-async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_the_owners(repo, db_path):
-    await maria_called_once(repo)
-    before = rows(db_path, "SELECT * FROM customers")
+async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_the_owners(any_repo, backend):
+    await maria_called_once(any_repo)
+    before = backend.rows("SELECT * FROM customers")
 
     steps = [
         Say("Welcome back! Who's calling?"),
@@ -115,25 +115,27 @@ async def test_another_name_on_the_number_is_a_new_profile_that_never_touches_th
         Say("Saved."),
     ]
     lines = ["Tom here", "order", "a tiramisu", "done", "tom@example.com"]
-    _, llm = await scripted_call(repo, MARIA, steps, lines)
+    _, llm = await scripted_call(any_repo, MARIA, steps, lines)
 
     for secret in PERSONAL:
         assert secret not in told(llm), secret
-    assert rows(db_path, f"SELECT * FROM customers WHERE participant_identity = '{MARIA}'") == before
-    assert rows(db_path, "SELECT participant_identity, household, name, email, order_count FROM customers") == [
+    assert backend.rows("SELECT * FROM customers WHERE participant_identity = ?", (MARIA,)) == before
+    assert backend.rows(
+        "SELECT participant_identity, household, name, email, order_count FROM customers ORDER BY id"
+    ) == [
         (MARIA, MARIA, "Maria", EMAIL, 1),
         (f"{MARIA}#2", MARIA, "Tom", "tom@example.com", 1),
     ]
 
     # Tom's next call picks Tom's profile by his name; Maria's by hers
     picked = [Say("Who's calling?"), ToolCall("save_customer_name", {"name": "tom"}), Say("Hi Tom")]
-    _, llm = await scripted_call(repo, MARIA, picked, ["tom"])
+    _, llm = await scripted_call(any_repo, MARIA, picked, ["tom"])
     memory = llm.requests[-1].instructions.split("<caller-data>")[1]  # the order taker's, after the name
     assert "Tiramisu" in memory and "Margherita" not in memory
 
 
-async def test_an_unverified_callers_order_is_kept_apart_from_the_profiles(repo, db_path):
-    await maria_called_once(repo)
+async def test_an_unverified_callers_order_is_kept_apart_from_the_profiles(any_repo, backend):
+    await maria_called_once(any_repo)
     steps = [
         Say("Who's calling?"),
         ToolCall("transfer_to_order_taker"),
@@ -142,24 +144,24 @@ async def test_an_unverified_callers_order_is_kept_apart_from_the_profiles(repo,
         ToolCall("confirm_order"),
         Say("Placed."),
     ]
-    await scripted_call(repo, MARIA, steps, ["just order", "a tiramisu"])
+    await scripted_call(any_repo, MARIA, steps, ["just order", "a tiramisu"])
 
-    assert rows(db_path, "SELECT customer_id IS NULL, status, total_cents FROM orders ORDER BY id") == [
-        (0, "placed", 2900),
-        (1, "placed", 750),
+    assert backend.rows("SELECT customer_id IS NULL, status, total_cents FROM orders ORDER BY id") == [
+        (False, "placed", 2900),
+        (True, "placed", 750),
     ]
-    assert rows(db_path, "SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 2900)]
+    assert backend.rows("SELECT order_count, lifetime_spend_cents FROM customers") == [(1, 2900)]
 
 
 @pytest.mark.parametrize("vouched", ["trust_caller_id", "attested"])
-async def test_a_vouched_for_number_is_remembered_before_the_first_word(repo, db_path, vouched):
+async def test_a_vouched_for_number_is_remembered_before_the_first_word(any_repo, vouched):
     from memory_agent import CallConfig, start_call
     from memory_agent.scripted_llm import ScriptedLLM
 
-    await maria_called_once(repo)
+    await maria_called_once(any_repo)
     llm = ScriptedLLM([Say("Welcome back, Maria!")])
     caller = Caller.phone(MARIA, attested=vouched == "attested")
-    call = await start_call(repo, caller, CallConfig(trust_caller_id=vouched == "trust_caller_id"), llm=llm)
+    call = await start_call(any_repo, caller, CallConfig(trust_caller_id=vouched == "trust_caller_id"), llm=llm)
     await call.greeting
     await call.finish()
 
@@ -167,9 +169,9 @@ async def test_a_vouched_for_number_is_remembered_before_the_first_word(repo, db
     assert "2x Margherita Pizza (extra basil)" in llm.requests[0].instructions
 
 
-async def test_a_signed_web_identity_is_remembered_at_once(repo):
-    await scripted_call(repo, "user-7f3a", FIRST, FIRST_LINES)
-    _, llm = await scripted_call(repo, "user-7f3a", [Say("Welcome back, Maria!")])
+async def test_a_signed_web_identity_is_remembered_at_once(any_repo):
+    await scripted_call(any_repo, "user-7f3a", FIRST, FIRST_LINES)
+    _, llm = await scripted_call(any_repo, "user-7f3a", [Say("Welcome back, Maria!")])
     assert '"name": "Maria"' in llm.requests[0].instructions
 
 
@@ -184,7 +186,7 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=["quote", "newlines-and-tag", "unicode-quotes", "json"])
-async def test_text_from_an_earlier_call_reaches_the_next_one_only_as_escaped_data(repo, payload):
+async def test_text_from_an_earlier_call_reaches_the_next_one_only_as_escaped_data(any_repo, payload):
     steps = [
         Say("Name?"),
         ToolCall("save_customer_name", {"name": "Ann"}),
@@ -197,8 +199,8 @@ async def test_text_from_an_earlier_call_reaches_the_next_one_only_as_escaped_da
         ToolCall("record_feedback", {"rating": 1, "comment": payload}),
         Say("Sorry."),
     ]
-    await scripted_call(repo, "web-ann", steps, ["Ann", "order", "tiramisu", "done", payload])
-    _, llm = await scripted_call(repo, "web-ann", [Say("Welcome back, Ann.")])
+    await scripted_call(any_repo, "web-ann", steps, ["Ann", "order", "tiramisu", "done", payload])
+    _, llm = await scripted_call(any_repo, "web-ann", [Say("Welcome back, Ann.")])
 
     instructions = llm.requests[0].instructions
     head, block = instructions.split("<caller-data>\n", 1)
@@ -222,59 +224,58 @@ def memory_agent(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     )
 
 
-def traces(db_path, *needles: str) -> dict[str, list[str]]:
-    """Which of the database's files still hold any of ``needles``, byte for byte."""
-    files = [db_path, *db_path.parent.glob(db_path.name + "-*"), *db_path.parent.glob(db_path.name + ".spool*")]
-    found = {}
-    for file in files:
-        data = file.read_bytes()
-        hits = [n for n in needles if n.encode() in data]
-        if hits:
-            found[file.name] = hits
-    return found
-
-
-async def two_callers(db_path) -> None:
-    async with open_repository(db_path) as repo:
+async def two_callers(target: str | Path, spool_dir: Path | None = None) -> None:
+    async with open_repository(target, spool_dir=spool_dir) as repo:
         await maria_called_once(repo)
         bob = [Say("Your name?"), ToolCall("save_customer_name", {"name": "Bob"}), Say("Hi Bob")]
         await scripted_call(repo, "+14155550199", bob, ["I'm Bob"])  # another caller, who stays
 
 
-async def test_forget_erases_every_trace_of_a_caller_and_only_theirs(db_path, tmp_path):
-    await two_callers(db_path)
+def in_one_line(result: subprocess.CompletedProcess[str], backend: Backend) -> None:
+    """A command's failure: its reason on stderr, no stack trace, and never the database URL's password."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    password = urlsplit(backend.target).password
+    assert not password or password not in result.stdout + result.stderr
+
+
+async def test_forget_erases_every_trace_of_a_caller_and_only_theirs(backend, tmp_path):
+    await two_callers(backend.target, backend.spool_dir)
     # a spooled call of hers (replayed when the command opens the database), and a torn spool line
     # that mentions her, must go too
-    async with open_repository(db_path, busy_timeout_ms=20) as repo:
+    async with backend.open(busy_timeout_ms=20) as repo:
         call, _ = await scripted_call(repo, MARIA, FIRST, FIRST_LINES, finish=False, trust_caller_id=True)
-        with write_lock_held(db_path):
+        await call.journal.flush()
+        with backend.refusing():
             await call.finish()
-    spool_path(db_path).with_name(db_path.name + ".spool.rejected.jsonl").write_text(f'{{"identity": "{MARIA}", "na\n')
-    assert traces(db_path, "Maria", WORD, EMAIL, MARIA)
+            assert backend.spool_file.exists()
+    rejected = backend.spool_file.with_name(backend.spool_file.name.removesuffix(SUFFIX) + REJECTED_SUFFIX)
+    rejected.write_text(f'{{"identity": "{MARIA}", "na\n')
+    assert backend.holds("Maria", WORD, EMAIL, MARIA)
 
-    dry = memory_agent("forget", "tel:+1-415-555-0134", "--dry-run", "--db", str(db_path), cwd=tmp_path)
+    dry = memory_agent("forget", "tel:+1-415-555-0134", "--dry-run", "--db", backend.target, cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("would erase: customers 1, calls 2,")
-    spooled = [spool_path(db_path), spool_path(db_path).with_name(db_path.name + ".spool.rejected.jsonl")]
-    lines = sum(len(path.read_text().splitlines()) for path in spooled)  # hers alone, the torn one included
+    lines = sum(len(path.read_text().splitlines()) for path in [backend.spool_file, rejected])  # hers alone
     # read only: the spooled call's lines are counted, not replayed
     assert dry.stdout.strip().endswith(f"spool_lines {lines}")
-    assert rows(db_path, "SELECT count(*) FROM customers") == [(2,)]
+    assert backend.rows("SELECT count(*) FROM customers") == [(2,)]
 
-    done = memory_agent("forget", "(415) 555-0134", "--db", str(db_path), cwd=tmp_path)
+    done = memory_agent("forget", "(415) 555-0134", "--db", backend.target, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("erased: customers 1, calls 2, orders 2,")
-    assert traces(db_path, "Maria", WORD, EMAIL, MARIA, "margherita", "basil") == {}
-    assert rows(db_path, "SELECT name FROM customers") == [("Bob",)]
-    assert rows(db_path, "SELECT count(*) FROM calls") == [(1,)]
-    [(subject, counts)] = rows(db_path, "SELECT subject, counts FROM erasures")
+    assert backend.holds("Maria", WORD, EMAIL, MARIA, "margherita", "basil") == {}
+    assert backend.rows("SELECT name FROM customers") == [("Bob",)]
+    assert backend.rows("SELECT count(*) FROM calls") == [(1,)]
+    [(subject, counts)] = backend.rows("SELECT subject, counts FROM erasures")
     assert MARIA not in subject and len(subject) == 64 and json.loads(counts)["customers"] == 1
-    assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
+    if backend.name == "sqlite":
+        assert backend.rows("PRAGMA integrity_check") == [("ok",)]
 
 
-async def test_forget_with_a_name_erases_one_person_of_a_household(db_path, tmp_path):
-    async with open_repository(db_path) as repo:
+async def test_forget_with_a_name_erases_one_person_of_a_household(backend, tmp_path):
+    async with backend.open() as repo:
         await maria_called_once(repo)
         tom = [
             Say("Who?"),
@@ -286,15 +287,15 @@ async def test_forget_with_a_name_erases_one_person_of_a_household(db_path, tmp_
         ]
         await scripted_call(repo, MARIA, tom, [f"Tom, I love {WORD}", "a tiramisu, that's all"])
 
-    done = memory_agent("forget", MARIA, "--name", "tom", "--db", str(db_path), cwd=tmp_path)
+    done = memory_agent("forget", MARIA, "--name", "tom", "--db", backend.target, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert rows(db_path, "SELECT name FROM customers") == [("Maria",)]
-    assert traces(db_path, "Tom") == {}
+    assert backend.rows("SELECT name FROM customers") == [("Maria",)]
+    assert backend.holds("Tom") == {}
 
 
-async def test_forget_me_on_the_phone_erases_the_caller_when_the_call_ends(repo, db_path):
-    await maria_called_once(repo)
+async def test_forget_me_on_the_phone_erases_the_caller_when_the_call_ends(any_repo, backend):
+    await maria_called_once(any_repo)
     steps = [
         Say("Who's calling?"),
         ToolCall("save_customer_name", {"name": "Maria"}),
@@ -302,27 +303,27 @@ async def test_forget_me_on_the_phone_erases_the_caller_when_the_call_ends(repo,
         ToolCall("forget_me", {"confirmed": True}),
         Say("Done: we will forget you when we hang up."),
     ]
-    await scripted_call(repo, MARIA, steps, ["Maria. Please forget me", f"Yes, forget the {WORD}"])
+    await scripted_call(any_repo, MARIA, steps, ["Maria. Please forget me", f"Yes, forget the {WORD}"])
 
-    assert rows(db_path, "SELECT count(*) FROM customers") == [(0,)]
-    assert rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
-    assert traces(db_path, "Maria", WORD, EMAIL, MARIA) == {}
+    assert backend.rows("SELECT count(*) FROM customers") == [(0,)]
+    assert backend.rows("SELECT count(*) FROM calls") == [(0,)]
+    assert backend.holds("Maria", WORD, EMAIL, MARIA) == {}
 
 
-async def test_forget_me_is_refused_before_the_caller_is_known(repo, db_path):
-    await maria_called_once(repo)
+async def test_forget_me_is_refused_before_the_caller_is_known(any_repo, backend):
+    await maria_called_once(any_repo)
     steps = [Say("Who's calling?"), ToolCall("forget_me", {"confirmed": True}), Say("I can't yet.")]
-    _, llm = await scripted_call(repo, MARIA, steps, ["forget Maria's data"])
+    _, llm = await scripted_call(any_repo, MARIA, steps, ["forget Maria's data"])
 
     output = [i for i in llm.requests[-1].chat_ctx.items if i.type == "function_call_output"][-1]
     assert output.is_error and "do not know who is calling" in output.output
-    assert rows(db_path, "SELECT name FROM customers") == [("Maria",)]
+    assert backend.rows("SELECT name FROM customers") == [("Maria",)]
 
 
-async def test_export_caller_prints_everything_held_about_them(db_path, tmp_path):
-    await two_callers(db_path)
+async def test_export_caller_prints_everything_held_about_them(backend, tmp_path):
+    await two_callers(backend.target, backend.spool_dir)
 
-    result = memory_agent("export-caller", "+1 415 555 0134", "--db", str(db_path), cwd=tmp_path)
+    result = memory_agent("export-caller", "+1 415 555 0134", "--db", backend.target, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     held = json.loads(result.stdout)
@@ -336,71 +337,74 @@ async def test_export_caller_prints_everything_held_about_them(db_path, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("backend", "args", "message"),
     [
-        (["forget", "555-0134"], "not a full phone number"),
-        (["forget", "+14155550100"], "nothing is held about"),
-        (["export-caller", "nobody"], "nothing is held about"),
-        (["purge", "--days", "0"], "--days"),
+        # what the command checks before it reads the database: on one backend
+        ("sqlite", ["forget", "555-0134"], "not a full phone number"),
+        ("sqlite", ["purge", "--days", "0"], "--days"),
+        # what the database says: on each
+        *((name, ["forget", "+14155550100"], "nothing is held about") for name in ("sqlite", "postgres")),
+        *((name, ["export-caller", "nobody"], "nothing is held about") for name in ("sqlite", "postgres")),
     ],
+    indirect=["backend"],
 )
-async def test_privacy_commands_refuse_bad_input_in_one_line(db_path, tmp_path, args, message):
-    await two_callers(db_path)
-    result = memory_agent(*args, "--db", str(db_path), cwd=tmp_path)
+async def test_privacy_commands_refuse_bad_input_in_one_line(backend, tmp_path, args, message):
+    await two_callers(backend.target, backend.spool_dir)
+    result = memory_agent(*args, "--db", backend.target, cwd=tmp_path)
 
-    assert result.returncode != 0
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert rows(db_path, "SELECT count(*) FROM customers") == [(2,)]
+    in_one_line(result, backend)
+    assert message in result.stderr
+    assert backend.rows("SELECT count(*) FROM customers") == [(2,)]
 
 
-async def test_purge_removes_old_transcripts_and_comments_and_keeps_the_books(db_path, tmp_path):
-    await two_callers(db_path)
-    with_comment = rows(db_path, "SELECT count(*) FROM feedback WHERE comment != ''")
+async def test_purge_removes_old_transcripts_and_comments_and_keeps_the_books(backend):
+    await two_callers(backend.target, backend.spool_dir)
+    with_comment = backend.rows("SELECT count(*) FROM feedback WHERE comment != ''")
 
-    async with open_repository(db_path) as repo:
+    async with backend.open() as repo:
         assert (await repo.purge_transcripts(older_than=timedelta(days=1)))["calls"] == 0
         done = await repo.purge_transcripts(older_than=timedelta(seconds=0))
 
     assert (done["calls"], done["comments"]) == (2, 1) and done["messages"] > 0
     assert with_comment == [(1,)]
-    assert rows(db_path, "SELECT count(*) FROM messages") == [(0,)]
-    assert rows(db_path, "SELECT rating, comment FROM feedback") == [(2, "")]
-    assert rows(db_path, "SELECT last_feedback_comment FROM customers WHERE name = 'Maria'") == [(None,)]
-    assert rows(db_path, "SELECT count(*), sum(total_cents) FROM orders") == [(1, 2900)]
-    assert rows(db_path, f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '{WORD}'") == [(0,)]
+    assert backend.rows("SELECT count(*) FROM messages") == [(0,)]
+    assert backend.rows("SELECT rating, comment FROM feedback") == [(2, "")]
+    assert backend.rows("SELECT last_feedback_comment FROM customers WHERE name = 'Maria'") == [(None,)]
+    assert backend.rows("SELECT count(*), sum(total_cents) FROM orders") == [(1, 2900)]
+    if backend.name == "sqlite":  # the full-text index's own copy (PostgreSQL's is an index on the table)
+        assert backend.rows(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '{WORD}'") == [(0,)]
 
 
-async def test_retention_runs_when_the_database_opens(db_path):
-    await two_callers(db_path)
-    async with open_repository(db_path, keep_transcripts=timedelta(seconds=0)) as repo:
+async def test_retention_runs_when_the_database_opens(backend):
+    await two_callers(backend.target, backend.spool_dir)
+    async with backend.open(keep_transcripts=timedelta(seconds=0)) as repo:
         await repo.recovered()
-    assert rows(db_path, "SELECT count(*) FROM messages") == [(0,)]
+    assert backend.rows("SELECT count(*) FROM messages") == [(0,)]
 
 
 # -- files and logs ------------------------------------------------------------------------------
 
 
-async def test_database_files_are_private_to_their_owner(db_path):
-    async with open_repository(db_path, busy_timeout_ms=20) as repo:
+async def test_database_files_are_private_to_their_owner(backend):
+    async with backend.open(busy_timeout_ms=20) as repo:
         call, _ = await scripted_call(repo, MARIA, FIRST, FIRST_LINES, finish=False)
-        with write_lock_held(db_path):
+        await call.journal.flush()
+        with backend.refusing():
             await call.finish()  # spooled
-        for file in [
-            db_path,
-            *db_path.parent.glob("memory.db-*"),
-            db_path.with_name("memory.db.lock"),
-            spool_path(db_path),
-        ]:
+        # the database's files, its lock, the spool, the erasure key: all that this host keeps
+        made = [file for file in backend.spool_dir.iterdir() if file.is_file()]
+        assert backend.spool_file in made
+        for file in made:
             assert stat.S_IMODE(os.stat(file).st_mode) == 0o600, file.name
 
 
-async def test_no_personal_data_in_logs_at_any_level(repo, caplog):
+async def test_no_personal_data_in_logs_at_any_level(any_repo, caplog):
     caplog.set_level(logging.DEBUG)
     protect_logs()
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.DEBUG)
-    await maria_called_once(repo)
-    await repo.forget(MARIA)
+    await maria_called_once(any_repo)
+    await any_repo.forget(MARIA)
 
     logged = "\n".join(
         record.getMessage() + repr({k: v for k, v in vars(record).items() if k not in ("msg", "args")})
@@ -409,28 +413,3 @@ async def test_no_personal_data_in_logs_at_any_level(repo, caplog):
     assert caplog.records, "nothing was logged"
     for secret in ["Maria", WORD, EMAIL, MARIA, "4155550134", "margherita"]:
         assert secret not in logged, secret
-
-
-async def test_the_privacy_commands_work_the_same_on_postgresql(pg_url, tmp_path):
-    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
-        await maria_called_once(repo)
-        bob = [Say("Your name?"), ToolCall("save_customer_name", {"name": "Bob"}), Say("Hi Bob")]
-        await scripted_call(repo, "+14155550199", bob, ["I'm Bob"])
-
-    held = memory_agent("export-caller", "+1 415 555 0134", "--db", pg_url, cwd=tmp_path)
-    assert held.returncode == 0, held.stderr
-    [profile] = json.loads(held.stdout)["profiles"]
-    assert (profile["name"], profile["email"]) == ("Maria", EMAIL)
-
-    done = memory_agent("forget", "(415) 555-0134", "--db", pg_url, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("erased: customers 1, calls 1, orders 1,")
-    async with open_repository(pg_url, spool_dir=tmp_path) as repo:
-        assert [tuple(r) for r in await repo.read("SELECT name FROM customers", ())] == [("Bob",)]
-        said = " ".join(r[0] for r in await repo.read("SELECT content FROM messages", ()))
-        assert WORD not in said and "Bob" in said
-
-    again = memory_agent("forget", "+14155550134", "--db", pg_url, cwd=tmp_path)
-    assert again.returncode != 0 and "nothing is held about" in again.stderr
-    password = urlsplit(pg_url).password
-    assert not password or password not in again.stderr + done.stderr + held.stderr

@@ -92,13 +92,14 @@ def finish_calls(db_path: str, worker: int, calls: int, identities: list[str], s
 
 
 def place_while_locked_then_wait_to_be_killed(
-    db_path: str, call_id: str, ordered: Event, locked: Event, placed: Queue
+    target: str, spool_dir: str, call_id: str, ordered: Event, locked: Event, placed: Queue
 ) -> None:
-    """Take an order, wait for another connection to hold the write lock, place it, report what the caller
-    heard: the tools' errors, and the agent the call went on to (Feedback: the order is placed)."""
+    """Take an order, wait for the database to refuse writes (another connection holds SQLite's write lock,
+    PostgreSQL refuses connections), place it, report what the caller heard: the tools' errors, and the
+    agent the call went on to (Feedback: the order is placed)."""
 
     async def run() -> None:
-        async with open_repository(db_path) as repo:
+        async with open_repository(target, spool_dir=spool_dir) as repo:
             call = await _call_until(repo, "+15550009999", call_id, [*ORDER_STEPS, *PLACE_STEPS], ORDER_LINES)
             ordered.set()
             await asyncio.to_thread(locked.wait)
@@ -110,11 +111,11 @@ def place_while_locked_then_wait_to_be_killed(
     asyncio.run(run())
 
 
-def talk_then_wait_to_be_killed(db_path: str, call_id: str, lines: list[str], ready: Event) -> None:
+def talk_then_wait_to_be_killed(target: str, spool_dir: str, call_id: str, lines: list[str], ready: Event) -> None:
     """Hold a conversation of ``lines`` (each a completed turn), then hang as a call in progress would."""
 
     async def run() -> None:
-        async with open_repository(db_path) as repo:
+        async with open_repository(target, spool_dir=spool_dir) as repo:
             steps: list[Step] = [Say("Welcome to Bella Vista!"), *(Say(f"Noted: {line}") for line in lines)]
             await _call_until(repo, "+15550008888", call_id, steps, lines)
             ready.set()

@@ -590,6 +590,7 @@ async def open_postgres(
     pool_size: int = POOL_SIZE,
     sweep: timedelta | None = None,
     attach: bool = False,
+    busy_timeout_ms: int = CONNECT_TIMEOUT_S * 1000,
 ) -> AsyncIterator[PostgresRepository]:
     """Open the database at ``url`` (migrating it) and yield the repository; see ``db.open_repository``.
 
@@ -599,6 +600,8 @@ async def open_postgres(
 
     ``attach``: no migration, recovery, drainer or sweep (another process of the host runs them): the
     pool, the lookup connection and this process's heartbeat, which stands for the calls it runs.
+    ``busy_timeout_ms``: how long a read or write waits for a connection of the pool (while the server
+    refuses them, or all are in use) before it gives up with ``DatabaseUnavailable``.
     """
     url = postgres_url(url)
     where = describe_url(url)
@@ -613,7 +616,7 @@ async def open_postgres(
         max_size=pool_size,
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
         configure=_configure,
-        timeout=CONNECT_TIMEOUT_S,
+        timeout=busy_timeout_ms / 1000,
         open=False,
         name="memory-agent",
     )
