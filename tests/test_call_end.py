@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from conftest import scripted_call
 from memory_agent.call import call_snapshot
 from memory_agent.scripted_llm import Say, ToolCall
@@ -61,21 +59,6 @@ async def test_finish_twice_gives_the_same_rows(any_repo, backend):
     assert snapshot(backend) == before
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the end-of-call write deletes and inserts an order's lines again even when unchanged:"
-                " SQLite hands the freed rowids out again, PostgreSQL's sequence gives the lines new ids",
-            ),
-        ),
-    ],
-    indirect=True,
-)
 async def test_the_write_repeated_with_one_record_changes_nothing_the_second_time(any_repo, backend):
     call, _ = await scripted_call(any_repo, "leo", MID_ORDER_STEPS, MID_ORDER_LINES)
     before = snapshot(backend)

@@ -530,8 +530,18 @@ def _add_order(dialect: Dialect) -> sa.Insert:
     ).returning(ORDERS.c.id)
 
 
-DROP_LINES = sa.delete(ITEMS).where(ITEMS.c.order_id == param("order_id"))
-ADD_LINE = sa.insert(ITEMS).values({name: param(name) for name in ("order_id", "position", *_LINE)})
+# An order's lines by their place in it: a line that did not change is not written again (it keeps its row),
+# and the lines past the order's last are dropped.
+DROP_LINES_AFTER = sa.delete(ITEMS).where(ITEMS.c.order_id == param("order_id"), ITEMS.c.position > param("count"))
+
+
+def _put_line(dialect: Dialect) -> sa.Insert:
+    insert = upsert(ITEMS, dialect).values({name: param(name) for name in ("order_id", "position", *_LINE)})
+    return insert.on_conflict_do_update(
+        index_elements=[ITEMS.c.order_id, ITEMS.c.position],
+        set_={name: insert.excluded[name] for name in _LINE},
+        where=sa.or_(*(ITEMS.c[name].is_distinct_from(insert.excluded[name]) for name in _LINE)),
+    )
 
 
 def _enqueue(dialect: Dialect) -> sa.Insert:
@@ -562,9 +572,9 @@ def _write_order(
         row = yield one(_add_order, {**fields, "call_id": call_id, "created_at": created_at})
     order_id = int(row[0])
     if existing is not None:
-        yield execute(DROP_LINES, {"order_id": order_id})
+        yield execute(DROP_LINES_AFTER, {"order_id": order_id, "count": len(order.items)})
     lines = [{"order_id": order_id, "position": n, **_named(line)} for n, line in enumerate(order.items, start=1)]
-    yield many(ADD_LINE, lines)
+    yield many(_put_line, lines)
     if order.status == "placed":  # queued for the till in the transaction that places it
         yield execute(_enqueue, {"order_id": order_id, "key": idempotency_key(order_id, call_id), "at": at})
     if order.status == "placed" and customer_id is not None:
