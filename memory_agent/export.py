@@ -24,7 +24,6 @@ from db import RepositoryError, database_path
 from db.reports import EXPORT_FORMATS, ORDER_STATUSES, parse_moment, parse_statuses
 from db.safe_url import is_postgres_url
 from db.statements.reports import OrderFilter
-from memory_agent.datasette.sqlfunctions import caller_key
 from memory_agent.settings import Settings, invalid_setting
 
 PROG = "memory-agent export"
@@ -132,7 +131,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         return fail(str(exc), code=2)
     if since is not None and until is not None and since >= until:
         return fail(f"--since {args.since} is not before --until {args.until}: no order can match", code=2)
-    filters = OrderFilter(since=since, until=until, statuses=args.status or (), customer=caller_key(args.customer))
+    customer = None
+    if args.customer is not None:
+        from memory_agent.datasette.sqlfunctions import caller_key  # phonenumbers' tables, only when asked
+
+        customer = caller_key(args.customer)
+    filters = OrderFilter(since=since, until=until, statuses=args.status or (), customer=customer)
     db = args.db or str(settings.db)
     try:
         source = _open(db)

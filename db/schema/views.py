@@ -3,7 +3,8 @@
 A view holds no data, so it is not migrated: each time the schema is brought up to date (``db.schema.alembic``),
 a view whose stored text differs from this one is dropped and created again, after the revisions ran. A
 change to a view is an edit here and nothing else. Where the databases differ in types, a ``CAST`` says
-what both must return (``BIGINT``: SQLite's INTEGER; ``DOUBLE PRECISION``: SQLite's REAL).
+what both must return (``BIGINT``: SQLite's INTEGER; ``DOUBLE PRECISION``: SQLite's REAL). ``order_lines`` has
+every column of an order line (``db.schema.models.OrderLine``): a new field is in it with nothing more to do.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import hashlib
 
 from sqlalchemy import Connection, text
 
+from db.schema.models import OrderLine, columns
+
 VIEWS: dict[str, str] = {
     "order_lines": """
 SELECT i.id AS order_item_id, i.order_id, o.call_id, o.customer_id, c.label AS customer,
-       o.status, o.created_at, i.position, i.menu_item, i.name, i.quantity, i.modifications,
-       i.unit_price_cents, i.quantity * i.unit_price_cents AS line_total_cents,
-       i.accepted_allergens, o.kitchen_note
+       o.status, o.created_at, i.position, """
+    + ", ".join(f"i.{name}" for name in columns(OrderLine))
+    + """,
+       i.quantity * i.unit_price_cents AS line_total_cents, o.kitchen_note
 FROM order_items AS i
 JOIN orders AS o ON o.id = i.order_id
 LEFT JOIN customers AS c ON c.id = o.customer_id""",

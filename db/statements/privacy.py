@@ -24,8 +24,10 @@ from db.schema.models import (
     FeedbackRow,
     MessageRow,
     OrderItemRow,
+    OrderLine,
     OrderRow,
     StaffMessageRow,
+    columns,
     name_key,
 )
 from db.statements.plan import Plan, count, every, execute, one
@@ -240,7 +242,7 @@ STAFF_MESSAGES = (
 _OF_CALL: BindParameter[Any] = bindparam("call_id")
 ORDER_OF_CALL = select(orders).where(orders.c.call_id == _OF_CALL)
 ORDER_LINES = (
-    _columns(order_items, "position menu_item name quantity unit_price_cents modifications accepted_allergens")
+    _columns(order_items, " ".join(("position", *columns(OrderLine))))
     .where(order_items.c.order_id == bindparam("order_id"))
     .order_by(order_items.c.position)
 )

@@ -275,7 +275,7 @@ UPDATE customers SET usual_order_id = {_SQLITE_USUAL_ORDER} WHERE last_order_id 
 # Version 7: erasure wins over calls in flight. Each call records the number (or identity) it came from,
 # so an erasure of a number reaches its calls where no name was given; each erasure records its scope
 # (``number``: everything on it; ``profile``: one person), which the end-of-call write, every checkpoint
-# and the spool's replay read before writing (``db.privacy.ERASED_SINCE_SQL``). Erasures recorded before
+# and the spool's replay read before writing (``db.statements.calls.ERASED_SINCE`` today). Erasures recorded before
 # count as the whole number's: of a doubt, the erasure wins.
 _SQLITE_ERASURE_WINS = """
 ALTER TABLE calls ADD COLUMN caller_number TEXT;
