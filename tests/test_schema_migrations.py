@@ -188,6 +188,7 @@ async def test_a_postgres_database_at_version_2_upgrades_in_place_with_its_rows(
 
 _MIGRATE = """
 import sqlite3, sys
+from db.sqlite import migrate
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("PRAGMA busy_timeout = 60000")
 print(migrate.migrate(conn))
