@@ -47,6 +47,7 @@ async def greeted_call(
             await line.hang_up()
             await session.aclose()
             await asyncio.gather(*(cb("room empty") if inspect.signature(cb).parameters else cb() for cb in shutdown))  # type: ignore[call-arg]
-    await line.aclose()
-    await room.aclose()
+    async with asyncio.timeout(WAIT_S):  # a hung hang-up fails the test, never the run
+        await line.aclose()
+        await room.aclose()
     return session
