@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -321,3 +322,13 @@ def test_a_file_another_process_is_writing_waits_then_fails_with_sqlites_own_err
     assert migrate.migrate(conn) == migrate.LATEST_VERSION
     conn.close()
     assert rows(path, "SELECT version_num FROM alembic_version") == [(f"{migrate.LATEST_VERSION:04d}",)]
+
+
+def test_an_installed_package_carries_every_revision():
+    # versions/ is no package: only the package data's patterns put its revisions into a wheel.
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["db"]
+    shipped = {path for pattern in patterns for path in (root / "db").glob(pattern)}
+    revisions = set((root / "db" / "schema" / "alembic" / "versions").glob("v*.py"))
+    assert revisions and revisions <= shipped
+    assert root / "db" / "schema" / "alembic" / "script.py.mako" in shipped
