@@ -99,6 +99,19 @@ def upsert(table: Table, dialect: Dialect) -> sqlite.Insert | postgresql.Insert:
     return insert(table)
 
 
+def _written(construct: type[FunctionElement[Any]], *, sqlite: str, postgresql: str) -> None:
+    """``construct`` in each dialect: a template of its arguments' SQL (``{0}``, ``{1}``...)."""
+
+    def writer(template: str) -> Callable[..., str]:
+        def write(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
+            return template.format(*(compiler.process(clause, **kw) for clause in element.clauses))
+
+        return write
+
+    compiles(construct, "sqlite")(writer(sqlite))
+    compiles(construct)(writer(postgresql))
+
+
 class greatest(FunctionElement[Any]):  # noqa: N801  (named as the SQL function it is)
     """The larger of two values: ``max(a, b)`` in SQLite, ``greatest(a, b)`` in PostgreSQL."""
 
@@ -106,14 +119,7 @@ class greatest(FunctionElement[Any]):  # noqa: N801  (named as the SQL function 
     inherit_cache = True
 
 
-@compiles(greatest, "sqlite")
-def _greatest_sqlite(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"max({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(greatest)
-def _greatest(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"greatest({compiler.process(element.clauses, **kw)})"
+_written(greatest, sqlite="max({0}, {1})", postgresql="greatest({0}, {1})")
 
 
 def compiled_now(statement: ClauseElement, dialect: Dialect) -> str:
@@ -132,14 +138,7 @@ class bytewise(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(bytewise, "sqlite")
-def _bytewise_sqlite(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(bytewise)
-def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+_written(bytewise, sqlite="{0}", postgresql='({0}) COLLATE "C"')
 
 
 class list_joined(FunctionElement[Any]):  # noqa: N801
@@ -148,19 +147,12 @@ class list_joined(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(list_joined, "sqlite")
-def _list_joined_sqlite(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
-    x, separator = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(SELECT group_concat(value, {separator}) FROM json_each({x}))"
-
-
-@compiles(list_joined)
-def _list_joined(element: list_joined, compiler: SQLCompiler, **kw: Any) -> str:
-    x, separator = (compiler.process(c, **kw) for c in element.clauses)
-    return (
-        f"(SELECT string_agg(e.value, {separator} ORDER BY e.n)"
-        f" FROM jsonb_array_elements_text(({x})::jsonb) WITH ORDINALITY AS e(value, n))"
-    )
+_written(
+    list_joined,
+    sqlite="(SELECT group_concat(value, {1}) FROM json_each({0}))",
+    postgresql="(SELECT string_agg(e.value, {1} ORDER BY e.n)"
+    " FROM jsonb_array_elements_text(({0})::jsonb) WITH ORDINALITY AS e(value, n))",
+)
 
 
 class list_first(FunctionElement[Any]):  # noqa: N801
@@ -169,14 +161,7 @@ class list_first(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(list_first, "sqlite")
-def _list_first_sqlite(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_extract({compiler.process(element.clauses, **kw)}, '$[0]')"
-
-
-@compiles(list_first)
-def _list_first(element: list_first, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(({compiler.process(element.clauses, **kw)})::jsonb ->> 0)"
+_written(list_first, sqlite="json_extract({0}, '$[0]')", postgresql="(({0})::jsonb ->> 0)")
 
 
 class at_offset(FunctionElement[Any]):  # noqa: N801
